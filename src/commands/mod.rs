@@ -1,0 +1,22 @@
+//! One module per subcommand.
+
+pub mod calc;
+
+use crate::cli::{Cli, Command};
+use crate::error::CliError;
+
+/// Run the command the options name, printing to standard output.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Calc(args) => calc::run(&args, &mut out),
+    }
+}
+
+/// Read an input file, with an error that names it.
+pub(crate) fn read_input(path: &std::path::Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|source| CliError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}

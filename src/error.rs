@@ -1,0 +1,35 @@
+//! Errors of the command-line tool and their exit codes.
+
+use loopvel_scenario::ScenarioError;
+
+/// What stops a command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// An input file cannot be read.
+    #[error("cannot read {path}: {source}; check the path")]
+    Read {
+        /// The path as given.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The scenario is not usable.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// A command-line value is not usable.
+    #[error("{0}")]
+    Usage(String),
+    /// Output could not be written.
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl CliError {
+    /// 2 for bad input (as for usage errors), 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Read { .. } | CliError::Scenario(_) | CliError::Usage(_) => 2,
+            CliError::Output(_) => 1,
+        }
+    }
+}
