@@ -21,6 +21,9 @@ pub enum Command {
     /// time to all tests passing, pass rate, time and cost to pass, policies,
     /// break-even, and a verdict.
     Calc(CalcArgs),
+    /// Simulate loops run by run (Monte Carlo): distributions of times, task
+    /// difficulty, flaky tests, thrash, rate limits, budgets and policies.
+    Simulate(SimulateArgs),
 }
 
 /// Options of `loopvel calc`.
@@ -37,6 +40,48 @@ pub struct CalcArgs {
     pub json: bool,
     /// A model competes on speed only if its pass rate is within this share of
     /// the best (0.05 = 5 percentage points).
+    #[arg(long, default_value_t = 0.05, value_name = "SHARE")]
+    pub pass_rate_margin: f64,
+}
+
+/// Options of `loopvel simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Scenario file (TOML): any `calc` scenario, or one with distributions and simulator keys.
+    pub scenario: PathBuf,
+    /// Runs per model or policy.
+    #[arg(long, default_value_t = 100_000)]
+    pub runs: u64,
+    /// Random seed; the same seed gives the same result whatever the number of threads.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Override a value of the scenario, e.g. --set models.fast.tokens_per_s=1000 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Without a [policies] table, also simulate calc's default policies
+    /// (best-of-2 and -4, races, escalations), not only the plain loops.
+    #[arg(long)]
+    pub all_policies: bool,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the success-by-time curves as CSV (t_s, then one column per model or policy).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Draw the success-by-time curves (or, with --sweep, the sweep) as an SVG chart.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Sweep a value over a grid, e.g. --sweep models.fast.tokens_per_s=100..2000:20
+    /// (20 points from 100 to 2000); give it twice for a two-axis grid.
+    #[arg(long, value_name = "KEY=FROM..TO:POINTS")]
+    pub sweep: Vec<String>,
+    /// Points on the success-by-time curve.
+    #[arg(long, default_value_t = 25)]
+    pub curve_points: usize,
+    /// A model competes on speed only if its pass rate is within this share of the best.
     #[arg(long, default_value_t = 0.05, value_name = "SHARE")]
     pub pass_rate_margin: f64,
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod calc;
+pub mod simulate;
 
 use crate::cli::{Cli, Command};
 use crate::error::CliError;
@@ -10,6 +11,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Calc(args) => calc::run(&args, &mut out),
+        Command::Simulate(args) => simulate::run(&args, &mut out),
     }
 }
 

@@ -8,7 +8,7 @@ fn opt(x: Option<f64>, f: fn(f64) -> String) -> String {
     x.map_or_else(|| "n/a".to_string(), f)
 }
 
-fn table(header: Vec<String>) -> Table {
+pub(crate) fn table(header: Vec<String>) -> Table {
     let mut t = Table::new();
     let rule = LineStyle::none().fill('─').junction('─');
     t.load_style(

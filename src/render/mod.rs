@@ -1,6 +1,8 @@
 //! Output for people: tables and wrapped paragraphs. Every number carries its unit.
 
 pub mod calc;
+pub mod plot;
+pub mod simulate;
 
 /// Wrap `text` at `width` columns on spaces.
 pub fn wrap(text: &str, width: usize) -> String {

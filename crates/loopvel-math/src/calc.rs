@@ -386,6 +386,18 @@ fn escalation(
     )
 }
 
+/// The switch points of escalating from `a` to `b`: the one with the least
+/// mean time to pass (among those within the rule's margin of the best pass
+/// rate), the cheapest per solved task, and the outcome of each.
+pub fn escalation_choice(
+    a: &ModelProfile,
+    b: &ModelProfile,
+    lp: &LoopProfile,
+    rule: VerdictRule,
+) -> EscalationChoice {
+    escalation(a, b, lp, rule).1
+}
+
 /// Every policy of the scenario. Names refer to models of the scenario (the
 /// scenario reader checks them); an unknown name is skipped.
 pub fn policy_reports(scenario: &Scenario, rule: VerdictRule) -> Named<PolicyReport> {

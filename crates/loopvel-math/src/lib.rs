@@ -42,6 +42,7 @@ pub mod breakeven;
 pub mod calc;
 pub mod compounding;
 pub mod cycle;
+pub mod dist;
 pub mod hazard;
 pub mod profile;
 pub mod schedule;

@@ -6,6 +6,8 @@
 
 use std::collections::HashSet;
 
+use loopvel_math::dist::{Dist, Domain};
+
 /// A scenario that cannot be used, and why.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ScenarioError {
@@ -102,6 +104,13 @@ impl Check {
     }
 }
 
+fn example(domain: Domain) -> &'static str {
+    match domain {
+        Domain::Probability => "{ dist = \"beta\", mean = 0.4, concentration = 2 }",
+        _ => "{ dist = \"lognormal\", median = 3.0, p90 = 5.0 }",
+    }
+}
+
 /// One table being read: remembers its dotted path and which keys it allows.
 pub(crate) struct TableReader<'a> {
     pub ctx: &'a Ctx<'a>,
@@ -177,6 +186,154 @@ impl<'a> TableReader<'a> {
             None => Ok(x),
             Some(p) => Err(self.invalid(key, &format!("= {x} {p}"))),
         }
+    }
+
+    /// Whether the table has `key`.
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.table.contains_key(key)
+    }
+
+    /// A number or a distribution table such as `{ dist = "lognormal", median = 3, p90 = 5 }`.
+    pub(crate) fn dist_req(
+        &self,
+        key: &str,
+        domain: Domain,
+        what: &str,
+    ) -> Result<Dist, ScenarioError> {
+        match self.dist_opt(key, domain)? {
+            Some(d) => Ok(d),
+            None => Err(self.invalid(
+                key,
+                &format!(
+                    "is missing; add it: {what} (a number, or a distribution table such as {})",
+                    example(domain)
+                ),
+            )),
+        }
+    }
+
+    /// Like [`Self::dist_req`], for an optional field.
+    pub(crate) fn dist_opt(
+        &self,
+        key: &str,
+        domain: Domain,
+    ) -> Result<Option<Dist>, ScenarioError> {
+        let Some(v) = self.table.get(key) else {
+            return Ok(None);
+        };
+        let dist = match v {
+            toml::Value::Float(x) => Dist::constant(*x),
+            toml::Value::Integer(i) => Dist::constant(*i as f64),
+            toml::Value::Table(t) => self.dist_table(key, t, domain)?,
+            other => {
+                return Err(self.invalid(
+                    key,
+                    &format!(
+                        "must be a number or a distribution table such as {}, found `{other}`",
+                        example(domain)
+                    ),
+                ))
+            }
+        };
+        match dist.problem(domain) {
+            None => Ok(Some(dist)),
+            Some(p) => Err(self.invalid(key, &p)),
+        }
+    }
+
+    fn dist_table(
+        &self,
+        key: &str,
+        t: &toml::Table,
+        domain: Domain,
+    ) -> Result<Dist, ScenarioError> {
+        let kind = match t.get("dist") {
+            Some(toml::Value::String(s)) => s.as_str(),
+            _ => {
+                return Err(self.invalid(
+                    key,
+                    &format!(
+                        "is a table without `dist = \"…\"`; write e.g. {}",
+                        example(domain)
+                    ),
+                ))
+            }
+        };
+        let keys: &[&str] =
+            match kind {
+                "lognormal" => &["dist", "median", "p90"],
+                "gamma" => &["dist", "mean", "sd"],
+                "uniform" => &["dist", "min", "max"],
+                "empirical" => &["dist", "values"],
+                "beta" => &["dist", "mean", "concentration"],
+                other => return Err(self.invalid(
+                    key,
+                    &format!(
+                        "has dist = \"{other}\"; known: lognormal, gamma, uniform, empirical, beta"
+                    ),
+                )),
+            };
+        let sub_path = self.key(key);
+        if let Some(extra) = t.keys().find(|k| !keys.contains(&k.as_str())) {
+            return Err(self.ctx.invalid(
+                &format!("{sub_path}.{extra}"),
+                &format!(
+                    "is not a parameter of a {kind} distribution; it takes {}",
+                    keys[1..].join(", ")
+                ),
+            ));
+        }
+        let num = |p: &str| -> Result<f64, ScenarioError> {
+            match t.get(p) {
+                Some(toml::Value::Float(x)) => Ok(*x),
+                Some(toml::Value::Integer(i)) => Ok(*i as f64),
+                Some(other) => Err(self.ctx.invalid(
+                    &format!("{sub_path}.{p}"),
+                    &format!("must be a number, found `{other}`"),
+                )),
+                None => Err(self.ctx.invalid(
+                    &format!("{sub_path}.{p}"),
+                    &format!(
+                        "is missing; a {kind} distribution takes {}",
+                        keys[1..].join(", ")
+                    ),
+                )),
+            }
+        };
+        Ok(match kind {
+            "lognormal" => Dist::LogNormal {
+                median: num("median")?,
+                p90: num("p90")?,
+            },
+            "gamma" => Dist::Gamma {
+                mean: num("mean")?,
+                sd: num("sd")?,
+            },
+            "uniform" => Dist::Uniform {
+                min: num("min")?,
+                max: num("max")?,
+            },
+            "beta" => Dist::Beta {
+                mean: num("mean")?,
+                concentration: num("concentration")?,
+            },
+            _ => {
+                let values = match t.get("values") {
+                    Some(toml::Value::Array(a)) => a
+                        .iter()
+                        .map(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+                        .collect::<Option<Vec<f64>>>(),
+                    _ => None,
+                };
+                let values = values.ok_or_else(|| {
+                    self.ctx.invalid(
+                        &format!("{sub_path}.values"),
+                        "must be an array of numbers, e.g. values = [2.1, 3.4, 5.0]",
+                    )
+                })?;
+                Dist::Empirical { values }
+            }
+        })
     }
 
     pub(crate) fn f64_req(
