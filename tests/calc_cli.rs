@@ -8,11 +8,7 @@ fn root() -> PathBuf {
 }
 
 fn loopvel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loopvel"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run loopvel")
+    Command::new(env!("CARGO_BIN_EXE_loopvel")).args(args).current_dir(root()).output().expect("run loopvel")
 }
 
 fn stdout(o: &Output) -> String {
@@ -66,16 +62,8 @@ fn json_has_the_fixed_keys_and_the_hand_worked_numbers() {
     // Velocity −ln(0.8)/3 by hand.
     assert!((fast["velocity_per_s"].as_f64().unwrap() - 0.8f64.ln().abs() / 3.0).abs() < 1e-12);
     assert_eq!(v["verdict"]["winner"], "fast");
-    assert!(v["policies"]["best_of_2(fast)"]["pass_rate"]
-        .as_f64()
-        .is_some());
-    assert!(
-        v["policies"]["escalate(fast->frontier)"]["escalation"]["by_after"]
-            .as_array()
-            .unwrap()
-            .len()
-            == 16
-    );
+    assert!(v["policies"]["best_of_2(fast)"]["pass_rate"].as_f64().is_some());
+    assert!(v["policies"]["escalate(fast->frontier)"]["escalation"]["by_after"].as_array().unwrap().len() == 16);
 }
 
 #[test]
@@ -98,40 +86,22 @@ fn slow_tests_make_fast_lose_and_say_so() {
     let o = loopvel(&["calc", "examples/slow-tests.toml"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(
-        out.contains("Verdict\nfrontier reaches green first"),
-        "{out}"
-    );
+    assert!(out.contains("Verdict\nfrontier reaches green first"), "{out}");
     // The verdict is wrapped for the terminal; read it as one paragraph.
-    let verdict = out
-        .split("Verdict\n")
-        .nth(1)
-        .unwrap_or_default()
-        .replace('\n', " ");
-    assert!(
-        verdict.contains("Tests, not the model, bound fast's loop"),
-        "{out}"
-    );
+    let verdict = out.split("Verdict\n").nth(1).unwrap_or_default().replace('\n', " ");
+    assert!(verdict.contains("Tests, not the model, bound fast's loop"), "{out}");
 }
 
 #[test]
 fn low_ceiling_makes_fast_lose_and_says_why() {
     let v = json(&["calc", "examples/low-ceiling.toml", "--json"]);
     assert_eq!(v["verdict"]["winner"], "frontier");
-    assert!(v["verdict"]["text"]
-        .as_str()
-        .unwrap()
-        .contains("speed cannot buy back tasks"));
+    assert!(v["verdict"]["text"].as_str().unwrap().contains("speed cannot buy back tasks"));
 }
 
 fn assert_bad_input(args: &[&str], needles: &[&str]) {
     let o = loopvel(args);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "exit code for {args:?}: {}",
-        stderr(&o)
-    );
+    assert_eq!(o.status.code(), Some(2), "exit code for {args:?}: {}", stderr(&o));
     let err = stderr(&o);
     assert!(!err.contains("panicked"), "{err}");
     for n in needles {
@@ -148,43 +118,18 @@ fn bad_input_exits_2_naming_file_key_and_fix() {
     let unknown = dir.join("unknown.toml");
     std::fs::write(&unknown, talk.replace("ttft_s = 4.5", "ttft = 4.5")).unwrap();
     let (m, u) = (missing.to_str().unwrap(), unknown.to_str().unwrap());
+    assert_bad_input(&["calc", m], &[m, "models.frontier.ttft_s is missing", "time to first token"]);
+    assert_bad_input(&["calc", u], &[u, "models.frontier.ttft is not a known key", "did you mean `ttft_s`"]);
     assert_bad_input(
-        &["calc", m],
-        &[
-            m,
-            "models.frontier.ttft_s is missing",
-            "time to first token",
-        ],
-    );
-    assert_bad_input(
-        &["calc", u],
-        &[
-            u,
-            "models.frontier.ttft is not a known key",
-            "did you mean `ttft_s`",
-        ],
-    );
-    assert_bad_input(
-        &[
-            "calc",
-            "examples/talk.toml",
-            "--set",
-            "models.fast.p_retry=1.5",
-        ],
+        &["calc", "examples/talk.toml", "--set", "models.fast.p_retry=1.5"],
         &["models.fast.p_retry = 1.5 is outside [0, 1]"],
     );
-    assert_bad_input(
-        &["calc", "examples/talk.toml", "--set", "loop.test_s=-2"],
-        &["loop.test_s = -2 is negative"],
-    );
+    assert_bad_input(&["calc", "examples/talk.toml", "--set", "loop.test_s=-2"], &["loop.test_s = -2 is negative"]);
     assert_bad_input(
         &["calc", "examples/talk.toml", "--set", "models.fast.r=0"],
         &["models.fast.r = 0 never converges"],
     );
-    assert_bad_input(
-        &["calc", "no/such/file.toml"],
-        &["cannot read no/such/file.toml"],
-    );
+    assert_bad_input(&["calc", "no/such/file.toml"], &["cannot read no/such/file.toml"]);
     assert_bad_input(
         &["calc", "examples/talk.toml", "--pass-rate-margin", "2"],
         &["--pass-rate-margin 2 is outside [0, 1]"],
@@ -194,8 +139,7 @@ fn bad_input_exits_2_naming_file_key_and_fix() {
 
 /// A fresh directory under the target dir (no tempfile dependency for one use).
 fn tempdir() -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("calc-cli-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("calc-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -205,39 +149,17 @@ fn tempdir() -> PathBuf {
 fn readme_shows_the_current_output() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let cases: [(&str, &[&str], bool); 3] = [
-        (
-            "Real output (`cargo run --release -- calc examples/talk.toml`):",
-            &["calc", "examples/talk.toml"],
-            false,
-        ),
-        (
-            "`loopvel calc examples/slow-tests.toml` ends:",
-            &["calc", "examples/slow-tests.toml"],
-            true,
-        ),
-        (
-            "`loopvel calc examples/low-ceiling.toml` ends:",
-            &["calc", "examples/low-ceiling.toml"],
-            true,
-        ),
+        ("Real output (`cargo run --release -- calc examples/talk.toml`):", &["calc", "examples/talk.toml"], false),
+        ("`loopvel calc examples/slow-tests.toml` ends:", &["calc", "examples/slow-tests.toml"], true),
+        ("`loopvel calc examples/low-ceiling.toml` ends:", &["calc", "examples/low-ceiling.toml"], true),
     ];
     for (marker, args, verdict_only) in cases {
-        let at = readme
-            .find(marker)
-            .unwrap_or_else(|| panic!("README lacks {marker:?}"));
+        let at = readme.find(marker).unwrap_or_else(|| panic!("README lacks {marker:?}"));
         let start = at + readme[at..].find("```\n").unwrap() + 4;
         let end = start + readme[start..].find("\n```").unwrap();
         let pasted = &readme[start..end];
         let out = stdout(&loopvel(args));
-        let expected = if verdict_only {
-            &out[out.find("Verdict").unwrap()..]
-        } else {
-            &out[..]
-        };
-        assert_eq!(
-            pasted,
-            expected.trim_end_matches('\n'),
-            "README block after {marker:?} is stale"
-        );
+        let expected = if verdict_only { &out[out.find("Verdict").unwrap()..] } else { &out[..] };
+        assert_eq!(pasted, expected.trim_end_matches('\n'), "README block after {marker:?} is stale");
     }
 }

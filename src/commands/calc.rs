@@ -11,11 +11,7 @@ use crate::render;
 /// Read, evaluate and print.
 pub fn run(args: &CalcArgs, out: &mut impl Write) -> Result<(), CliError> {
     let report = report(args)?;
-    let text = if args.json {
-        to_json(&report)
-    } else {
-        render::calc::text(&report)
-    };
+    let text = if args.json { to_json(&report) } else { render::calc::text(&report) };
     out.write_all(text.as_bytes())?;
     Ok(())
 }
@@ -29,21 +25,14 @@ pub fn report(args: &CalcArgs) -> Result<CalcReport, CliError> {
         )));
     }
     let text = super::read_input(&args.scenario)?;
-    let scenario =
-        loopvel_scenario::parse_scenario(&text, &args.scenario.display().to_string(), &args.set)?;
-    Ok(evaluate(
-        &scenario,
-        VerdictRule {
-            pass_rate_margin: args.pass_rate_margin,
-        },
-    ))
+    let scenario = loopvel_scenario::parse_scenario(&text, &args.scenario.display().to_string(), &args.set)?;
+    Ok(evaluate(&scenario, VerdictRule { pass_rate_margin: args.pass_rate_margin }))
 }
 
 /// The report as pretty JSON, newline-terminated.
 pub fn to_json(report: &CalcReport) -> String {
     // Serialising plain structs of numbers and strings cannot fail.
-    let mut s =
-        serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let mut s = serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     s.push('\n');
     s
 }

@@ -17,8 +17,5 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 
 /// Read an input file, with an error that names it.
 pub(crate) fn read_input(path: &std::path::Path) -> Result<String, CliError> {
-    std::fs::read_to_string(path).map_err(|source| CliError::Read {
-        path: path.display().to_string(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(|source| CliError::Read { path: path.display().to_string(), source })
 }

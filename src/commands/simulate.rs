@@ -42,14 +42,7 @@ pub struct SimReportJson {
 
 fn as_json(report: &SimReport) -> SimReportJson {
     let map = |v: &[(String, loopvel_sim::PolicyResult)]| {
-        v.iter()
-            .map(|(n, r)| {
-                (
-                    n.clone(),
-                    serde_json::to_value(r).unwrap_or(serde_json::Value::Null),
-                )
-            })
-            .collect()
+        v.iter().map(|(n, r)| (n.clone(), serde_json::to_value(r).unwrap_or(serde_json::Value::Null))).collect()
     };
     SimReportJson {
         runs: report.runs,
@@ -84,17 +77,10 @@ impl Axis {
         let to: f64 = to.trim().parse().map_err(|_| bad())?;
         let points: usize = points.trim().parse().map_err(|_| bad())?;
         if !(2..=1000).contains(&points) || !from.is_finite() || !to.is_finite() {
-            return Err(CliError::Usage(format!(
-                "--sweep {raw}: give 2 to 1000 points between two finite numbers"
-            )));
+            return Err(CliError::Usage(format!("--sweep {raw}: give 2 to 1000 points between two finite numbers")));
         }
-        let values = (0..points)
-            .map(|i| from + (to - from) * i as f64 / (points - 1) as f64)
-            .collect();
-        Ok(Axis {
-            key: key.trim().to_string(),
-            values,
-        })
+        let values = (0..points).map(|i| from + (to - from) * i as f64 / (points - 1) as f64).collect();
+        Ok(Axis { key: key.trim().to_string(), values })
     }
 }
 
@@ -130,15 +116,10 @@ pub struct Sweep {
 
 fn check(args: &SimulateArgs) -> Result<(), CliError> {
     if args.runs == 0 || args.runs > MAX_RUNS {
-        return Err(CliError::Usage(format!(
-            "--runs {} is outside 1 to {MAX_RUNS}",
-            args.runs
-        )));
+        return Err(CliError::Usage(format!("--runs {} is outside 1 to {MAX_RUNS}", args.runs)));
     }
     if args.threads == Some(0) {
-        return Err(CliError::Usage(
-            "--threads 0: give at least 1 thread".into(),
-        ));
+        return Err(CliError::Usage("--threads 0: give at least 1 thread".into()));
     }
     if !(0.0..=1.0).contains(&args.pass_rate_margin) {
         return Err(CliError::Usage(format!(
@@ -151,10 +132,7 @@ fn check(args: &SimulateArgs) -> Result<(), CliError> {
     }
     if let Some(plot) = &args.plot {
         if plot.extension().and_then(|e| e.to_str()) != Some("svg") {
-            return Err(CliError::Usage(format!(
-                "--plot {}: the chart is SVG; name the file *.svg",
-                plot.display()
-            )));
+            return Err(CliError::Usage(format!("--plot {}: the chart is SVG; name the file *.svg", plot.display())));
         }
     }
     Ok(())
@@ -165,17 +143,14 @@ pub fn run(args: &SimulateArgs, out: &mut impl Write) -> Result<(), CliError> {
     check(args)?;
     if let Some(n) = args.threads {
         // Fails only if a pool was built before, which this process never does.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global();
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
     }
     let text = super::read_input(&args.scenario)?;
     let file = args.scenario.display().to_string();
     if !args.sweep.is_empty() {
         return run_sweep(args, &text, &file, out);
     }
-    let scenario =
-        loopvel_scenario::parse_sim_scenario(&text, &file, &args.set, args.all_policies)?;
+    let scenario = loopvel_scenario::parse_sim_scenario(&text, &file, &args.set, args.all_policies)?;
     let started = Instant::now();
     let report = simulate(&scenario, args.runs, args.seed, args.curve_points);
     let elapsed_s = started.elapsed().as_secs_f64();
@@ -188,57 +163,31 @@ pub fn run(args: &SimulateArgs, out: &mut impl Write) -> Result<(), CliError> {
         let svg = render::plot::curves(&report, &file).map_err(CliError::Usage)?;
         write_file(path, &svg)?;
     }
-    let output = SimOutput {
-        report: as_json(&report),
-        verdict,
-        elapsed_s,
-        threads,
-    };
+    let output = SimOutput { report: as_json(&report), verdict, elapsed_s, threads };
     let printed = if args.json {
         json(&output)
     } else {
-        render::simulate::text(
-            &report,
-            &output.verdict,
-            elapsed_s,
-            threads,
-            &scenario.loop_profile,
-        )
+        render::simulate::text(&report, &output.verdict, elapsed_s, threads, &scenario.loop_profile)
     };
     out.write_all(printed.as_bytes())?;
     Ok(())
 }
 
 fn json<T: Serialize>(value: &T) -> String {
-    let mut s =
-        serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let mut s = serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     s.push('\n');
     s
 }
 
 fn write_file(path: &Path, content: &str) -> Result<(), CliError> {
-    std::fs::write(path, content)
-        .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))
+    std::fs::write(path, content).map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))
 }
 
-fn run_sweep(
-    args: &SimulateArgs,
-    text: &str,
-    file: &str,
-    out: &mut impl Write,
-) -> Result<(), CliError> {
-    let axes: Vec<Axis> = args
-        .sweep
-        .iter()
-        .map(|s| Axis::parse(s))
-        .collect::<Result<_, _>>()?;
+fn run_sweep(args: &SimulateArgs, text: &str, file: &str, out: &mut impl Write) -> Result<(), CliError> {
+    let axes: Vec<Axis> = args.sweep.iter().map(|s| Axis::parse(s)).collect::<Result<_, _>>()?;
     let grid: Vec<Vec<f64>> = match axes.as_slice() {
         [a] => a.values.iter().map(|&x| vec![x]).collect(),
-        [a, b] => a
-            .values
-            .iter()
-            .flat_map(|&x| b.values.iter().map(move |&y| vec![x, y]))
-            .collect(),
+        [a, b] => a.values.iter().flat_map(|&x| b.values.iter().map(move |&y| vec![x, y])).collect(),
         _ => Vec::new(),
     };
     let started = Instant::now();
@@ -246,22 +195,14 @@ fn run_sweep(
     let mut models = Vec::new();
     for at in grid {
         let mut sets = args.set.clone();
-        sets.extend(
-            axes.iter()
-                .zip(&at)
-                .map(|(axis, v)| format!("{}={v}", axis.key)),
-        );
+        sets.extend(axes.iter().zip(&at).map(|(axis, v)| format!("{}={v}", axis.key)));
         // Sweeps compare the plain loops; policies would multiply the work per point.
         let scenario = loopvel_scenario::parse_sim_scenario(text, file, &sets, false)?;
         let report = simulate(&scenario, args.runs, args.seed, 2);
         let verdict = report.verdict(args.pass_rate_margin);
         models = report.models.iter().map(|(n, _)| n.clone()).collect();
         let per_model = |f: &dyn Fn(&loopvel_sim::stats::Summary) -> Option<f64>| {
-            report
-                .models
-                .iter()
-                .map(|(n, r)| (n.clone(), serde_json::json!(f(&r.summary))))
-                .collect()
+            report.models.iter().map(|(n, r)| (n.clone(), serde_json::json!(f(&r.summary)))).collect()
         };
         points.push(SweepPoint {
             at,
@@ -271,22 +212,12 @@ fn run_sweep(
             pass_rate: per_model(&|s| Some(s.pass_rate)),
         });
     }
-    let sweep = Sweep {
-        axes,
-        models,
-        points,
-        runs: args.runs,
-        elapsed_s: started.elapsed().as_secs_f64(),
-    };
+    let sweep = Sweep { axes, models, points, runs: args.runs, elapsed_s: started.elapsed().as_secs_f64() };
     if let Some(path) = &args.plot {
         let svg = render::plot::sweep(&sweep).map_err(CliError::Usage)?;
         write_file(path, &svg)?;
     }
-    let printed = if args.json {
-        json(&sweep)
-    } else {
-        render::simulate::sweep_text(&sweep)
-    };
+    let printed = if args.json { json(&sweep) } else { render::simulate::sweep_text(&sweep) };
     out.write_all(printed.as_bytes())?;
     Ok(())
 }

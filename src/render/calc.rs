@@ -11,13 +11,7 @@ fn opt(x: Option<f64>, f: fn(f64) -> String) -> String {
 pub(crate) fn table(header: Vec<String>) -> Table {
     let mut t = Table::new();
     let rule = LineStyle::none().fill('─').junction('─');
-    t.load_style(
-        TableStyle::new()
-            .top_border(rule)
-            .header_separator(rule)
-            .bottom_border(rule),
-    )
-    .set_header(header);
+    t.load_style(TableStyle::new().top_border(rule).header_separator(rule).bottom_border(rule)).set_header(header);
     t
 }
 
@@ -33,59 +27,27 @@ type Row = (&'static str, fn(&ModelReport, &CalcReport) -> String);
 
 const ROWS: &[Row] = &[
     ("cycle time (per turn)", |m, _| seconds(m.cycle_s)),
-    ("  generation + tests & overhead", |m, _| {
-        format!(
-            "{} + {}",
-            seconds(m.generation_s),
-            seconds(m.verification_s)
-        )
-    }),
-    ("turns to target (napkin math)", |m, r| {
-        match m.turns_to_target {
-            Some(n) if m.target_within_max_turns => format!("{n} turns"),
-            Some(n) => format!("{n} turns (> {} allowed)", r.loop_profile.max_turns),
-            None => "never".into(),
-        }
+    ("  generation + tests & overhead", |m, _| format!("{} + {}", seconds(m.generation_s), seconds(m.verification_s))),
+    ("turns to target (napkin math)", |m, r| match m.turns_to_target {
+        Some(n) if m.target_within_max_turns => format!("{n} turns"),
+        Some(n) => format!("{n} turns (> {} allowed)", r.loop_profile.max_turns),
+        None => "never".into(),
     }),
     ("time to target", |m, _| opt(m.time_to_target_s, seconds)),
-    ("loop velocity", |m, _| {
-        m.velocity_per_s
-            .map_or("∞ e-folds/s".into(), |v| format!("{v:.3} e-folds/s"))
-    }),
+    ("loop velocity", |m, _| m.velocity_per_s.map_or("∞ e-folds/s".into(), |v| format!("{v:.3} e-folds/s"))),
     ("pass rate within budget", |m, _| percent(m.pass_rate)),
     ("one-shot pass rate", |m, _| percent(m.one_shot_rate)),
-    ("mean turns to pass", |m, _| {
-        m.mean_turns_to_pass
-            .map_or("n/a".into(), |t| format!("{t:.2} turns"))
-    }),
-    ("mean time to pass", |m, _| {
-        opt(m.mean_time_to_pass_s, seconds)
-    }),
+    ("mean turns to pass", |m, _| m.mean_turns_to_pass.map_or("n/a".into(), |t| format!("{t:.2} turns"))),
+    ("mean time to pass", |m, _| opt(m.mean_time_to_pass_s, seconds)),
     ("P50 / P90 time to pass", |m, _| {
-        format!(
-            "{} / {}",
-            opt(m.p50_time_to_pass_s, seconds),
-            opt(m.p90_time_to_pass_s, seconds)
-        )
+        format!("{} / {}", opt(m.p50_time_to_pass_s, seconds), opt(m.p90_time_to_pass_s, seconds))
     }),
-    ("wall time per solved task", |m, _| {
-        opt(m.time_per_solved_s, seconds)
-    }),
+    ("wall time per solved task", |m, _| opt(m.time_per_solved_s, seconds)),
     ("cost per run", |m, _| usd(m.usd_per_run)),
     ("cost per solved task", |m, _| opt(m.usd_per_solved, usd)),
-    ("loop speedup if 10× faster", |m, _| {
-        factor(m.speedup_from_10x_generation)
-    }),
-    ("loop speedup ceiling (∞ faster)", |m, _| {
-        m.speedup_ceiling.map_or("unbounded".into(), factor)
-    }),
-    ("bound by", |m, _| {
-        if m.tests_bound {
-            "tests".into()
-        } else {
-            "model".into()
-        }
-    }),
+    ("loop speedup if 10× faster", |m, _| factor(m.speedup_from_10x_generation)),
+    ("loop speedup ceiling (∞ faster)", |m, _| m.speedup_ceiling.map_or("unbounded".into(), factor)),
+    ("bound by", |m, _| if m.tests_bound { "tests".into() } else { "model".into() }),
 ];
 
 /// The whole report for a terminal.
@@ -116,16 +78,9 @@ pub fn text(report: &CalcReport) -> String {
 
     if !report.policies.0.is_empty() {
         let mut policies = table(
-            [
-                "policy",
-                "pass rate",
-                "mean time to pass",
-                "P90 time to pass",
-                "wall time per solved",
-                "cost per solved",
-            ]
-            .map(String::from)
-            .to_vec(),
+            ["policy", "pass rate", "mean time to pass", "P90 time to pass", "wall time per solved", "cost per solved"]
+                .map(String::from)
+                .to_vec(),
         );
         for (name, p) in &report.policies.0 {
             let label = match p.after {

@@ -26,21 +26,14 @@ fn err<E: std::fmt::Debug>(e: E) -> String {
 
 /// Success-by-time curves of every model and policy on one chart.
 pub fn curves(report: &SimReport, scenario: &str) -> Result<String, String> {
-    let end = report
-        .all()
-        .filter_map(|(_, r)| r.curve.last().map(|p| p[0]))
-        .fold(0.0, f64::max)
-        .max(1e-3);
+    let end = report.all().filter_map(|(_, r)| r.curve.last().map(|p| p[0])).fold(0.0, f64::max).max(1e-3);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (960, 560)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(
-                format!(
-                    "Share of runs green by time — {scenario} ({} runs each)",
-                    report.runs
-                ),
+                format!("Share of runs green by time — {scenario} ({} runs each)", report.runs),
                 ("sans-serif", 20),
             )
             .margin(16)
@@ -56,17 +49,13 @@ pub fn curves(report: &SimReport, scenario: &str) -> Result<String, String> {
             .map_err(err)?;
         for (i, (name, r)) in report.all().enumerate() {
             let c = color(i);
-            let points: Vec<(f64, f64)> = (0..=400)
-                .map(|j| end * j as f64 / 400.0)
-                .map(|t| (t, 100.0 * r.share_passed_by(t)))
-                .collect();
+            let points: Vec<(f64, f64)> =
+                (0..=400).map(|j| end * j as f64 / 400.0).map(|t| (t, 100.0 * r.share_passed_by(t))).collect();
             chart
                 .draw_series(LineSeries::new(points, c.stroke_width(2)))
                 .map_err(err)?
                 .label(name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         }
         chart
             .configure_series_labels()
@@ -109,40 +98,25 @@ pub fn sweep(sweep: &Sweep) -> Result<String, String> {
                     .max(1e-3)
                     * 1.05;
                 let mut chart = ChartBuilder::on(&root)
-                    .caption(
-                        format!("Mean time to pass as {} varies", axis.key),
-                        ("sans-serif", 20),
-                    )
+                    .caption(format!("Mean time to pass as {} varies", axis.key), ("sans-serif", 20))
                     .margin(16)
                     .x_label_area_size(48)
                     .y_label_area_size(64)
                     .build_cartesian_2d(lo..hi, 0f64..top)
                     .map_err(err)?;
-                chart
-                    .configure_mesh()
-                    .x_desc(axis.key.clone())
-                    .y_desc("mean time to pass (s)")
-                    .draw()
-                    .map_err(err)?;
+                chart.configure_mesh().x_desc(axis.key.clone()).y_desc("mean time to pass (s)").draw().map_err(err)?;
                 for (i, m) in sweep.models.iter().enumerate() {
                     let c = color(i);
                     let points: Vec<(f64, f64)> = sweep
                         .points
                         .iter()
-                        .filter_map(|p| {
-                            p.mean_time_to_pass_s
-                                .get(m)
-                                .and_then(|v| v.as_f64())
-                                .map(|y| (p.at[0], y))
-                        })
+                        .filter_map(|p| p.mean_time_to_pass_s.get(m).and_then(|v| v.as_f64()).map(|y| (p.at[0], y)))
                         .collect();
                     chart
                         .draw_series(LineSeries::new(points, c.stroke_width(2)))
                         .map_err(err)?
                         .label(m.clone())
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                        });
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
                 }
                 chart
                     .configure_series_labels()
@@ -156,21 +130,13 @@ pub fn sweep(sweep: &Sweep) -> Result<String, String> {
                 let (y0, y1) = bounds(&ay.values);
                 let (dx, dy) = (step(&ax.values), step(&ay.values));
                 let mut chart = ChartBuilder::on(&root)
-                    .caption(
-                        "Which model reaches green first (shade: margin over the runner-up)",
-                        ("sans-serif", 20),
-                    )
+                    .caption("Which model reaches green first (shade: margin over the runner-up)", ("sans-serif", 20))
                     .margin(16)
                     .x_label_area_size(48)
                     .y_label_area_size(64)
                     .build_cartesian_2d(x0 - dx / 2.0..x1 + dx / 2.0, y0 - dy / 2.0..y1 + dy / 2.0)
                     .map_err(err)?;
-                chart
-                    .configure_mesh()
-                    .x_desc(ax.key.clone())
-                    .y_desc(ay.key.clone())
-                    .draw()
-                    .map_err(err)?;
+                chart.configure_mesh().x_desc(ax.key.clone()).y_desc(ay.key.clone()).draw().map_err(err)?;
                 for (i, m) in sweep.models.iter().enumerate() {
                     let c = color(i);
                     let cells: Vec<_> = sweep
@@ -179,14 +145,9 @@ pub fn sweep(sweep: &Sweep) -> Result<String, String> {
                         .filter(|p| p.winner.as_deref() == Some(m.as_str()))
                         .map(|p| {
                             // Margin 1× → pale, 4× or more → full colour.
-                            let shade = p
-                                .margin
-                                .map_or(1.0, |r| (r.max(1.0).log2() / 2.0).clamp(0.15, 1.0));
+                            let shade = p.margin.map_or(1.0, |r| (r.max(1.0).log2() / 2.0).clamp(0.15, 1.0));
                             Rectangle::new(
-                                [
-                                    (p.at[0] - dx / 2.0, p.at[1] - dy / 2.0),
-                                    (p.at[0] + dx / 2.0, p.at[1] + dy / 2.0),
-                                ],
+                                [(p.at[0] - dx / 2.0, p.at[1] - dy / 2.0), (p.at[0] + dx / 2.0, p.at[1] + dy / 2.0)],
                                 c.mix(shade).filled(),
                             )
                         })
@@ -195,9 +156,7 @@ pub fn sweep(sweep: &Sweep) -> Result<String, String> {
                         .draw_series(cells)
                         .map_err(err)?
                         .label(format!("{m} wins"))
-                        .legend(move |(x, y)| {
-                            Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled())
-                        });
+                        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
                 }
                 chart
                     .configure_series_labels()
@@ -232,8 +191,6 @@ fn step(values: &[f64]) -> f64 {
     if values.len() < 2 {
         1.0
     } else {
-        ((values[values.len() - 1] - values[0]) / (values.len() - 1) as f64)
-            .abs()
-            .max(1e-12)
+        ((values[values.len() - 1] - values[0]) / (values.len() - 1) as f64).abs().max(1e-12)
     }
 }

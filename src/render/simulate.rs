@@ -32,13 +32,7 @@ fn right_align_from(t: &mut Table, first: usize) {
 }
 
 /// The whole simulation for a terminal.
-pub fn text(
-    report: &SimReport,
-    verdict: &SimVerdict,
-    elapsed_s: f64,
-    threads: usize,
-    lp: &SimLoop,
-) -> String {
+pub fn text(report: &SimReport, verdict: &SimVerdict, elapsed_s: f64, threads: usize, lp: &SimLoop) -> String {
     let mut out = format!(
         "Simulated {} runs per model or policy (seed {}) on {} thread{}: {} turns in {}, {:.1} million turns/s.\n",
         thousands(report.runs),
@@ -56,11 +50,7 @@ pub fn text(
     if let Some(u) = lp.max_usd {
         budgets.push(usd(u));
     }
-    out.push_str(&format!(
-        "Budget per run: {}; {} tests must pass.\n\n",
-        budgets.join(", "),
-        lp.tests
-    ));
+    out.push_str(&format!("Budget per run: {}; {} tests must pass.\n\n", budgets.join(", "), lp.tests));
 
     let mut t = super::calc::table(
         [
@@ -89,8 +79,7 @@ pub fn text(
             format!("{}/{}", thousands(s.passes), thousands(s.runs)),
             format!("{} ± {}", percent(s.pass_rate), percent(s.pass_rate_se)),
             percent(s.one_shot_rate),
-            s.median_turns
-                .map_or("n/a".into(), |m| format!("{m} turns")),
+            s.median_turns.map_or("n/a".into(), |m| format!("{m} turns")),
             match (s.mean_time_to_pass_s, s.mean_time_to_pass_se_s) {
                 (Some(m), Some(se)) => format!("{} ± {}", seconds(m), seconds(se)),
                 (m, _) => opt(m, seconds),
@@ -101,12 +90,7 @@ pub fn text(
                 _ => "n/a".into(),
             },
             opt(s.usd_per_solved, usd),
-            format!(
-                "{} / {} / {}",
-                thousands(s.censored.turns),
-                thousands(s.censored.wall),
-                thousands(s.censored.usd)
-            ),
+            format!("{} / {} / {}", thousands(s.censored.turns), thousands(s.censored.wall), thousands(s.censored.usd)),
         ]);
     }
     right_align_from(&mut t, 1);
@@ -131,11 +115,7 @@ pub fn text(
             }
             last = i;
             let mut row = vec![seconds(first.curve[i][0])];
-            row.extend(
-                report
-                    .all()
-                    .map(|(_, r)| percent(r.curve.get(i).map_or(0.0, |p| p[1]))),
-            );
+            row.extend(report.all().map(|(_, r)| percent(r.curve.get(i).map_or(0.0, |p| p[1]))));
             c.add_row(row);
         }
         right_align_from(&mut c, 0);
@@ -174,12 +154,7 @@ pub fn sweep_text(sweep: &Sweep) -> String {
     let mut header: Vec<String> = sweep.axes.iter().map(|a| a.key.clone()).collect();
     header.push("winner".into());
     header.push("margin (runner-up / winner)".into());
-    header.extend(
-        sweep
-            .models
-            .iter()
-            .map(|m| format!("{m}: mean time to pass, pass rate")),
-    );
+    header.extend(sweep.models.iter().map(|m| format!("{m}: mean time to pass, pass rate")));
     let mut t = super::calc::table(header);
     for p in &sweep.points {
         let mut row: Vec<String> = p.at.iter().map(|v| format!("{v:.4}")).collect();
@@ -205,19 +180,19 @@ pub fn sweep_text(sweep: &Sweep) -> String {
     let mut changes = Vec::new();
     for w in sweep.points.windows(2) {
         if w[0].winner != w[1].winner && (sweep.axes.len() == 1 || w[0].at[0] == w[1].at[0]) {
-            let at: Vec<String> = w[0]
-                .at
-                .iter()
-                .zip(&w[1].at)
-                .zip(&sweep.axes)
-                .map(|((a, b), axis)| {
-                    if a == b {
-                        format!("{} = {a}", axis.key)
-                    } else {
-                        format!("{} between {a} and {b}", axis.key)
-                    }
-                })
-                .collect();
+            let at: Vec<String> =
+                w[0].at
+                    .iter()
+                    .zip(&w[1].at)
+                    .zip(&sweep.axes)
+                    .map(|((a, b), axis)| {
+                        if a == b {
+                            format!("{} = {a}", axis.key)
+                        } else {
+                            format!("{} between {a} and {b}", axis.key)
+                        }
+                    })
+                    .collect();
             changes.push(format!(
                 "{} → {} at {}",
                 w[0].winner.as_deref().unwrap_or("none"),

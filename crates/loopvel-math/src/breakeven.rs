@@ -28,11 +28,7 @@ use crate::{LoopProfile, ModelProfile};
 /// let f = speed_factor_for_cycle(&m, &lp, 18.0).unwrap();
 /// assert!((f - 25.0 / 13.0).abs() < 1e-12);
 /// ```
-pub fn speed_factor_for_cycle(
-    model: &ModelProfile,
-    lp: &LoopProfile,
-    target_cycle_s: f64,
-) -> Option<f64> {
+pub fn speed_factor_for_cycle(model: &ModelProfile, lp: &LoopProfile, target_cycle_s: f64) -> Option<f64> {
     let fixed = lp.overhead_s + model.ttft_s + lp.test_s;
     let decode_budget_s = target_cycle_s - fixed;
     if model.output_tokens <= 0.0 || decode_budget_s <= 0.0 || !decode_budget_s.is_finite() {
@@ -44,21 +40,13 @@ pub fn speed_factor_for_cycle(
 /// Factor on `a`'s `tokens_per_s` for its mean time to pass (within
 /// `max_turns`) to equal `target_s`. Mean turns to pass do not depend on speed,
 /// so the cycle must become `target_s / mean_turns`.
-pub fn speed_factor_to_tie_mean_time(
-    a: &ModelProfile,
-    lp: &LoopProfile,
-    target_s: f64,
-) -> Option<f64> {
+pub fn speed_factor_to_tie_mean_time(a: &ModelProfile, lp: &LoopProfile, target_s: f64) -> Option<f64> {
     let turns = PassModel::of(a).mean_turns_given_pass(lp.max_turns)?;
     speed_factor_for_cycle(a, lp, target_s / turns)
 }
 
 /// Factor on `a`'s `tokens_per_s` for its napkin-math time to target to equal `target_s`.
-pub fn speed_factor_to_tie_time_to_target(
-    a: &ModelProfile,
-    lp: &LoopProfile,
-    target_s: f64,
-) -> Option<f64> {
+pub fn speed_factor_to_tie_time_to_target(a: &ModelProfile, lp: &LoopProfile, target_s: f64) -> Option<f64> {
     let turns = turns_to_target(a.first_score, a.r, lp.tests)?;
     speed_factor_for_cycle(a, lp, target_s / turns as f64)
 }
@@ -86,21 +74,8 @@ pub fn time_per_solved_s(model: &ModelProfile, lp: &LoopProfile) -> Option<f64> 
 /// The least `p_retry` at which `a`, at its current speed, spends no more wall
 /// time per solved task than `target_s`. `Some(0.0)` when it already does with
 /// `p_retry = 0`; `None` when even `p_retry = 1` is not enough.
-pub fn p_retry_to_tie_time_per_solved(
-    a: &ModelProfile,
-    lp: &LoopProfile,
-    target_s: f64,
-) -> Option<f64> {
-    let at = |p: f64| {
-        time_per_solved_s(
-            &ModelProfile {
-                p_retry: p,
-                ..a.clone()
-            },
-            lp,
-        )
-        .unwrap_or(f64::INFINITY)
-    };
+pub fn p_retry_to_tie_time_per_solved(a: &ModelProfile, lp: &LoopProfile, target_s: f64) -> Option<f64> {
+    let at = |p: f64| time_per_solved_s(&ModelProfile { p_retry: p, ..a.clone() }, lp).unwrap_or(f64::INFINITY);
     if at(1.0) > target_s {
         return None;
     }
@@ -125,13 +100,7 @@ mod tests {
     use super::*;
 
     fn talk_loop() -> LoopProfile {
-        LoopProfile {
-            test_s: 0.3,
-            overhead_s: 0.2,
-            max_turns: 15,
-            tests: 47,
-            parallel_tests: true,
-        }
+        LoopProfile { test_s: 0.3, overhead_s: 0.2, max_turns: 15, tests: 47, parallel_tests: true }
     }
 
     fn frontier() -> ModelProfile {
@@ -154,18 +123,14 @@ mod tests {
         let f = speed_factor_to_tie_time_to_target(&frontier(), &talk_loop(), 36.0).unwrap();
         assert!((f - 25.0 / 13.0).abs() < 1e-12);
         // To tie 9 s: cycle 4.5 s < fixed 5 s: impossible.
-        assert_eq!(
-            speed_factor_to_tie_time_to_target(&frontier(), &talk_loop(), 9.0),
-            None
-        );
+        assert_eq!(speed_factor_to_tie_time_to_target(&frontier(), &talk_loop(), 9.0), None);
     }
 
     #[test]
     fn speed_to_tie_mean_time_by_hand() {
         // p1 = p2 = .5, N = 15: mean turns = Σ k·.5^k / (1 − .5^15).
         let n = 15;
-        let mean_turns: f64 =
-            (1..=n).map(|k| f64::from(k) * 0.5f64.powi(k)).sum::<f64>() / (1.0 - 0.5f64.powi(n));
+        let mean_turns: f64 = (1..=n).map(|k| f64::from(k) * 0.5f64.powi(k)).sum::<f64>() / (1.0 - 0.5f64.powi(n));
         let target = 40.0;
         let f = speed_factor_to_tie_mean_time(&frontier(), &talk_loop(), target).unwrap();
         let cycle = 5.0 + 2000.0 / (80.0 * f);
@@ -175,10 +140,7 @@ mod tests {
     #[test]
     fn r_to_tie_by_hand() {
         // 36 s / 30 s → 1 turn fits; the first attempt (0.95) misses 1/47: no r helps.
-        assert_eq!(
-            r_to_tie_time_to_target(&frontier(), &talk_loop(), 36.0),
-            None
-        );
+        assert_eq!(r_to_tie_time_to_target(&frontier(), &talk_loop(), 36.0), None);
         // 60 s → 2 turns: r > 1 − (1/47)/0.05.
         let r = r_to_tie_time_to_target(&frontier(), &talk_loop(), 60.0).unwrap();
         assert!((r - (1.0 - (1.0 / 47.0) / 0.05)).abs() < 1e-12);
@@ -191,9 +153,6 @@ mod tests {
         let p = p_retry_to_tie_time_per_solved(&frontier(), &lp, target).unwrap();
         assert!((p - 0.5).abs() < 1e-9, "{p}");
         assert_eq!(p_retry_to_tie_time_per_solved(&frontier(), &lp, 1.0), None);
-        assert_eq!(
-            p_retry_to_tie_time_per_solved(&frontier(), &lp, 1e6),
-            Some(0.0)
-        );
+        assert_eq!(p_retry_to_tie_time_per_solved(&frontier(), &lp, 1e6), Some(0.0));
     }
 }

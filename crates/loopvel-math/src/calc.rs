@@ -13,9 +13,7 @@ use crate::breakeven::{
     speed_factor_to_tie_time_to_target,
 };
 use crate::compounding::{loop_velocity_per_s, turns_to_target};
-use crate::cycle::{
-    amdahl_limit, amdahl_speedup, cycle_s, generation_s, is_verification_bound, verification_s,
-};
+use crate::cycle::{amdahl_limit, amdahl_speedup, cycle_s, generation_s, is_verification_bound, verification_s};
 use crate::hazard::PassModel;
 use crate::schedule::{race, LoopSchedule, Outcome};
 use crate::units::{factor, percent, seconds};
@@ -63,23 +61,11 @@ impl PolicySpec {
         for (i, a) in names.iter().enumerate() {
             for b in &names[i + 1..] {
                 race.push((a.clone(), b.clone()));
-                escalate.push(EscalateSpec {
-                    from: a.clone(),
-                    to: b.clone(),
-                    after: None,
-                });
-                escalate.push(EscalateSpec {
-                    from: b.clone(),
-                    to: a.clone(),
-                    after: None,
-                });
+                escalate.push(EscalateSpec { from: a.clone(), to: b.clone(), after: None });
+                escalate.push(EscalateSpec { from: b.clone(), to: a.clone(), after: None });
             }
         }
-        PolicySpec {
-            best_of: vec![2, 4],
-            race,
-            escalate,
-        }
+        PolicySpec { best_of: vec![2, 4], race, escalate }
     }
 }
 
@@ -93,9 +79,7 @@ pub struct VerdictRule {
 
 impl Default for VerdictRule {
     fn default() -> Self {
-        VerdictRule {
-            pass_rate_margin: 0.05,
-        }
+        VerdictRule { pass_rate_margin: 0.05 }
     }
 }
 
@@ -332,12 +316,10 @@ pub fn model_report(model: &ModelProfile, lp: &LoopProfile) -> ModelReport {
 }
 
 fn min_by_key<T>(items: impl Iterator<Item = (T, Option<f64>)>) -> Option<(T, f64)> {
-    items
-        .filter_map(|(t, v)| v.map(|v| (t, v)))
-        .fold(None, |best: Option<(T, f64)>, (t, v)| match best {
-            Some((_, bv)) if bv <= v => best,
-            _ => Some((t, v)),
-        })
+    items.filter_map(|(t, v)| v.map(|v| (t, v))).fold(None, |best: Option<(T, f64)>, (t, v)| match best {
+        Some((_, bv)) if bv <= v => best,
+        _ => Some((t, v)),
+    })
 }
 
 fn escalation(
@@ -346,26 +328,15 @@ fn escalation(
     lp: &LoopProfile,
     rule: VerdictRule,
 ) -> (Vec<Outcome>, EscalationChoice) {
-    let outcomes: Vec<Outcome> = (0..=lp.max_turns)
-        .map(|m| LoopSchedule::escalate(a, b, lp, m).outcome())
-        .collect();
+    let outcomes: Vec<Outcome> = (0..=lp.max_turns).map(|m| LoopSchedule::escalate(a, b, lp, m).outcome()).collect();
     let best_rate = outcomes.iter().map(|o| o.pass_rate).fold(0.0, f64::max);
     let competent = |o: &Outcome| o.pass_rate >= best_rate - rule.pass_rate_margin;
     let after_min_mean_time = min_by_key(
-        outcomes
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| competent(o))
-            .map(|(m, o)| (m as u32, o.mean_time_to_pass_s)),
+        outcomes.iter().enumerate().filter(|(_, o)| competent(o)).map(|(m, o)| (m as u32, o.mean_time_to_pass_s)),
     )
     .map_or(0, |(m, _)| m);
-    let after_min_usd_per_solved = min_by_key(
-        outcomes
-            .iter()
-            .enumerate()
-            .map(|(m, o)| (m as u32, o.usd_per_solved)),
-    )
-    .map(|(m, _)| m);
+    let after_min_usd_per_solved =
+        min_by_key(outcomes.iter().enumerate().map(|(m, o)| (m as u32, o.usd_per_solved))).map(|(m, _)| m);
     let by_after = outcomes
         .iter()
         .enumerate()
@@ -376,25 +347,13 @@ fn escalation(
             usd_per_solved: o.usd_per_solved,
         })
         .collect();
-    (
-        outcomes,
-        EscalationChoice {
-            after_min_mean_time,
-            after_min_usd_per_solved,
-            by_after,
-        },
-    )
+    (outcomes, EscalationChoice { after_min_mean_time, after_min_usd_per_solved, by_after })
 }
 
 /// The switch points of escalating from `a` to `b`: the one with the least
 /// mean time to pass (among those within the rule's margin of the best pass
 /// rate), the cheapest per solved task, and the outcome of each.
-pub fn escalation_choice(
-    a: &ModelProfile,
-    b: &ModelProfile,
-    lp: &LoopProfile,
-    rule: VerdictRule,
-) -> EscalationChoice {
+pub fn escalation_choice(a: &ModelProfile, b: &ModelProfile, lp: &LoopProfile, rule: VerdictRule) -> EscalationChoice {
     escalation(a, b, lp, rule).1
 }
 
@@ -402,13 +361,7 @@ pub fn escalation_choice(
 /// scenario reader checks them); an unknown name is skipped.
 pub fn policy_reports(scenario: &Scenario, rule: VerdictRule) -> Named<PolicyReport> {
     let lp = &scenario.loop_profile;
-    let model = |name: &str| {
-        scenario
-            .models
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, m)| m)
-    };
+    let model = |name: &str| scenario.models.iter().find(|(n, _)| n == name).map(|(_, m)| m);
     let mut out = Vec::new();
     for (name, m) in &scenario.models {
         for &k in &scenario.policies.best_of {
@@ -450,10 +403,7 @@ pub fn policy_reports(scenario: &Scenario, rule: VerdictRule) -> Named<PolicyRep
             continue;
         };
         let (outcomes, choice) = escalation(ma, mb, lp, rule);
-        let after = spec
-            .after
-            .unwrap_or(choice.after_min_mean_time)
-            .min(lp.max_turns);
+        let after = spec.after.unwrap_or(choice.after_min_mean_time).min(lp.max_turns);
         let outcome = outcomes[after as usize].clone();
         out.push((
             format!("escalate({}->{})", spec.from, spec.to),
@@ -477,18 +427,10 @@ fn break_even(a: (&str, &ModelProfile), b: (&str, &ModelReport), lp: &LoopProfil
     BreakEven {
         a: name_a.to_string(),
         b: name_b.to_string(),
-        speed_factor_mean_time: rb
-            .mean_time_to_pass_s
-            .and_then(|t| speed_factor_to_tie_mean_time(ma, lp, t)),
-        speed_factor_time_to_target: rb
-            .time_to_target_s
-            .and_then(|t| speed_factor_to_tie_time_to_target(ma, lp, t)),
-        r_to_tie_time_to_target: rb
-            .time_to_target_s
-            .and_then(|t| r_to_tie_time_to_target(ma, lp, t)),
-        p_retry_to_tie_time_per_solved: rb
-            .time_per_solved_s
-            .and_then(|t| p_retry_to_tie_time_per_solved(ma, lp, t)),
+        speed_factor_mean_time: rb.mean_time_to_pass_s.and_then(|t| speed_factor_to_tie_mean_time(ma, lp, t)),
+        speed_factor_time_to_target: rb.time_to_target_s.and_then(|t| speed_factor_to_tie_time_to_target(ma, lp, t)),
+        r_to_tie_time_to_target: rb.time_to_target_s.and_then(|t| r_to_tie_time_to_target(ma, lp, t)),
+        p_retry_to_tie_time_per_solved: rb.time_per_solved_s.and_then(|t| p_retry_to_tie_time_per_solved(ma, lp, t)),
     }
 }
 
@@ -500,47 +442,26 @@ pub fn verdict(
     rule: VerdictRule,
 ) -> Verdict {
     let lp = &scenario.loop_profile;
-    let best_rate = reports
-        .0
-        .iter()
-        .map(|(_, r)| r.pass_rate)
-        .fold(0.0, f64::max);
-    let competent: Vec<&(String, ModelReport)> = reports
-        .0
-        .iter()
-        .filter(|(_, r)| r.pass_rate >= best_rate - rule.pass_rate_margin)
-        .collect();
+    let best_rate = reports.0.iter().map(|(_, r)| r.pass_rate).fold(0.0, f64::max);
+    let competent: Vec<&(String, ModelReport)> =
+        reports.0.iter().filter(|(_, r)| r.pass_rate >= best_rate - rule.pass_rate_margin).collect();
     let by_mean = |set: &[&(String, ModelReport)]| {
-        let mut v: Vec<(String, f64)> = set
-            .iter()
-            .filter_map(|(n, r)| r.mean_time_to_pass_s.map(|t| (n.clone(), t)))
-            .collect();
+        let mut v: Vec<(String, f64)> =
+            set.iter().filter_map(|(n, r)| r.mean_time_to_pass_s.map(|t| (n.clone(), t))).collect();
         v.sort_by(|x, y| x.1.total_cmp(&y.1));
         v
     };
     let ranked = by_mean(&competent);
-    let others: Vec<&(String, ModelReport)> = reports
-        .0
-        .iter()
-        .filter(|(n, _)| !competent.iter().any(|(c, _)| c == n))
-        .collect();
-    let winner = ranked
-        .first()
-        .map(|w| w.0.clone())
-        .unwrap_or_else(|| reports.0[0].0.clone());
-    let runner = ranked
-        .get(1)
-        .cloned()
-        .or_else(|| by_mean(&others).first().cloned());
+    let others: Vec<&(String, ModelReport)> =
+        reports.0.iter().filter(|(n, _)| !competent.iter().any(|(c, _)| c == n)).collect();
+    let winner = ranked.first().map(|w| w.0.clone()).unwrap_or_else(|| reports.0[0].0.clone());
+    let runner = ranked.get(1).cloned().or_else(|| by_mean(&others).first().cloned());
     let ratio = match (ranked.first(), &runner) {
         (Some(w), Some(r)) if w.1 > 0.0 => Some(r.1 / w.1),
         _ => None,
     };
-    let mut napkin: Vec<(String, f64)> = reports
-        .0
-        .iter()
-        .filter_map(|(n, r)| r.time_to_target_s.map(|t| (n.clone(), t)))
-        .collect();
+    let mut napkin: Vec<(String, f64)> =
+        reports.0.iter().filter_map(|(n, r)| r.time_to_target_s.map(|t| (n.clone(), t))).collect();
     napkin.sort_by(|x, y| x.1.total_cmp(&y.1));
     let napkin_ratio = match (napkin.first(), napkin.get(1)) {
         (Some(w), Some(r)) if w.1 > 0.0 => Some(r.1 / w.1),
@@ -554,12 +475,7 @@ pub fn verdict(
             }
         }
     }
-    let tests_bound: Vec<String> = reports
-        .0
-        .iter()
-        .filter(|(_, r)| r.tests_bound)
-        .map(|(n, _)| n.clone())
-        .collect();
+    let tests_bound: Vec<String> = reports.0.iter().filter(|(_, r)| r.tests_bound).map(|(n, _)| n.clone()).collect();
     let mut v = Verdict {
         winner,
         runner_up: runner.map(|r| r.0),
@@ -578,11 +494,7 @@ pub fn verdict(
     v
 }
 
-fn best_policy(
-    reports: &Named<ModelReport>,
-    policies: &Named<PolicyReport>,
-    rule: VerdictRule,
-) -> Option<BestPolicy> {
+fn best_policy(reports: &Named<ModelReport>, policies: &Named<PolicyReport>, rule: VerdictRule) -> Option<BestPolicy> {
     let options: Vec<BestPolicy> = reports
         .0
         .iter()
@@ -592,12 +504,7 @@ fn best_policy(
             (n, o.pass_rate, o.mean_time_to_pass_s, o.usd_per_solved)
         }))
         .filter_map(|(n, rate, mean, usd)| {
-            mean.map(|m| BestPolicy {
-                name: n.clone(),
-                pass_rate: rate,
-                mean_time_to_pass_s: m,
-                usd_per_solved: usd,
-            })
+            mean.map(|m| BestPolicy { name: n.clone(), pass_rate: rate, mean_time_to_pass_s: m, usd_per_solved: usd })
         })
         .collect();
     let best_rate = options.iter().map(|o| o.pass_rate).fold(0.0, f64::max);
@@ -666,16 +573,8 @@ fn verdict_text(scenario: &Scenario, reports: &Named<ModelReport>, v: &Verdict) 
         if let Some((_, mr)) = scenario.models.iter().find(|(n, _)| n == runner_name) {
             let pm = PassModel::of(mr);
             let needed_rate = w.pass_rate - v.rule.pass_rate_margin;
-            let solvable_rate = if mr.ceiling > 0.0 {
-                pm.pass_rate(lp.max_turns) / mr.ceiling
-            } else {
-                0.0
-            };
-            let ceiling_needed = if solvable_rate > 0.0 {
-                needed_rate / solvable_rate
-            } else {
-                f64::INFINITY
-            };
+            let solvable_rate = if mr.ceiling > 0.0 { pm.pass_rate(lp.max_turns) / mr.ceiling } else { 0.0 };
+            let ceiling_needed = if solvable_rate > 0.0 { needed_rate / solvable_rate } else { f64::INFINITY };
             if ceiling_needed <= 1.0 {
                 s.push_str(&format!(
                     "To compete, {runner_name} would need a ceiling of at least {ceiling_needed:.2} (now {:.2}); no speed-up changes that. ",
@@ -706,25 +605,16 @@ fn verdict_text(scenario: &Scenario, reports: &Named<ModelReport>, v: &Verdict) 
             format!(
                 "{} in {} turns ({})",
                 name,
-                r.and_then(|x| x.turns_to_target)
-                    .map_or("?".into(), |n| n.to_string()),
+                r.and_then(|x| x.turns_to_target).map_or("?".into(), |n| n.to_string()),
                 opt_seconds(r.and_then(|x| x.time_to_target_s))
             )
         };
-        let mut napkin: Vec<&(String, ModelReport)> = reports
-            .0
-            .iter()
-            .filter(|(_, r)| r.time_to_target_s.is_some())
-            .collect();
+        let mut napkin: Vec<&(String, ModelReport)> =
+            reports.0.iter().filter(|(_, r)| r.time_to_target_s.is_some()).collect();
         napkin.sort_by(|x, y| {
-            x.1.time_to_target_s
-                .unwrap_or(f64::INFINITY)
-                .total_cmp(&y.1.time_to_target_s.unwrap_or(f64::INFINITY))
+            x.1.time_to_target_s.unwrap_or(f64::INFINITY).total_cmp(&y.1.time_to_target_s.unwrap_or(f64::INFINITY))
         });
-        let second = napkin
-            .get(1)
-            .map(|(n, _)| turns_and_time(n))
-            .unwrap_or_default();
+        let second = napkin.get(1).map(|(n, _)| turns_and_time(n)).unwrap_or_default();
         s.push_str(&format!(
             "The napkin math ({} tests, score 1 − (1 − first_score)(1 − r)^(n−1)) {}: all tests pass for {} against {}, {} sooner. ",
             lp.tests,
@@ -739,11 +629,7 @@ fn verdict_text(scenario: &Scenario, reports: &Named<ModelReport>, v: &Verdict) 
     }
     // Break-even of the runner-up against the winner, and of the winner against the runner-up.
     let find = |a: &str, b: &str| v.break_even.iter().find(|be| be.a == a && be.b == b);
-    let runner_model = scenario
-        .models
-        .iter()
-        .find(|(n, _)| n == runner_name)
-        .filter(|_| runner_competent);
+    let runner_model = scenario.models.iter().find(|(n, _)| n == runner_name).filter(|_| runner_competent);
     if let (Some(be), Some((_, mr))) = (find(runner_name, &v.winner), runner_model) {
         match be.speed_factor_mean_time {
             Some(f) => s.push_str(&format!(
@@ -774,14 +660,8 @@ fn verdict_text(scenario: &Scenario, reports: &Named<ModelReport>, v: &Verdict) 
                 )
             });
             let quality = match be.r_to_tie_time_to_target {
-                Some(r) if r > 0.0 => Some(format!(
-                    "at its current speed with r above {r:.3} (now {:.3})",
-                    mr.r
-                )),
-                Some(_) => Some(
-                    "at its current speed, since its first attempt already meets the target"
-                        .to_string(),
-                ),
+                Some(r) if r > 0.0 => Some(format!("at its current speed with r above {r:.3} (now {:.3})", mr.r)),
+                Some(_) => Some("at its current speed, since its first attempt already meets the target".to_string()),
                 None => None,
             };
             s.push_str(&match (speed, quality) {
@@ -847,21 +727,10 @@ fn verdict_text(scenario: &Scenario, reports: &Named<ModelReport>, v: &Verdict) 
 /// ```
 pub fn evaluate(scenario: &Scenario, rule: VerdictRule) -> CalcReport {
     let lp = &scenario.loop_profile;
-    let models = Named(
-        scenario
-            .models
-            .iter()
-            .map(|(n, m)| (n.clone(), model_report(m, lp)))
-            .collect(),
-    );
+    let models = Named(scenario.models.iter().map(|(n, m)| (n.clone(), model_report(m, lp))).collect());
     let policies = policy_reports(scenario, rule);
     let verdict = verdict(scenario, &models, &policies, rule);
-    CalcReport {
-        loop_profile: lp.clone(),
-        models,
-        policies,
-        verdict,
-    }
+    CalcReport { loop_profile: lp.clone(), models, policies, verdict }
 }
 
 #[cfg(test)]
@@ -869,13 +738,7 @@ mod tests {
     use super::*;
 
     fn talk() -> Scenario {
-        let lp = LoopProfile {
-            test_s: 0.3,
-            overhead_s: 0.2,
-            max_turns: 15,
-            tests: 47,
-            parallel_tests: true,
-        };
+        let lp = LoopProfile { test_s: 0.3, overhead_s: 0.2, max_turns: 15, tests: 47, parallel_tests: true };
         let fast = ModelProfile {
             ttft_s: 0.5,
             tokens_per_s: 1000.0,
@@ -933,12 +796,7 @@ mod tests {
         assert_eq!(r.verdict.winner, "frontier");
         assert_eq!(r.verdict.competent, vec!["frontier".to_string()]);
         // With a margin wide enough to forgive the ceiling, speed wins again.
-        let r = evaluate(
-            &s,
-            VerdictRule {
-                pass_rate_margin: 0.6,
-            },
-        );
+        let r = evaluate(&s, VerdictRule { pass_rate_margin: 0.6 });
         assert_eq!(r.verdict.winner, "fast");
     }
 
@@ -948,14 +806,8 @@ mod tests {
         s.loop_profile.test_s = 60.0;
         let r = evaluate(&s, VerdictRule::default());
         assert_eq!(r.verdict.winner, "frontier");
-        assert_eq!(
-            r.verdict.tests_bound,
-            vec!["fast".to_string(), "frontier".to_string()]
-        );
-        assert!(r
-            .verdict
-            .text
-            .contains("Tests, not the model, bound fast's loop"));
+        assert_eq!(r.verdict.tests_bound, vec!["fast".to_string(), "frontier".to_string()]);
+        assert!(r.verdict.text.contains("Tests, not the model, bound fast's loop"));
         // (g + v)/v = (2.5 + 60.2)/60.2
         let ceiling = r.models.get("fast").unwrap().speedup_ceiling.unwrap();
         assert!((ceiling - 62.7 / 60.2).abs() < 1e-12);
@@ -967,21 +819,14 @@ mod tests {
         let r = evaluate(&s, VerdictRule::default());
         let p = r.policies.get("escalate(fast->frontier)").unwrap();
         let e = p.escalation.as_ref().unwrap();
-        let best = e.by_after[e.after_min_mean_time as usize]
-            .mean_time_to_pass_s
-            .unwrap();
+        let best = e.by_after[e.after_min_mean_time as usize].mean_time_to_pass_s.unwrap();
         let top_rate = e.by_after.iter().map(|x| x.pass_rate).fold(0.0, f64::max);
         for row in &e.by_after {
             if row.pass_rate >= top_rate - 0.05 {
                 assert!(row.mean_time_to_pass_s.unwrap() >= best);
             }
         }
-        let cheapest = e.by_after[e.after_min_usd_per_solved.unwrap() as usize]
-            .usd_per_solved
-            .unwrap();
-        assert!(e
-            .by_after
-            .iter()
-            .all(|row| row.usd_per_solved.unwrap() >= cheapest));
+        let cheapest = e.by_after[e.after_min_usd_per_solved.unwrap() as usize].usd_per_solved.unwrap();
+        assert!(e.by_after.iter().all(|row| row.usd_per_solved.unwrap() >= cheapest));
     }
 }

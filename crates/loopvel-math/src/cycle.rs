@@ -56,23 +56,12 @@ mod tests {
     use super::*;
 
     fn lp(test_s: f64, overhead_s: f64) -> LoopProfile {
-        LoopProfile {
-            test_s,
-            overhead_s,
-            max_turns: 15,
-            tests: 47,
-            parallel_tests: true,
-        }
+        LoopProfile { test_s, overhead_s, max_turns: 15, tests: 47, parallel_tests: true }
     }
 
     #[test]
     fn cycle_adds_the_four_parts() {
-        let m = ModelProfile {
-            ttft_s: 4.5,
-            tokens_per_s: 80.0,
-            output_tokens: 2000.0,
-            ..ModelProfile::example()
-        };
+        let m = ModelProfile { ttft_s: 4.5, tokens_per_s: 80.0, output_tokens: 2000.0, ..ModelProfile::example() };
         // 0.2 + 4.5 + 2000/80 + 0.3 = 30.0
         assert!((cycle_s(&m, &lp(0.3, 0.2)) - 30.0).abs() < 1e-12);
         assert!((generation_s(&m) - 29.5).abs() < 1e-12);

@@ -123,9 +123,7 @@ impl Dist {
                 } else if !(median.is_finite() && *median > 0.0) {
                     Some(format!("lognormal median = {median} must be > 0"))
                 } else if !(p90.is_finite() && p90 >= median) {
-                    Some(format!(
-                        "lognormal p90 = {p90} must be ≥ the median ({median})"
-                    ))
+                    Some(format!("lognormal p90 = {p90} must be ≥ the median ({median})"))
                 } else {
                     None
                 }
@@ -160,16 +158,11 @@ impl Dist {
                         .map(|v| format!("empirical value {v} must be {domain_name}"))
                 }
             }
-            Dist::Beta {
-                mean,
-                concentration,
-            } => {
+            Dist::Beta { mean, concentration } => {
                 if domain != Domain::Probability {
                     Some("a beta distribution is for probabilities; use lognormal, gamma, uniform or empirical".into())
                 } else if !(mean.is_finite() && *mean > 0.0 && *mean < 1.0) {
-                    Some(format!(
-                        "beta mean = {mean} must be strictly between 0 and 1"
-                    ))
+                    Some(format!("beta mean = {mean} must be strictly between 0 and 1"))
                 } else if !(concentration.is_finite() && *concentration > 0.0) {
                     Some(format!("beta concentration = {concentration} must be > 0"))
                 } else {
@@ -215,91 +208,28 @@ mod tests {
         assert!((k - 4.0).abs() < 1e-12 && (theta - 2.5).abs() < 1e-12);
         // Lognormal mean exp(μ + σ²/2).
         let (mu, sigma) = lognormal_params(3.0, 5.0);
-        let m = Dist::LogNormal {
-            median: 3.0,
-            p90: 5.0,
-        }
-        .mean();
+        let m = Dist::LogNormal { median: 3.0, p90: 5.0 }.mean();
         assert!((m - (mu + sigma * sigma / 2.0).exp()).abs() < 1e-12);
         assert_eq!(Dist::Uniform { min: 1.0, max: 3.0 }.mean(), 2.0);
-        assert_eq!(
-            Dist::Empirical {
-                values: vec![1.0, 2.0, 6.0]
-            }
-            .mean(),
-            3.0
-        );
+        assert_eq!(Dist::Empirical { values: vec![1.0, 2.0, 6.0] }.mean(), 3.0);
     }
 
     #[test]
     fn impossible_parameters_are_refused_with_the_reason() {
         let p = |d: Dist, dom| d.problem(dom).unwrap_or_default();
-        assert!(p(
-            Dist::LogNormal {
-                median: 0.0,
-                p90: 1.0
-            },
-            Domain::NonNegative
-        )
-        .contains("median = 0 must be > 0"));
-        assert!(p(
-            Dist::LogNormal {
-                median: 3.0,
-                p90: 2.0
-            },
-            Domain::NonNegative
-        )
-        .contains("p90 = 2 must be ≥ the median"));
-        assert!(p(
-            Dist::Beta {
-                mean: 0.4,
-                concentration: 0.0
-            },
-            Domain::Probability
-        )
-        .contains("concentration = 0 must be > 0"));
-        assert!(p(
-            Dist::Beta {
-                mean: 1.0,
-                concentration: 2.0
-            },
-            Domain::Probability
-        )
-        .contains("strictly between"));
-        assert!(p(
-            Dist::Beta {
-                mean: 0.5,
-                concentration: 2.0
-            },
-            Domain::NonNegative
-        )
-        .contains("for probabilities"));
+        assert!(p(Dist::LogNormal { median: 0.0, p90: 1.0 }, Domain::NonNegative).contains("median = 0 must be > 0"));
+        assert!(
+            p(Dist::LogNormal { median: 3.0, p90: 2.0 }, Domain::NonNegative).contains("p90 = 2 must be ≥ the median")
+        );
+        assert!(p(Dist::Beta { mean: 0.4, concentration: 0.0 }, Domain::Probability)
+            .contains("concentration = 0 must be > 0"));
+        assert!(p(Dist::Beta { mean: 1.0, concentration: 2.0 }, Domain::Probability).contains("strictly between"));
+        assert!(p(Dist::Beta { mean: 0.5, concentration: 2.0 }, Domain::NonNegative).contains("for probabilities"));
         assert!(p(Dist::Uniform { min: 2.0, max: 1.0 }, Domain::NonNegative).contains("≤ max"));
         assert!(p(Dist::Uniform { min: 0.0, max: 1.0 }, Domain::Positive).contains("> 0"));
         assert!(p(Dist::Empirical { values: vec![] }, Domain::NonNegative).contains("empty"));
-        assert!(p(
-            Dist::Gamma {
-                mean: 1.0,
-                sd: -1.0
-            },
-            Domain::NonNegative
-        )
-        .contains("sd = -1"));
-        assert_eq!(
-            Dist::LogNormal {
-                median: 3.0,
-                p90: 3.0
-            }
-            .problem(Domain::Positive),
-            None
-        );
-        assert_eq!(
-            Dist::Beta {
-                mean: 0.4,
-                concentration: 2.0
-            }
-            .problem(Domain::Probability),
-            None
-        );
+        assert!(p(Dist::Gamma { mean: 1.0, sd: -1.0 }, Domain::NonNegative).contains("sd = -1"));
+        assert_eq!(Dist::LogNormal { median: 3.0, p90: 3.0 }.problem(Domain::Positive), None);
+        assert_eq!(Dist::Beta { mean: 0.4, concentration: 2.0 }.problem(Domain::Probability), None);
     }
 }

@@ -25,11 +25,7 @@ pub struct PassModel {
 impl PassModel {
     /// The quality fields of a model profile.
     pub fn of(model: &ModelProfile) -> Self {
-        PassModel {
-            p_first: model.p_first,
-            p_retry: model.p_retry,
-            ceiling: model.ceiling,
-        }
+        PassModel { p_first: model.p_first, p_retry: model.p_retry, ceiling: model.ceiling }
     }
 
     /// The same model running `k` candidates per turn; a turn passes when any does.
@@ -67,12 +63,7 @@ impl PassModel {
         match n {
             0 => 0.0,
             1 => self.ceiling * self.p_first,
-            _ => {
-                self.ceiling
-                    * (1.0 - self.p_first)
-                    * pow_q(self.p_retry, f64::from(n - 2))
-                    * self.p_retry
-            }
+            _ => self.ceiling * (1.0 - self.p_first) * pow_q(self.p_retry, f64::from(n - 2)) * self.p_retry,
         }
     }
 
@@ -199,20 +190,14 @@ mod tests {
     }
 
     fn brute_cost(m: &PassModel, n: u32, a: f64, b: f64) -> f64 {
-        (1..=n)
-            .map(|t| m.still_running_at(t) * (a + b * f64::from(t - 1)))
-            .sum()
+        (1..=n).map(|t| m.still_running_at(t) * (a + b * f64::from(t - 1))).sum()
     }
 
     #[test]
     fn by_hand_two_turns() {
         // p1 = 0.5, p2 = 0.5, C = 1, N = 2: P(1) = .5, P(2) = .25, rate .75,
         // mean = (1·.5 + 2·.25)/.75 = 4/3.
-        let m = PassModel {
-            p_first: 0.5,
-            p_retry: 0.5,
-            ceiling: 1.0,
-        };
+        let m = PassModel { p_first: 0.5, p_retry: 0.5, ceiling: 1.0 };
         assert_eq!(m.pass_rate(2), 0.75);
         assert!((m.mean_turns_given_pass(2).unwrap() - 4.0 / 3.0).abs() < 1e-15);
         // Conditional CDF: k=1 → 2/3, k=2 → 1. P50 = 1, P90 = 2.
@@ -227,11 +212,7 @@ mod tests {
     fn by_hand_with_ceiling() {
         // C = 0.5, p1 = 0.2, p2 = 0.5, N = 3.
         // P(1) = .1, P(2) = .5·.8·.5 = .2, P(3) = .5·.8·.25 = .1; rate = .4.
-        let m = PassModel {
-            p_first: 0.2,
-            p_retry: 0.5,
-            ceiling: 0.5,
-        };
+        let m = PassModel { p_first: 0.2, p_retry: 0.5, ceiling: 0.5 };
         assert!((m.pass_rate(3) - 0.4).abs() < 1e-15);
         assert!((m.mean_turns_given_pass(3).unwrap() - (0.1 + 0.4 + 0.3) / 0.4).abs() < 1e-14);
         // Started: t1 = 1, t2 = .9, t3 = .7 → 2.6 turns.
@@ -246,39 +227,22 @@ mod tests {
 
     #[test]
     fn degenerate_models() {
-        let never = PassModel {
-            p_first: 0.0,
-            p_retry: 0.0,
-            ceiling: 1.0,
-        };
+        let never = PassModel { p_first: 0.0, p_retry: 0.0, ceiling: 1.0 };
         assert_eq!(never.pass_rate(15), 0.0);
         assert_eq!(never.mean_turns_given_pass(15), None);
         assert_eq!(never.turn_quantile_given_pass(0.5, 15), None);
         assert_eq!(never.expected_turns_run(15), 15.0);
-        let sure = PassModel {
-            p_first: 0.0,
-            p_retry: 1.0,
-            ceiling: 1.0,
-        };
+        let sure = PassModel { p_first: 0.0, p_retry: 1.0, ceiling: 1.0 };
         assert_eq!(sure.mean_turns_given_pass(15), Some(2.0));
         assert_eq!(sure.turn_quantile_given_pass(0.9, 15), Some(2));
         assert_eq!(sure.expected_turns_run(15), 2.0);
-        let one_shot_only = PassModel {
-            p_first: 0.4,
-            p_retry: 0.0,
-            ceiling: 1.0,
-        };
+        let one_shot_only = PassModel { p_first: 0.4, p_retry: 0.0, ceiling: 1.0 };
         assert_eq!(one_shot_only.mean_turns_given_pass(15), Some(1.0));
     }
 
     #[test]
     fn best_of_k_by_hand() {
-        let m = PassModel {
-            p_first: 0.5,
-            p_retry: 0.2,
-            ceiling: 0.9,
-        }
-        .best_of(2);
+        let m = PassModel { p_first: 0.5, p_retry: 0.2, ceiling: 0.9 }.best_of(2);
         assert!((m.p_first - 0.75).abs() < 1e-15);
         assert!((m.p_retry - 0.36).abs() < 1e-15);
         assert_eq!(m.ceiling, 0.9);

@@ -56,8 +56,7 @@ impl ModelProfile {
     /// Cost of one attempt at overall turn `turn` (1-based), in US dollars:
     /// the prompt grows by `input_growth_tokens` each turn.
     pub fn usd_of_turn(&self, turn: u32) -> f64 {
-        let input =
-            self.input_tokens + self.input_growth_tokens * f64::from(turn.saturating_sub(1));
+        let input = self.input_tokens + self.input_growth_tokens * f64::from(turn.saturating_sub(1));
         (input * self.usd_per_mtok_in + self.output_tokens * self.usd_per_mtok_out) / 1e6
     }
 }

@@ -103,10 +103,7 @@ impl StepCurve {
         if total <= 0.0 {
             return None;
         }
-        self.jumps
-            .iter()
-            .find(|&&(_, f)| f >= level * total * (1.0 - 1e-12))
-            .map(|j| j.0)
+        self.jumps.iter().find(|&&(_, f)| f >= level * total * (1.0 - 1e-12)).map(|j| j.0)
     }
 
     /// The curve at each of `times`, as `[t, F(t)]` pairs.
@@ -190,11 +187,7 @@ impl LoopSchedule {
         let k = k.max(1);
         let kf = f64::from(k);
         let before_tests = lp.overhead_s + generation_s(model);
-        let tests_s = if lp.parallel_tests {
-            lp.test_s
-        } else {
-            kf * lp.test_s
-        };
+        let tests_s = if lp.parallel_tests { lp.test_s } else { kf * lp.test_s };
         let turn_s = before_tests + tests_s;
         let mut turns = Vec::with_capacity(lp.max_turns as usize);
         let mut solvable_unpassed = 1.0; // P(no pass yet | task solvable)
@@ -213,12 +206,7 @@ impl LoopSchedule {
                 }
             }
             solvable_unpassed *= pow_q(p, kf);
-            turns.push(ScheduledTurn {
-                start_s,
-                end_s: start_s + turn_s,
-                usd: kf * model.usd_of_turn(t),
-                passes,
-            });
+            turns.push(ScheduledTurn { start_s, end_s: start_s + turn_s, usd: kf * model.usd_of_turn(t), passes });
         }
         LoopSchedule { turns }
     }
@@ -229,17 +217,11 @@ impl LoopSchedule {
     /// `after = max_turns` is `a` alone.
     pub fn escalate(a: &ModelProfile, b: &ModelProfile, lp: &LoopProfile, after: u32) -> Self {
         let after = after.min(lp.max_turns);
-        let a_loop = LoopProfile {
-            max_turns: after,
-            ..lp.clone()
-        };
+        let a_loop = LoopProfile { max_turns: after, ..lp.clone() };
         let mut schedule = Self::plain(a, &a_loop);
         let a_survival = 1.0 - PassModel::of(a).pass_by_turn(after);
         let shift = f64::from(after) * cycle_s(a, lp);
-        let b_loop = LoopProfile {
-            max_turns: lp.max_turns - after,
-            ..lp.clone()
-        };
+        let b_loop = LoopProfile { max_turns: lp.max_turns - after, ..lp.clone() };
         for (i, mut turn) in Self::plain(b, &b_loop).turns.into_iter().enumerate() {
             turn.start_s += shift;
             turn.end_s += shift;
@@ -260,12 +242,7 @@ impl LoopSchedule {
 
     /// The success-by-time curve F(t).
     pub fn curve(&self) -> StepCurve {
-        StepCurve::from_masses(
-            self.turns
-                .iter()
-                .flat_map(|t| t.passes.iter().copied())
-                .collect(),
-        )
+        StepCurve::from_masses(self.turns.iter().flat_map(|t| t.passes.iter().copied()).collect())
     }
 
     /// Chance that each turn is started (no pass in earlier turns).
@@ -283,11 +260,7 @@ impl LoopSchedule {
 
     /// Expected cost of a run, in US dollars: each turn's cost times the chance it is started.
     pub fn expected_usd(&self) -> f64 {
-        self.started()
-            .iter()
-            .zip(&self.turns)
-            .map(|(s, t)| s * t.usd)
-            .sum()
+        self.started().iter().zip(&self.turns).map(|(s, t)| s * t.usd).sum()
     }
 
     /// Pass rate, times and cost of this schedule.
@@ -305,17 +278,10 @@ pub fn race(a: &LoopSchedule, b: &LoopSchedule) -> Outcome {
     let mut times: Vec<f64> = fa.jumps.iter().chain(&fb.jumps).map(|j| j.0).collect();
     times.sort_by(f64::total_cmp);
     times.dedup();
-    let jumps = times
-        .iter()
-        .map(|&t| (t, 1.0 - (1.0 - fa.at(t)) * (1.0 - fb.at(t))))
-        .collect();
+    let jumps = times.iter().map(|&t| (t, 1.0 - (1.0 - fa.at(t)) * (1.0 - fb.at(t)))).collect();
     let curve = StepCurve { jumps };
     let paid = |own: &LoopSchedule, other: &StepCurve| -> f64 {
-        own.started()
-            .iter()
-            .zip(&own.turns)
-            .map(|(s, t)| s * (1.0 - other.at(t.start_s)) * t.usd)
-            .sum()
+        own.started().iter().zip(&own.turns).map(|(s, t)| s * (1.0 - other.at(t.start_s)) * t.usd).sum()
     };
     let usd = paid(a, &fb) + paid(b, &fa);
     Outcome::new(curve, a.horizon_s().max(b.horizon_s()), usd)
@@ -327,13 +293,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn lp(max_turns: u32) -> LoopProfile {
-        LoopProfile {
-            test_s: 1.0,
-            overhead_s: 0.0,
-            max_turns,
-            tests: 10,
-            parallel_tests: true,
-        }
+        LoopProfile { test_s: 1.0, overhead_s: 0.0, max_turns, tests: 10, parallel_tests: true }
     }
 
     fn model(p_first: f64, p_retry: f64, ceiling: f64, gen_s: f64) -> ModelProfile {
@@ -384,10 +344,7 @@ mod tests {
     fn serial_best_of_stops_at_first_green() {
         // k = 2, p1 = .5, gen 0, tests 1 s each, serial, one turn:
         // green at 1 s w.p. .5, at 2 s w.p. .25.
-        let serial = LoopProfile {
-            parallel_tests: false,
-            ..lp(1)
-        };
+        let serial = LoopProfile { parallel_tests: false, ..lp(1) };
         let o = LoopSchedule::best_of(&model(0.5, 0.0, 1.0, 0.0), &serial, 2).outcome();
         assert_eq!(o.curve.jumps, vec![(1.0, 0.5), (2.0, 0.75)]);
         assert_eq!(o.horizon_s, 2.0);
@@ -406,29 +363,15 @@ mod tests {
     }
 
     fn arb_model() -> impl Strategy<Value = ModelProfile> {
-        (
-            0.0f64..=1.0,
-            0.0f64..=1.0,
-            0.0f64..=1.0,
-            0.0f64..20.0,
-            0.0f64..3.0,
-        )
-            .prop_map(|(p1, p2, c, g, growth)| ModelProfile {
-                input_growth_tokens: growth * 1e5,
-                ..model(p1, p2, c, g)
-            })
+        (0.0f64..=1.0, 0.0f64..=1.0, 0.0f64..=1.0, 0.0f64..20.0, 0.0f64..3.0).prop_map(|(p1, p2, c, g, growth)| {
+            ModelProfile { input_growth_tokens: growth * 1e5, ..model(p1, p2, c, g) }
+        })
     }
 
     fn arb_loop() -> impl Strategy<Value = LoopProfile> {
-        (0.0f64..10.0, 0.0f64..2.0, 1u32..25, any::<bool>()).prop_map(
-            |(test_s, overhead_s, max_turns, par)| LoopProfile {
-                test_s,
-                overhead_s,
-                max_turns,
-                tests: 10,
-                parallel_tests: par,
-            },
-        )
+        (0.0f64..10.0, 0.0f64..2.0, 1u32..25, any::<bool>()).prop_map(|(test_s, overhead_s, max_turns, par)| {
+            LoopProfile { test_s, overhead_s, max_turns, tests: 10, parallel_tests: par }
+        })
     }
 
     proptest! {

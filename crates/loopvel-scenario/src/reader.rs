@@ -45,10 +45,7 @@ pub enum ScenarioError {
 
 impl ScenarioError {
     pub(crate) fn syntax(file: &str, message: &str) -> Self {
-        ScenarioError::Syntax {
-            file: file.to_string(),
-            message: message.trim().replace('\n', "\n  "),
-        }
+        ScenarioError::Syntax { file: file.to_string(), message: message.trim().replace('\n', "\n  ") }
     }
 }
 
@@ -120,18 +117,8 @@ pub(crate) struct TableReader<'a> {
 }
 
 impl<'a> TableReader<'a> {
-    pub(crate) fn new(
-        ctx: &'a Ctx<'a>,
-        path: &str,
-        table: &'a toml::Table,
-        allowed: &'static [&'static str],
-    ) -> Self {
-        TableReader {
-            ctx,
-            path: path.to_string(),
-            table,
-            allowed,
-        }
+    pub(crate) fn new(ctx: &'a Ctx<'a>, path: &str, table: &'a toml::Table, allowed: &'static [&'static str]) -> Self {
+        TableReader { ctx, path: path.to_string(), table, allowed }
     }
 
     fn key(&self, key: &str) -> String {
@@ -159,13 +146,9 @@ impl<'a> TableReader<'a> {
                 .filter(|(score, _)| *score > 0.8)
                 .max_by(|x, y| x.0.total_cmp(&y.0));
             let hint = closest.map_or(String::new(), |(_, a)| format!("did you mean `{a}`? "));
-            return Err(self.invalid(
-                key,
-                &format!(
-                    "is not a known key; {hint}allowed keys: {}",
-                    self.allowed.join(", ")
-                ),
-            ));
+            return Err(
+                self.invalid(key, &format!("is not a known key; {hint}allowed keys: {}", self.allowed.join(", ")))
+            );
         }
         Ok(())
     }
@@ -174,10 +157,7 @@ impl<'a> TableReader<'a> {
         match v {
             toml::Value::Float(x) => Ok(*x),
             toml::Value::Integer(i) => Ok(*i as f64),
-            other => Err(self.invalid(
-                key,
-                &format!("must be a number, found {} `{other}`", other.type_str()),
-            )),
+            other => Err(self.invalid(key, &format!("must be a number, found {} `{other}`", other.type_str()))),
         }
     }
 
@@ -194,30 +174,18 @@ impl<'a> TableReader<'a> {
     }
 
     /// A number or a distribution table such as `{ dist = "lognormal", median = 3, p90 = 5 }`.
-    pub(crate) fn dist_req(
-        &self,
-        key: &str,
-        domain: Domain,
-        what: &str,
-    ) -> Result<Dist, ScenarioError> {
+    pub(crate) fn dist_req(&self, key: &str, domain: Domain, what: &str) -> Result<Dist, ScenarioError> {
         match self.dist_opt(key, domain)? {
             Some(d) => Ok(d),
             None => Err(self.invalid(
                 key,
-                &format!(
-                    "is missing; add it: {what} (a number, or a distribution table such as {})",
-                    example(domain)
-                ),
+                &format!("is missing; add it: {what} (a number, or a distribution table such as {})", example(domain)),
             )),
         }
     }
 
     /// Like [`Self::dist_req`], for an optional field.
-    pub(crate) fn dist_opt(
-        &self,
-        key: &str,
-        domain: Domain,
-    ) -> Result<Option<Dist>, ScenarioError> {
+    pub(crate) fn dist_opt(&self, key: &str, domain: Domain) -> Result<Option<Dist>, ScenarioError> {
         let Some(v) = self.table.get(key) else {
             return Ok(None);
         };
@@ -228,10 +196,7 @@ impl<'a> TableReader<'a> {
             other => {
                 return Err(self.invalid(
                     key,
-                    &format!(
-                        "must be a number or a distribution table such as {}, found `{other}`",
-                        example(domain)
-                    ),
+                    &format!("must be a number or a distribution table such as {}, found `{other}`", example(domain)),
                 ))
             }
         };
@@ -241,82 +206,53 @@ impl<'a> TableReader<'a> {
         }
     }
 
-    fn dist_table(
-        &self,
-        key: &str,
-        t: &toml::Table,
-        domain: Domain,
-    ) -> Result<Dist, ScenarioError> {
+    fn dist_table(&self, key: &str, t: &toml::Table, domain: Domain) -> Result<Dist, ScenarioError> {
         let kind = match t.get("dist") {
             Some(toml::Value::String(s)) => s.as_str(),
             _ => {
+                return Err(
+                    self.invalid(key, &format!("is a table without `dist = \"…\"`; write e.g. {}", example(domain)))
+                )
+            }
+        };
+        let keys: &[&str] = match kind {
+            "lognormal" => &["dist", "median", "p90"],
+            "gamma" => &["dist", "mean", "sd"],
+            "uniform" => &["dist", "min", "max"],
+            "empirical" => &["dist", "values"],
+            "beta" => &["dist", "mean", "concentration"],
+            other => {
                 return Err(self.invalid(
                     key,
-                    &format!(
-                        "is a table without `dist = \"…\"`; write e.g. {}",
-                        example(domain)
-                    ),
+                    &format!("has dist = \"{other}\"; known: lognormal, gamma, uniform, empirical, beta"),
                 ))
             }
         };
-        let keys: &[&str] =
-            match kind {
-                "lognormal" => &["dist", "median", "p90"],
-                "gamma" => &["dist", "mean", "sd"],
-                "uniform" => &["dist", "min", "max"],
-                "empirical" => &["dist", "values"],
-                "beta" => &["dist", "mean", "concentration"],
-                other => return Err(self.invalid(
-                    key,
-                    &format!(
-                        "has dist = \"{other}\"; known: lognormal, gamma, uniform, empirical, beta"
-                    ),
-                )),
-            };
         let sub_path = self.key(key);
         if let Some(extra) = t.keys().find(|k| !keys.contains(&k.as_str())) {
             return Err(self.ctx.invalid(
                 &format!("{sub_path}.{extra}"),
-                &format!(
-                    "is not a parameter of a {kind} distribution; it takes {}",
-                    keys[1..].join(", ")
-                ),
+                &format!("is not a parameter of a {kind} distribution; it takes {}", keys[1..].join(", ")),
             ));
         }
         let num = |p: &str| -> Result<f64, ScenarioError> {
             match t.get(p) {
                 Some(toml::Value::Float(x)) => Ok(*x),
                 Some(toml::Value::Integer(i)) => Ok(*i as f64),
-                Some(other) => Err(self.ctx.invalid(
-                    &format!("{sub_path}.{p}"),
-                    &format!("must be a number, found `{other}`"),
-                )),
+                Some(other) => {
+                    Err(self.ctx.invalid(&format!("{sub_path}.{p}"), &format!("must be a number, found `{other}`")))
+                }
                 None => Err(self.ctx.invalid(
                     &format!("{sub_path}.{p}"),
-                    &format!(
-                        "is missing; a {kind} distribution takes {}",
-                        keys[1..].join(", ")
-                    ),
+                    &format!("is missing; a {kind} distribution takes {}", keys[1..].join(", ")),
                 )),
             }
         };
         Ok(match kind {
-            "lognormal" => Dist::LogNormal {
-                median: num("median")?,
-                p90: num("p90")?,
-            },
-            "gamma" => Dist::Gamma {
-                mean: num("mean")?,
-                sd: num("sd")?,
-            },
-            "uniform" => Dist::Uniform {
-                min: num("min")?,
-                max: num("max")?,
-            },
-            "beta" => Dist::Beta {
-                mean: num("mean")?,
-                concentration: num("concentration")?,
-            },
+            "lognormal" => Dist::LogNormal { median: num("median")?, p90: num("p90")? },
+            "gamma" => Dist::Gamma { mean: num("mean")?, sd: num("sd")? },
+            "uniform" => Dist::Uniform { min: num("min")?, max: num("max")? },
+            "beta" => Dist::Beta { mean: num("mean")?, concentration: num("concentration")? },
             _ => {
                 let values = match t.get("values") {
                     Some(toml::Value::Array(a)) => a
@@ -336,28 +272,16 @@ impl<'a> TableReader<'a> {
         })
     }
 
-    pub(crate) fn f64_req(
-        &self,
-        key: &str,
-        check: Check,
-        what: &str,
-    ) -> Result<f64, ScenarioError> {
-        let v = self.table.get(key).ok_or_else(|| {
-            self.invalid(
-                key,
-                &format!("is missing; add it: {what} ({})", check.describe()),
-            )
-        })?;
+    pub(crate) fn f64_req(&self, key: &str, check: Check, what: &str) -> Result<f64, ScenarioError> {
+        let v = self
+            .table
+            .get(key)
+            .ok_or_else(|| self.invalid(key, &format!("is missing; add it: {what} ({})", check.describe())))?;
         let x = self.number(key, v)?;
         self.checked(key, x, check)
     }
 
-    pub(crate) fn f64_opt(
-        &self,
-        key: &str,
-        default: f64,
-        check: Check,
-    ) -> Result<f64, ScenarioError> {
+    pub(crate) fn f64_opt(&self, key: &str, default: f64, check: Check) -> Result<f64, ScenarioError> {
         match self.table.get(key) {
             None => Ok(default),
             Some(v) => {
@@ -367,57 +291,29 @@ impl<'a> TableReader<'a> {
         }
     }
 
-    fn integer_in(
-        &self,
-        key: &str,
-        v: &toml::Value,
-        min: u32,
-        max: u32,
-    ) -> Result<u32, ScenarioError> {
+    fn integer_in(&self, key: &str, v: &toml::Value, min: u32, max: u32) -> Result<u32, ScenarioError> {
         match v.as_integer() {
             Some(i) if i >= i64::from(min) && i <= i64::from(max) => Ok(i as u32),
-            _ => Err(self.invalid(
-                key,
-                &format!("= {v} is not allowed; give a whole number from {min} to {max}"),
-            )),
+            _ => Err(self.invalid(key, &format!("= {v} is not allowed; give a whole number from {min} to {max}"))),
         }
     }
 
-    pub(crate) fn u32_req(
-        &self,
-        key: &str,
-        min: u32,
-        max: u32,
-        what: &str,
-    ) -> Result<u32, ScenarioError> {
+    pub(crate) fn u32_req(&self, key: &str, min: u32, max: u32, what: &str) -> Result<u32, ScenarioError> {
         let v = self.table.get(key).ok_or_else(|| {
-            self.invalid(
-                key,
-                &format!("is missing; add it: {what} (a whole number from {min} to {max})"),
-            )
+            self.invalid(key, &format!("is missing; add it: {what} (a whole number from {min} to {max})"))
         })?;
         self.integer_in(key, v, min, max)
     }
 
-    pub(crate) fn u32_opt(
-        &self,
-        key: &str,
-        min: u32,
-        max: u32,
-    ) -> Result<Option<u32>, ScenarioError> {
-        self.table
-            .get(key)
-            .map(|v| self.integer_in(key, v, min, max))
-            .transpose()
+    pub(crate) fn u32_opt(&self, key: &str, min: u32, max: u32) -> Result<Option<u32>, ScenarioError> {
+        self.table.get(key).map(|v| self.integer_in(key, v, min, max)).transpose()
     }
 
     pub(crate) fn bool_opt(&self, key: &str, default: bool) -> Result<bool, ScenarioError> {
         match self.table.get(key) {
             None => Ok(default),
             Some(toml::Value::Boolean(b)) => Ok(*b),
-            Some(other) => {
-                Err(self.invalid(key, &format!("must be true or false, found `{other}`")))
-            }
+            Some(other) => Err(self.invalid(key, &format!("must be true or false, found `{other}`"))),
         }
     }
 
@@ -435,27 +331,16 @@ impl<'a> TableReader<'a> {
             .ok_or_else(|| self.invalid(key, &format!("is missing; add it: {what} (a string)")))
     }
 
-    pub(crate) fn table_req(
-        &self,
-        key: &str,
-        what: &str,
-    ) -> Result<&'a toml::Table, ScenarioError> {
-        self.table_opt(key)?.ok_or_else(|| {
-            self.invalid(
-                key,
-                &format!("is missing; add a [{}] table: {what}", self.key(key)),
-            )
-        })
+    pub(crate) fn table_req(&self, key: &str, what: &str) -> Result<&'a toml::Table, ScenarioError> {
+        self.table_opt(key)?
+            .ok_or_else(|| self.invalid(key, &format!("is missing; add a [{}] table: {what}", self.key(key))))
     }
 
     pub(crate) fn table_opt(&self, key: &str) -> Result<Option<&'a toml::Table>, ScenarioError> {
         match self.table.get(key) {
             None => Ok(None),
             Some(toml::Value::Table(t)) => Ok(Some(t)),
-            Some(other) => Err(self.invalid(
-                key,
-                &format!("must be a table, found {} `{other}`", other.type_str()),
-            )),
+            Some(other) => Err(self.invalid(key, &format!("must be a table, found {} `{other}`", other.type_str()))),
         }
     }
 

@@ -18,23 +18,13 @@ fn talk_scenario_reads() {
     assert_eq!(s.models[1].0, "frontier");
     assert_eq!(s.loop_profile.tests, 47);
     assert_eq!(s.models[0].1.ceiling, 1.0, "ceiling defaults to 1");
-    assert_eq!(
-        s.policies,
-        PolicySpec::default_for(&["fast".into(), "frontier".into()])
-    );
+    assert_eq!(s.policies, PolicySpec::default_for(&["fast".into(), "frontier".into()]));
 }
 
 #[test]
 fn overrides_change_values() {
-    let s = parse_scenario(
-        TALK,
-        "t",
-        &[
-            "models.fast.tokens_per_s=250".into(),
-            "loop.parallel_tests=false".into(),
-        ],
-    )
-    .unwrap();
+    let s = parse_scenario(TALK, "t", &["models.fast.tokens_per_s=250".into(), "loop.parallel_tests=false".into()])
+        .unwrap();
     assert_eq!(s.models[0].1.tokens_per_s, 250.0);
     assert!(!s.loop_profile.parallel_tests);
 }
@@ -43,20 +33,14 @@ fn overrides_change_values() {
 fn missing_field_is_named_with_its_meaning() {
     let text = TALK.replace("tokens_per_s = 1000\n", "");
     let e = err(&text, &[]);
-    assert!(
-        e.starts_with("s.toml: models.fast.tokens_per_s is missing"),
-        "{e}"
-    );
+    assert!(e.starts_with("s.toml: models.fast.tokens_per_s is missing"), "{e}");
     assert!(e.contains("tokens per second"), "{e}");
 }
 
 #[test]
 fn probability_out_of_range() {
     let e = err(TALK, &["models.frontier.p_first=1.2"]);
-    assert!(
-        e.contains("models.frontier.p_first = 1.2 is outside [0, 1]"),
-        "{e}"
-    );
+    assert!(e.contains("models.frontier.p_first = 1.2 is outside [0, 1]"), "{e}");
     assert!(e.contains("came from --set"), "{e}");
 }
 
@@ -72,51 +56,26 @@ fn zero_r_that_never_converges() {
     let e = err(TALK, &["models.fast.r=0"]);
     assert!(e.contains("models.fast.r = 0 never converges"), "{e}");
     // r = 0 is fine when the first attempt already meets the target.
-    assert!(parse_scenario(
-        TALK,
-        "t",
-        &[
-            "models.fast.r=0".into(),
-            "models.fast.first_score=0.99".into()
-        ]
-    )
-    .is_ok());
+    assert!(parse_scenario(TALK, "t", &["models.fast.r=0".into(), "models.fast.first_score=0.99".into()]).is_ok());
 }
 
 #[test]
 fn unknown_key_gets_a_suggestion() {
-    let e = err(
-        &TALK.replace("tokens_per_s = 80", "tokens_per_sec = 80"),
-        &[],
-    );
-    assert!(
-        e.contains(
-            "models.frontier.tokens_per_sec is not a known key; did you mean `tokens_per_s`?"
-        ),
-        "{e}"
-    );
+    let e = err(&TALK.replace("tokens_per_s = 80", "tokens_per_sec = 80"), &[]);
+    assert!(e.contains("models.frontier.tokens_per_sec is not a known key; did you mean `tokens_per_s`?"), "{e}");
     assert!(e.contains("allowed keys: ttft_s"), "{e}");
     let e = err(&format!("{TALK}\n[lop]\nx = 1\n"), &[]);
-    assert!(
-        e.contains("lop is not a known key; did you mean `loop`?"),
-        "{e}"
-    );
+    assert!(e.contains("lop is not a known key; did you mean `loop`?"), "{e}");
 }
 
 #[test]
 fn wrong_types_and_syntax() {
     let e = err(TALK, &["models.fast.tokens_per_s=fast"]);
-    assert!(
-        e.contains("models.fast.tokens_per_s must be a number or a distribution table"),
-        "{e}"
-    );
+    assert!(e.contains("models.fast.tokens_per_s must be a number or a distribution table"), "{e}");
     let e = err("[loop\n", &[]);
     assert!(e.starts_with("s.toml: not valid TOML"), "{e}");
     let e = err(TALK, &["loop.max_turns=0"]);
-    assert!(
-        e.contains("loop.max_turns = 0 is not allowed; give a whole number from 1"),
-        "{e}"
-    );
+    assert!(e.contains("loop.max_turns = 0 is not allowed; give a whole number from 1"), "{e}");
     let e = err(TALK, &["loop.max_turns=2.5"]);
     assert!(e.contains("whole number"), "{e}");
 }
@@ -124,10 +83,7 @@ fn wrong_types_and_syntax() {
 #[test]
 fn bad_overrides() {
     let e = err(TALK, &["models.nope.r=0.5"]);
-    assert!(
-        e.contains("has no table `models.nope`; it has: fast, frontier"),
-        "{e}"
-    );
+    assert!(e.contains("has no table `models.nope`; it has: fast, frontier"), "{e}");
     let e = err(TALK, &["models.fast.r"]);
     assert!(e.contains("has no `=`"), "{e}");
 }
@@ -139,18 +95,13 @@ fn policies_name_real_models() {
     assert!(e.contains("policies.race[0] names model `nobody`"), "{e}");
     let text = format!("{TALK}\n[policies]\nbest_of = [1]\n");
     assert!(err(&text, &[]).contains("policies.best_of[0] = 1 is not allowed"));
-    let text = format!(
-        "{TALK}\n[policies]\nescalate = [{{ from = \"fast\", to = \"frontier\", after = 99 }}]\n"
-    );
+    let text = format!("{TALK}\n[policies]\nescalate = [{{ from = \"fast\", to = \"frontier\", after = 99 }}]\n");
     assert!(err(&text, &[]).contains("policies.escalate[0].after = 99 is not allowed"));
 }
 
 #[test]
 fn empty_models_and_bad_names() {
-    let e = err(
-        "[loop]\ntest_s = 1\nmax_turns = 3\ntests = 2\n[models]\n",
-        &[],
-    );
+    let e = err("[loop]\ntest_s = 1\nmax_turns = 3\ntests = 2\n[models]\n", &[]);
     assert!(e.contains("models has no models"), "{e}");
     let e = err("[loop]\ntest_s = 1\nmax_turns = 3\ntests = 2\n", &[]);
     assert!(e.contains("models is missing"), "{e}");

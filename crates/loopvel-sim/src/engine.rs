@@ -44,16 +44,8 @@ pub struct ModelRt {
 
 #[derive(Debug, Clone)]
 enum QualityRt {
-    Hazard {
-        p_first: Sampler,
-        p_retry: Sampler,
-        ceiling: f64,
-    },
-    Tests {
-        first_score: Sampler,
-        r: Sampler,
-        ceiling: f64,
-    },
+    Hazard { p_first: Sampler, p_retry: Sampler, ceiling: f64 },
+    Tests { first_score: Sampler, r: Sampler, ceiling: f64 },
 }
 
 impl ModelRt {
@@ -68,24 +60,14 @@ impl ModelRt {
             usd_per_in: m.usd_per_mtok_in / 1e6,
             usd_per_out: m.usd_per_mtok_out / 1e6,
             quality: match &m.quality {
-                Quality::Hazard {
-                    p_first,
-                    p_retry,
-                    ceiling,
-                } => QualityRt::Hazard {
+                Quality::Hazard { p_first, p_retry, ceiling } => QualityRt::Hazard {
                     p_first: Sampler::new(p_first),
                     p_retry: Sampler::new(p_retry),
                     ceiling: *ceiling,
                 },
-                Quality::Tests {
-                    first_score,
-                    r,
-                    ceiling,
-                } => QualityRt::Tests {
-                    first_score: Sampler::new(first_score),
-                    r: Sampler::new(r),
-                    ceiling: *ceiling,
-                },
+                Quality::Tests { first_score, r, ceiling } => {
+                    QualityRt::Tests { first_score: Sampler::new(first_score), r: Sampler::new(r), ceiling: *ceiling }
+                }
             },
             thrash: m.thrash,
             min_request_gap_s: m.rate_limit_rps.map_or(0.0, |rps| 1.0 / rps),
@@ -100,20 +82,12 @@ impl ModelRt {
 
     fn draw_task<R: Rng + ?Sized>(&self, rng: &mut R) -> Task {
         match &self.quality {
-            QualityRt::Hazard {
-                p_first,
-                p_retry,
-                ceiling,
-            } => Task {
+            QualityRt::Hazard { p_first, p_retry, ceiling } => Task {
                 solvable: *ceiling >= 1.0 || unit(rng) < *ceiling,
                 first: p_first.sample(rng).clamp(0.0, 1.0),
                 retry: p_retry.sample(rng).clamp(0.0, 1.0),
             },
-            QualityRt::Tests {
-                first_score,
-                r,
-                ceiling,
-            } => Task {
+            QualityRt::Tests { first_score, r, ceiling } => Task {
                 solvable: *ceiling >= 1.0 || unit(rng) < *ceiling,
                 first: first_score.sample(rng).clamp(0.0, 1.0),
                 retry: r.sample(rng).clamp(0.0, 1.0),
@@ -196,6 +170,23 @@ impl LoopState {
     }
 }
 
+/// Force the general path (tests compare it with the fast path).
+#[doc(hidden)]
+pub fn run_best_of_general<R: Rng + ?Sized>(
+    model: &ModelRt,
+    lp: &LoopRt,
+    k: u32,
+    rng: &mut R,
+    scratch: &mut Scratch,
+) -> RunRecord {
+    scratch.scores.clear();
+    scratch.turns_a.clear();
+    let task = model.draw_task(rng);
+    let mut st = LoopState::new();
+    run_model(model, &task, lp, k, lp.max_turns, &mut st, rng, &mut scratch.scores, &mut scratch.turns_a);
+    record(&st, lp)
+}
+
 /// Reusable buffers of one worker, so that runs allocate nothing.
 #[derive(Debug, Default)]
 pub struct Scratch {
@@ -266,11 +257,7 @@ fn turn<R: Rng + ?Sized>(
                 } else if st.solved {
                     true
                 } else {
-                    let p = if first_of_model {
-                        task.first
-                    } else {
-                        task.retry
-                    };
+                    let p = if first_of_model { task.first } else { task.retry };
                     task.solvable && unit(rng) < p
                 }
             }
@@ -280,11 +267,7 @@ fn turn<R: Rng + ?Sized>(
                     Some(f) if thrash => (f + 1).min(lp.tests),
                     Some(f) => f - binomial(rng, f, task.retry),
                 };
-                let failing = if task.solvable {
-                    failing
-                } else {
-                    failing.max(1.min(lp.tests))
-                };
+                let failing = if task.solvable { failing } else { failing.max(1.min(lp.tests)) };
                 best_failing = best_failing.min(failing);
                 failing == 0
             }
@@ -302,7 +285,7 @@ fn turn<R: Rng + ?Sized>(
         for c in 0..k {
             end += lp.test_s.sample(rng).max(0.0);
             if correct_in_order >> c & 1 == 1 {
-                if unit(rng) >= lp.flaky {
+                if lp.flaky <= 0.0 || unit(rng) >= lp.flaky {
                     passed = true;
                     break;
                 }
@@ -312,7 +295,7 @@ fn turn<R: Rng + ?Sized>(
     } else {
         end += lp.test_s.sample(rng).max(0.0);
         if any_correct {
-            if unit(rng) >= lp.flaky {
+            if lp.flaky <= 0.0 || unit(rng) >= lp.flaky {
                 passed = true;
             } else {
                 flaked = true;
@@ -333,10 +316,7 @@ fn turn<R: Rng + ?Sized>(
                 lp.tests - best_failing
             };
             scores.push(seen_passing);
-            st.best_passing = Some(
-                st.best_passing
-                    .map_or(seen_passing, |b| b.max(seen_passing)),
-            );
+            st.best_passing = Some(st.best_passing.map_or(seen_passing, |b| b.max(seen_passing)));
         }
     }
     started.push((start, usd));
@@ -363,11 +343,7 @@ fn run_model<R: Rng + ?Sized>(
     while st.stop.is_none() && st.turns < until_turn {
         let passed = turn(model, task, lp, k, st, rng, scores, started);
         st.stop = if passed {
-            Some(if st.t <= lp.max_wall_s {
-                Stop::Passed
-            } else {
-                Stop::Wall
-            })
+            Some(if st.t <= lp.max_wall_s { Stop::Passed } else { Stop::Wall })
         } else if st.turns >= lp.max_turns {
             Some(Stop::Turns)
         } else if st.t >= lp.max_wall_s {
@@ -385,11 +361,7 @@ fn record(st: &LoopState, lp: &LoopRt) -> RunRecord {
     RunRecord {
         stop,
         turns: st.turns,
-        wall_s: if stop == Stop::Wall {
-            lp.max_wall_s.min(st.t)
-        } else {
-            st.t
-        },
+        wall_s: if stop == Stop::Wall { lp.max_wall_s.min(st.t) } else { st.t },
         usd: st.usd,
         wait_s: st.wait_s,
         best_passing: st.best_passing,
@@ -408,19 +380,67 @@ pub fn run_best_of<R: Rng + ?Sized>(
     scratch.scores.clear();
     scratch.turns_a.clear();
     let task = model.draw_task(rng);
+    if k == 1 && is_simple(model, lp) {
+        return run_simple(model, &task, lp, rng);
+    }
     let mut st = LoopState::new();
-    run_model(
-        model,
-        &task,
-        lp,
-        k,
-        lp.max_turns,
-        &mut st,
-        rng,
-        &mut scratch.scores,
-        &mut scratch.turns_a,
-    );
+    run_model(model, &task, lp, k, lp.max_turns, &mut st, rng, &mut scratch.scores, &mut scratch.turns_a);
     record(&st, lp)
+}
+
+/// The common case the general turn handles with more bookkeeping than it
+/// needs: one candidate, pass/fail quality, no thrash, no flakiness, no rate
+/// limit, no wall or cost budget.
+fn is_simple(model: &ModelRt, lp: &LoopRt) -> bool {
+    matches!(model.quality, QualityRt::Hazard { .. })
+        && model.thrash <= 0.0
+        && model.min_request_gap_s <= 0.0
+        && lp.flaky <= 0.0
+        && lp.max_wall_s.is_infinite()
+        && lp.max_usd.is_infinite()
+}
+
+/// A plain loop under [`is_simple`]: the same draws in the same order as
+/// [`turn`] (reply length, first-token time, speed, pass draw, test time), so
+/// it gives exactly the same runs; a test holds the two paths together.
+fn run_simple<R: Rng + ?Sized>(model: &ModelRt, task: &Task, lp: &LoopRt, rng: &mut R) -> RunRecord {
+    let mut t = 0.0;
+    let mut usd = 0.0;
+    let mut solved = false;
+    for turn_no in 1..=lp.max_turns {
+        let input = model.input_tokens + model.input_growth_tokens * f64::from(turn_no - 1);
+        let out = model.output_tokens.sample(rng).max(0.0);
+        let gen = model.ttft.sample(rng).max(0.0) + out / model.tokens_per_s.sample(rng).max(1e-9);
+        usd += input * model.usd_per_in + out * model.usd_per_out;
+        let correct = solved || {
+            let p = if turn_no == 1 { task.first } else { task.retry };
+            task.solvable && unit(rng) < p
+        };
+        // Same order of additions as `turn`, so the clocks agree to the last bit.
+        t = (t + lp.overhead_s) + gen;
+        t += lp.test_s.sample(rng).max(0.0);
+        if correct {
+            return RunRecord {
+                stop: Stop::Passed,
+                turns: turn_no,
+                wall_s: t,
+                usd,
+                wait_s: 0.0,
+                best_passing: None,
+                turns_simulated: turn_no,
+            };
+        }
+        solved = false;
+    }
+    RunRecord {
+        stop: Stop::Turns,
+        turns: lp.max_turns,
+        wall_s: t,
+        usd,
+        wait_s: 0.0,
+        best_passing: None,
+        turns_simulated: lp.max_turns,
+    }
 }
 
 /// `from` for `after` turns, then `to` for the rest of the budget.
@@ -455,17 +475,7 @@ pub fn run_escalate<R: Rng + ?Sized>(
             st.solved = st.failing == Some(0) || st.solved;
             st.failing = None;
         }
-        run_model(
-            to,
-            &task_to,
-            lp,
-            1,
-            lp.max_turns,
-            &mut st,
-            rng,
-            &mut scratch.scores,
-            &mut scratch.turns_a,
-        );
+        run_model(to, &task_to, lp, 1, lp.max_turns, &mut st, rng, &mut scratch.scores, &mut scratch.turns_a);
     }
     record(&st, lp)
 }
@@ -486,28 +496,8 @@ pub fn run_race<R: Rng + ?Sized>(
     let mut sa = LoopState::new();
     let mut sb = LoopState::new();
     let mut scores_b = Vec::new();
-    run_model(
-        a,
-        &task_a,
-        lp,
-        1,
-        lp.max_turns,
-        &mut sa,
-        rng,
-        &mut scratch.scores,
-        &mut scratch.turns_a,
-    );
-    run_model(
-        b,
-        &task_b,
-        lp,
-        1,
-        lp.max_turns,
-        &mut sb,
-        rng,
-        &mut scores_b,
-        &mut scratch.turns_b,
-    );
+    run_model(a, &task_a, lp, 1, lp.max_turns, &mut sa, rng, &mut scratch.scores, &mut scratch.turns_a);
+    run_model(b, &task_b, lp, 1, lp.max_turns, &mut sb, rng, &mut scores_b, &mut scratch.turns_b);
     let (ra, rb) = (record(&sa, lp), record(&sb, lp));
     let pass_time = |r: &RunRecord| (r.stop == Stop::Passed).then_some(r.wall_s);
     let winner = match (pass_time(&ra), pass_time(&rb)) {
@@ -516,13 +506,7 @@ pub fn run_race<R: Rng + ?Sized>(
         (None, Some(y)) => Some((rb, y)),
         (None, None) => None,
     };
-    let paid_before = |turns: &[(f64, f64)], t: f64| {
-        turns
-            .iter()
-            .filter(|(s, _)| *s < t)
-            .map(|(_, u)| u)
-            .sum::<f64>()
-    };
+    let paid_before = |turns: &[(f64, f64)], t: f64| turns.iter().filter(|(s, _)| *s < t).map(|(_, u)| u).sum::<f64>();
     let simulated = ra.turns + rb.turns;
     match winner {
         Some((w, t)) => RunRecord {
@@ -536,11 +520,7 @@ pub fn run_race<R: Rng + ?Sized>(
         },
         None => {
             let longer = if ra.wall_s >= rb.wall_s { ra } else { rb };
-            let stop = if ra.stop == Stop::Wall || rb.stop == Stop::Wall {
-                Stop::Wall
-            } else {
-                longer.stop
-            };
+            let stop = if ra.stop == Stop::Wall || rb.stop == Stop::Wall { Stop::Wall } else { longer.stop };
             RunRecord {
                 stop,
                 turns: longer.turns,
@@ -553,6 +533,47 @@ pub fn run_race<R: Rng + ?Sized>(
                 },
                 turns_simulated: simulated,
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Quality, SimLoop, SimModel};
+    use loopvel_math::dist::Dist;
+    use loopvel_math::ModelProfile;
+    use rand::SeedableRng;
+
+    #[test]
+    fn the_fast_path_plays_exactly_the_runs_of_the_general_path() {
+        let mut m = SimModel::from_profile(&ModelProfile::example());
+        m.ttft_s = Dist::LogNormal { median: 1.0, p90: 2.0 };
+        m.tokens_per_s = Dist::Gamma { mean: 100.0, sd: 20.0 };
+        m.quality = Quality::Hazard {
+            p_first: Dist::Beta { mean: 0.3, concentration: 2.0 },
+            p_retry: Dist::constant(0.4),
+            ceiling: 0.8,
+        };
+        let lp = SimLoop {
+            test_s: Dist::Uniform { min: 1.0, max: 3.0 },
+            ..SimLoop::from_profile(&loopvel_math::LoopProfile {
+                test_s: 1.0,
+                overhead_s: 0.5,
+                max_turns: 10,
+                tests: 10,
+                parallel_tests: true,
+            })
+        };
+        let (model, lp) = (ModelRt::new(&m), LoopRt::new(&lp));
+        assert!(is_simple(&model, &lp));
+        let mut scratch = Scratch::default();
+        for seed in 0..2000 {
+            let mut a = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
+            let mut b = a.clone();
+            let fast = run_best_of(&model, &lp, 1, &mut a, &mut scratch);
+            let general = run_best_of_general(&model, &lp, 1, &mut b, &mut scratch);
+            assert_eq!(fast, general, "seed {seed}");
         }
     }
 }

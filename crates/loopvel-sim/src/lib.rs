@@ -74,24 +74,31 @@ pub struct SimReport {
 /// three numbers, so that streams do not overlap in practice and do not
 /// depend on which thread runs them.
 pub fn stream(seed: u64, policy: u64, run: u64) -> Xoshiro256PlusPlus {
-    fn splitmix(mut z: u64) -> u64 {
-        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    #[inline]
+    fn splitmix(z: u64) -> u64 {
+        let z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    Xoshiro256PlusPlus::seed_from_u64(splitmix(splitmix(splitmix(seed) ^ policy) ^ run))
+    // The state is four SplitMix64 outputs of the run's key, as Xoshiro's authors recommend.
+    let key = splitmix(splitmix(splitmix(seed) ^ policy) ^ run);
+    let mut bytes = [0u8; 32];
+    for (i, chunk) in bytes.chunks_exact_mut(8).enumerate() {
+        chunk.copy_from_slice(&splitmix(key.wrapping_add(i as u64 * 0x9E37_79B9_7F4A_7C15)).to_le_bytes());
+    }
+    Xoshiro256PlusPlus::from_seed(bytes)
 }
 
 fn simulate_policy(
     policy: &SimPolicy,
     index: u64,
-    scenario: &SimScenario,
+    models: &[(String, ModelRt)],
     lp: &LoopRt,
     runs: u64,
     seed: u64,
 ) -> Stats {
-    let rt = |name: &str| scenario.model(name).map(ModelRt::new);
+    let rt = |name: &str| models.iter().find(|(n, _)| n == name).map(|(_, m)| m.clone());
     let (a, b) = match policy {
         SimPolicy::Plain { model } | SimPolicy::BestOf { model, .. } => (rt(model), None),
         SimPolicy::Race { a, b } => (rt(a), rt(b)),
@@ -100,36 +107,31 @@ fn simulate_policy(
     let Some(a) = a else {
         return Stats::new(lp.max_turns);
     };
-    let scores = a.has_scores()
-        && b.as_ref().is_none_or(ModelRt::has_scores)
-        && !matches!(policy, SimPolicy::Race { .. });
+    let scores =
+        a.has_scores() && b.as_ref().is_none_or(ModelRt::has_scores) && !matches!(policy, SimPolicy::Race { .. });
     (0..runs as usize)
         .into_par_iter()
         .with_min_len(1024)
+        // Boxed so that rayon moves a pointer, not the whole accumulator, per run.
         .fold(
-            || (Stats::new(lp.max_turns), Scratch::default()),
-            |(mut stats, mut scratch), i| {
+            || Box::new((Stats::new(lp.max_turns), Scratch::default())),
+            |mut acc, i| {
+                let (stats, scratch) = &mut *acc;
                 let mut rng = stream(seed, index, i as u64);
                 let record = match (policy, &b) {
-                    (SimPolicy::Plain { .. }, _) => {
-                        engine::run_best_of(&a, lp, 1, &mut rng, &mut scratch)
-                    }
-                    (SimPolicy::BestOf { k, .. }, _) => {
-                        engine::run_best_of(&a, lp, *k, &mut rng, &mut scratch)
-                    }
-                    (SimPolicy::Race { .. }, Some(b)) => {
-                        engine::run_race(&a, b, lp, &mut rng, &mut scratch)
-                    }
+                    (SimPolicy::Plain { .. }, _) => engine::run_best_of(&a, lp, 1, &mut rng, scratch),
+                    (SimPolicy::BestOf { k, .. }, _) => engine::run_best_of(&a, lp, *k, &mut rng, scratch),
+                    (SimPolicy::Race { .. }, Some(b)) => engine::run_race(&a, b, lp, &mut rng, scratch),
                     (SimPolicy::Escalate { after, .. }, Some(b)) => {
-                        engine::run_escalate(&a, b, lp, *after, &mut rng, &mut scratch)
+                        engine::run_escalate(&a, b, lp, *after, &mut rng, scratch)
                     }
-                    _ => engine::run_best_of(&a, lp, 1, &mut rng, &mut scratch),
+                    _ => engine::run_best_of(&a, lp, 1, &mut rng, scratch),
                 };
                 stats.add(&record, scores.then_some(scratch.scores.as_slice()));
-                (stats, scratch)
+                acc
             },
         )
-        .map(|(stats, _)| stats)
+        .map(|acc| acc.0)
         .reduce(|| Stats::new(lp.max_turns), Stats::merge)
 }
 
@@ -137,32 +139,25 @@ fn simulate_policy(
 pub fn simulate(scenario: &SimScenario, runs: u64, seed: u64, curve_points: usize) -> SimReport {
     let lp = LoopRt::new(&scenario.loop_profile);
     let tests = scenario.loop_profile.tests;
+    // Samplers (and their quantile tables) once per model, in parallel.
+    let models: Vec<(String, ModelRt)> =
+        scenario.models.par_iter().map(|(name, m)| (name.clone(), ModelRt::new(m))).collect();
     let mut results: Vec<(String, PolicyResult)> = scenario
         .policies
         .iter()
         .enumerate()
         .map(|(i, policy)| {
-            let stats = simulate_policy(policy, i as u64, scenario, &lp, runs, seed);
+            let stats = simulate_policy(policy, i as u64, &models, &lp, runs, seed);
             let (kind, models, k, after) = match policy {
                 SimPolicy::Plain { model } => ("plain", vec![model.clone()], None, None),
                 SimPolicy::BestOf { model, k } => ("best_of", vec![model.clone()], Some(*k), None),
                 SimPolicy::Race { a, b } => ("race", vec![a.clone(), b.clone()], None, None),
-                SimPolicy::Escalate { from, to, after } => (
-                    "escalate",
-                    vec![from.clone(), to.clone()],
-                    None,
-                    Some(*after),
-                ),
+                SimPolicy::Escalate { from, to, after } => {
+                    ("escalate", vec![from.clone(), to.clone()], None, Some(*after))
+                }
             };
-            let result = PolicyResult {
-                kind,
-                models,
-                k,
-                after,
-                summary: stats.summary(tests),
-                curve: Vec::new(),
-                stats,
-            };
+            let result =
+                PolicyResult { kind, models, k, after, summary: stats.summary(tests), curve: Vec::new(), stats };
             (policy.name(), result)
         })
         .collect();
@@ -172,30 +167,18 @@ pub fn simulate(scenario: &SimScenario, runs: u64, seed: u64, curve_points: usiz
     }
     let turns_simulated = results.iter().map(|(_, r)| r.stats.turns_simulated()).sum();
     let (models, policies) = results.into_iter().partition(|(_, r)| r.kind == "plain");
-    SimReport {
-        runs,
-        seed,
-        turns_simulated,
-        quantile_relative_error: hist::RELATIVE_ERROR,
-        models,
-        policies,
-    }
+    SimReport { runs, seed, turns_simulated, quantile_relative_error: hist::RELATIVE_ERROR, models, policies }
 }
 
 /// `points` evenly spaced times from 0 to a little past the latest 99th
 /// percentile of time to pass over all policies.
 fn curve_grid<'a>(stats: impl Iterator<Item = &'a Stats>, points: usize) -> Vec<f64> {
-    let end = stats
-        .filter_map(|s| s.pass_time_quantile(0.99))
-        .fold(0.0, f64::max)
-        * 1.05;
+    let end = stats.filter_map(|s| s.pass_time_quantile(0.99)).fold(0.0, f64::max) * 1.05;
     let points = points.max(2);
     if end <= 0.0 {
         return vec![0.0];
     }
-    (0..points)
-        .map(|i| end * i as f64 / (points - 1) as f64)
-        .collect()
+    (0..points).map(|i| end * i as f64 / (points - 1) as f64).collect()
 }
 
 impl PolicyResult {
@@ -235,10 +218,7 @@ type Ranked<'a> = Vec<&'a (String, PolicyResult)>;
 
 /// Results split into those within `margin` of the best pass rate and the rest, each by mean time to pass.
 fn rank(results: &[(String, PolicyResult)], margin: f64) -> (Ranked<'_>, Ranked<'_>) {
-    let best = results
-        .iter()
-        .map(|(_, r)| r.summary.pass_rate)
-        .fold(0.0, f64::max);
+    let best = results.iter().map(|(_, r)| r.summary.pass_rate).fold(0.0, f64::max);
     let by_mean = |v: &mut Ranked<'_>| {
         v.retain(|(_, r)| r.summary.mean_time_to_pass_s.is_some());
         v.sort_by(|a, b| {
@@ -246,9 +226,8 @@ fn rank(results: &[(String, PolicyResult)], margin: f64) -> (Ranked<'_>, Ranked<
             m(&a.1).total_cmp(&m(&b.1))
         });
     };
-    let (mut competent, mut rest): (Vec<_>, Vec<_>) = results
-        .iter()
-        .partition(|(_, r)| r.summary.pass_rate >= best - margin);
+    let (mut competent, mut rest): (Vec<_>, Vec<_>) =
+        results.iter().partition(|(_, r)| r.summary.pass_rate >= best - margin);
     by_mean(&mut competent);
     by_mean(&mut rest);
     (competent, rest)
@@ -301,11 +280,7 @@ impl SimReport {
         };
         if let Some(b) = best_all.first() {
             if Some(&b.0) != winner.map(|w| &w.0) {
-                text.push_str(&format!(
-                    " Across policies, {} is quickest: {}.",
-                    b.0,
-                    describe(b)
-                ));
+                text.push_str(&format!(" Across policies, {} is quickest: {}.", b.0, describe(b)));
             }
         }
         text.push_str(" ± values are one Monte Carlo standard error.");

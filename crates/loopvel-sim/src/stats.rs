@@ -46,8 +46,11 @@ const NS: f64 = 1e9;
 const US: f64 = 1e6;
 const PICO: f64 = 1e12;
 
+/// `x·scale` rounded to an integer. Through `u64` (a single instruction) rather
+/// than `u128` (a library call); 2⁶⁴ ns is 584 years, 2⁶⁴ pico-dollars $18M per run.
+#[inline]
 fn fixed(x: f64, scale: f64) -> u128 {
-    (x.max(0.0) * scale).round() as u128
+    u128::from((x.max(0.0) * scale + 0.5) as u64)
 }
 
 /// Running totals for one policy.
@@ -213,14 +216,8 @@ impl Stats {
                 (self.passes > 0 && seen >= target).then_some(t as u32)
             })
         };
-        let mean_turns = (self.passes > 0).then(|| {
-            self.turns_at_pass
-                .iter()
-                .enumerate()
-                .map(|(t, c)| t as f64 * *c as f64)
-                .sum::<f64>()
-                / passes
-        });
+        let mean_turns = (self.passes > 0)
+            .then(|| self.turns_at_pass.iter().enumerate().map(|(t, c)| t as f64 * *c as f64).sum::<f64>() / passes);
         let usd_per_run = self.usd_pico as f64 / PICO / runs;
         let wall_per_run = self.wall_ns as f64 / NS / runs;
         let failed = self.failed_with_score as f64;
@@ -243,19 +240,12 @@ impl Stats {
             wall_per_run_s: wall_per_run,
             wall_per_solved_s: (self.passes > 0).then(|| wall_per_run / pass_rate),
             mean_wait_s: self.wait_ns as f64 / NS / runs,
-            censored: Censored {
-                turns: self.censored_turns,
-                wall: self.censored_wall,
-                usd: self.censored_usd,
-            },
+            censored: Censored { turns: self.censored_turns, wall: self.censored_wall, usd: self.censored_usd },
             failed_best_score_mean: (self.failed_with_score > 0)
                 .then(|| self.failed_best_sum as f64 / failed / tests_f),
             failed_best_score_max: self.failed_best_max.map(|m| f64::from(m) / tests_f),
             mean_score_by_turn: (self.score_runs > 0).then(|| {
-                self.score_by_turn[1..]
-                    .iter()
-                    .map(|s| *s as f64 / self.score_runs as f64 / tests_f)
-                    .collect()
+                self.score_by_turn[1..].iter().map(|s| *s as f64 / self.score_runs as f64 / tests_f).collect()
             }),
             turns_simulated: self.turns_simulated,
         }

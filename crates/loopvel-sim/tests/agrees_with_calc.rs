@@ -10,62 +10,38 @@ use loopvel_sim::spec::{Quality, SimLoop, SimModel, SimPolicy, SimScenario};
 use loopvel_sim::{simulate, SimReport};
 use proptest::prelude::*;
 
-fn scenario(
-    models: &[(&str, ModelProfile)],
-    lp: &LoopProfile,
-    policies: Vec<SimPolicy>,
-) -> SimScenario {
+fn scenario(models: &[(&str, ModelProfile)], lp: &LoopProfile, policies: Vec<SimPolicy>) -> SimScenario {
     SimScenario {
         loop_profile: SimLoop::from_profile(lp),
-        models: models
-            .iter()
-            .map(|(n, m)| (n.to_string(), SimModel::from_profile(m)))
-            .collect(),
+        models: models.iter().map(|(n, m)| (n.to_string(), SimModel::from_profile(m))).collect(),
         policies,
     }
 }
 
 /// `|sim − exact| ≤ 4 standard errors` (plus a hair for exact ties at zero variance).
 fn within_4_se(sim: f64, exact: f64, se: f64, what: &str) -> Result<(), TestCaseError> {
-    prop_assert!(
-        (sim - exact).abs() <= 4.0 * se + 1e-9,
-        "{what}: simulated {sim}, exact {exact}, s.e. {se}"
-    );
+    prop_assert!((sim - exact).abs() <= 4.0 * se + 1e-9, "{what}: simulated {sim}, exact {exact}, s.e. {se}");
     Ok(())
 }
 
 fn arb_model() -> impl Strategy<Value = ModelProfile> {
-    (
-        0.05f64..0.95,
-        0.05f64..0.95,
-        0.3f64..=1.0,
-        0.0f64..5.0,
-        10.0f64..2000.0,
-        100.0f64..4000.0,
+    (0.05f64..0.95, 0.05f64..0.95, 0.3f64..=1.0, 0.0f64..5.0, 10.0f64..2000.0, 100.0f64..4000.0).prop_map(
+        |(p_first, p_retry, ceiling, ttft_s, tokens_per_s, output_tokens)| ModelProfile {
+            ttft_s,
+            tokens_per_s,
+            output_tokens,
+            p_first,
+            p_retry,
+            ceiling,
+            ..ModelProfile::example()
+        },
     )
-        .prop_map(
-            |(p_first, p_retry, ceiling, ttft_s, tokens_per_s, output_tokens)| ModelProfile {
-                ttft_s,
-                tokens_per_s,
-                output_tokens,
-                p_first,
-                p_retry,
-                ceiling,
-                ..ModelProfile::example()
-            },
-        )
 }
 
 fn arb_loop() -> impl Strategy<Value = LoopProfile> {
-    (0.0f64..30.0, 0.0f64..2.0, 1u32..20, any::<bool>()).prop_map(
-        |(test_s, overhead_s, max_turns, parallel_tests)| LoopProfile {
-            test_s,
-            overhead_s,
-            max_turns,
-            tests: 20,
-            parallel_tests,
-        },
-    )
+    (0.0f64..30.0, 0.0f64..2.0, 1u32..20, any::<bool>()).prop_map(|(test_s, overhead_s, max_turns, parallel_tests)| {
+        LoopProfile { test_s, overhead_s, max_turns, tests: 20, parallel_tests }
+    })
 }
 
 proptest! {
@@ -102,13 +78,7 @@ proptest! {
 }
 
 fn talk() -> (Vec<(&'static str, ModelProfile)>, LoopProfile) {
-    let lp = LoopProfile {
-        test_s: 0.3,
-        overhead_s: 0.2,
-        max_turns: 15,
-        tests: 47,
-        parallel_tests: true,
-    };
+    let lp = LoopProfile { test_s: 0.3, overhead_s: 0.2, max_turns: 15, tests: 47, parallel_tests: true };
     let fast = ModelProfile {
         ttft_s: 0.5,
         tokens_per_s: 1000.0,
@@ -134,40 +104,20 @@ fn p90_agrees_with_calc_within_the_histogram_error() {
     let names: Vec<String> = models.iter().map(|(n, _)| n.to_string()).collect();
     let calc = Scenario {
         loop_profile: lp.clone(),
-        models: models
-            .iter()
-            .map(|(n, m)| (n.to_string(), m.clone()))
-            .collect(),
-        policies: PolicySpec {
-            best_of: vec![],
-            race: vec![],
-            escalate: vec![],
-        },
+        models: models.iter().map(|(n, m)| (n.to_string(), m.clone())).collect(),
+        policies: PolicySpec { best_of: vec![], race: vec![], escalate: vec![] },
     };
     let _ = policy_reports(&calc, VerdictRule::default());
     let sim = simulate(
-        &scenario(
-            &models,
-            &lp,
-            names
-                .iter()
-                .map(|n| SimPolicy::Plain { model: n.clone() })
-                .collect(),
-        ),
+        &scenario(&models, &lp, names.iter().map(|n| SimPolicy::Plain { model: n.clone() }).collect()),
         50_000,
         3,
         10,
     );
     for ((_, m), (_, r)) in models.iter().zip(&sim.models) {
-        let exact = LoopSchedule::plain(m, &lp)
-            .outcome()
-            .p90_time_to_pass_s
-            .unwrap();
+        let exact = LoopSchedule::plain(m, &lp).outcome().p90_time_to_pass_s.unwrap();
         let got = r.summary.p90_time_to_pass_s.unwrap();
-        assert!(
-            (got / exact - 1.0).abs() <= loopvel_sim::hist::RELATIVE_ERROR + 1e-9,
-            "{got} vs {exact}"
-        );
+        assert!((got / exact - 1.0).abs() <= loopvel_sim::hist::RELATIVE_ERROR + 1e-9, "{got} vs {exact}");
     }
 }
 
@@ -177,47 +127,21 @@ fn realistic() -> SimScenario {
         &models,
         &lp,
         vec![
-            SimPolicy::Plain {
-                model: "fast".into(),
-            },
-            SimPolicy::Plain {
-                model: "frontier".into(),
-            },
-            SimPolicy::BestOf {
-                model: "fast".into(),
-                k: 4,
-            },
-            SimPolicy::Race {
-                a: "fast".into(),
-                b: "frontier".into(),
-            },
-            SimPolicy::Escalate {
-                from: "fast".into(),
-                to: "frontier".into(),
-                after: 5,
-            },
+            SimPolicy::Plain { model: "fast".into() },
+            SimPolicy::Plain { model: "frontier".into() },
+            SimPolicy::BestOf { model: "fast".into(), k: 4 },
+            SimPolicy::Race { a: "fast".into(), b: "frontier".into() },
+            SimPolicy::Escalate { from: "fast".into(), to: "frontier".into(), after: 5 },
         ],
     );
-    s.loop_profile.test_s = Dist::LogNormal {
-        median: 0.3,
-        p90: 0.5,
-    };
+    s.loop_profile.test_s = Dist::LogNormal { median: 0.3, p90: 0.5 };
     s.loop_profile.flaky = 0.02;
     s.loop_profile.max_wall_s = Some(120.0);
     for (_, m) in &mut s.models {
-        m.ttft_s = Dist::LogNormal {
-            median: 1.0,
-            p90: 3.0,
-        };
+        m.ttft_s = Dist::LogNormal { median: 1.0, p90: 3.0 };
         m.quality = Quality::Hazard {
-            p_first: Dist::Beta {
-                mean: 0.3,
-                concentration: 2.0,
-            },
-            p_retry: Dist::Beta {
-                mean: 0.4,
-                concentration: 2.0,
-            },
+            p_first: Dist::Beta { mean: 0.3, concentration: 2.0 },
+            p_retry: Dist::Beta { mean: 0.4, concentration: 2.0 },
             ceiling: 0.9,
         };
         m.thrash = 0.05;
@@ -230,59 +154,32 @@ fn realistic() -> SimScenario {
 fn the_same_seed_gives_the_same_report_with_one_and_two_threads() {
     let s = realistic();
     let run = |threads: usize| -> SimReport {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| simulate(&s, 30_000, 42, 25))
     };
     let (one, two) = (run(1), run(2));
     assert_eq!(one, two);
     // And a different seed gives a different one (the comparison can fail).
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
     let other = pool.install(|| simulate(&s, 30_000, 43, 25));
     assert_ne!(one, other);
 }
 
 #[test]
 fn tests_quality_mean_score_follows_the_napkin_math() {
-    let lp = LoopProfile {
-        test_s: 1.0,
-        overhead_s: 0.0,
-        max_turns: 12,
-        tests: 47,
-        parallel_tests: true,
-    };
-    let mut s = scenario(
-        &[("m", ModelProfile::example())],
-        &lp,
-        vec![SimPolicy::Plain { model: "m".into() }],
-    );
+    let lp = LoopProfile { test_s: 1.0, overhead_s: 0.0, max_turns: 12, tests: 47, parallel_tests: true };
+    let mut s = scenario(&[("m", ModelProfile::example())], &lp, vec![SimPolicy::Plain { model: "m".into() }]);
     let (first_score, r) = (0.8, 0.2);
-    s.models[0].1.quality = Quality::Tests {
-        first_score: Dist::constant(first_score),
-        r: Dist::constant(r),
-        ceiling: 1.0,
-    };
+    s.models[0].1.quality =
+        Quality::Tests { first_score: Dist::constant(first_score), r: Dist::constant(r), ceiling: 1.0 };
     let runs = 40_000;
     let report = simulate(&s, runs, 9, 10);
-    let scores = report.models[0]
-        .1
-        .summary
-        .mean_score_by_turn
-        .clone()
-        .unwrap();
+    let scores = report.models[0].1.summary.mean_score_by_turn.clone().unwrap();
     for (i, got) in scores.iter().enumerate() {
         let n = i as u64 + 1;
         let exact = score_after(first_score, r, n);
         // Per-run score variance is at most (0.5)²; its mean over 40k runs has s.e. ≤ 0.0025.
-        assert!(
-            (got - exact).abs() < 4.0 * 0.5 / (runs as f64).sqrt(),
-            "turn {n}: {got} vs {exact}"
-        );
+        assert!((got - exact).abs() < 4.0 * 0.5 / (runs as f64).sqrt(), "turn {n}: {got} vs {exact}");
     }
     // Failed runs have a real best score (PARTIAL), below 1.
     let failed = report.models[0].1.summary.failed_best_score_mean;
@@ -292,13 +189,7 @@ fn tests_quality_mean_score_follows_the_napkin_math() {
 #[test]
 fn budgets_censor_runs_and_say_which() {
     let (models, lp) = talk();
-    let mut s = scenario(
-        &models[..1],
-        &lp,
-        vec![SimPolicy::Plain {
-            model: "fast".into(),
-        }],
-    );
+    let mut s = scenario(&models[..1], &lp, vec![SimPolicy::Plain { model: "fast".into() }]);
     s.loop_profile.max_wall_s = Some(7.0); // two 3 s turns fit, a third does not
     let r = simulate(&s, 20_000, 5, 10).models[0].1.summary.clone();
     assert_eq!(r.censored.turns, 0);
@@ -314,14 +205,7 @@ fn budgets_censor_runs_and_say_which() {
 #[test]
 fn rate_limits_add_waiting_time() {
     let (models, lp) = talk();
-    let mut s = scenario(
-        &models[..1],
-        &lp,
-        vec![SimPolicy::BestOf {
-            model: "fast".into(),
-            k: 4,
-        }],
-    );
+    let mut s = scenario(&models[..1], &lp, vec![SimPolicy::BestOf { model: "fast".into(), k: 4 }]);
     let free = simulate(&s, 10_000, 5, 10).policies[0].1.summary.clone();
     s.models[0].1.rate_limit_rps = Some(1.0); // 4 requests per turn, one per second
     let limited = simulate(&s, 10_000, 5, 10).policies[0].1.summary.clone();
@@ -334,20 +218,11 @@ fn rate_limits_add_waiting_time() {
 fn heterogeneous_tasks_make_more_turns_buy_less() {
     // Same mean p_retry, but spread over tasks: the pass rate within the budget falls.
     let (models, lp) = talk();
-    let mut s = scenario(
-        &models[..1],
-        &lp,
-        vec![SimPolicy::Plain {
-            model: "fast".into(),
-        }],
-    );
+    let mut s = scenario(&models[..1], &lp, vec![SimPolicy::Plain { model: "fast".into() }]);
     let even = simulate(&s, 20_000, 5, 10).models[0].1.summary.pass_rate;
     s.models[0].1.quality = Quality::Hazard {
         p_first: Dist::constant(0.05),
-        p_retry: Dist::Beta {
-            mean: 0.2,
-            concentration: 0.5,
-        },
+        p_retry: Dist::Beta { mean: 0.2, concentration: 0.5 },
         ceiling: 1.0,
     };
     let spread = simulate(&s, 20_000, 5, 10).models[0].1.summary.pass_rate;
