@@ -34,7 +34,7 @@ LOOP = dict(test_s=lognormal(0.3, 0.5), overhead_s=0.2, max_turns=15)
 MODELS = {
     "fast": dict(
         ttft=lognormal(0.5, 1.0), tps=lognormal(1000, 1400), out=lognormal(2000, 3000),
-        p_first=beta(0.05, 4), p_retry=beta(0.2, 2),
+        p_first=beta(0.05, 4), p_retry=beta(0.25, 2),
         input_tokens=6000, growth=1500, usd_in=0.25e-6, usd_out=0.75e-6,
     ),
     "frontier": dict(

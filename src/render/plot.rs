@@ -29,7 +29,7 @@ pub fn curves(report: &SimReport, scenario: &str) -> Result<String, String> {
     let end = report.all().filter_map(|(_, r)| r.curve.last().map(|p| p[0])).fold(0.0, f64::max).max(1e-3);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (960, 560)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (960, 590)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(
@@ -75,7 +75,7 @@ fn add_caption(svg: String, caption: &str) -> String {
         return svg;
     };
     let text = format!(
-        "<text x=\"16\" y=\"552\" font-family=\"sans-serif\" font-size=\"12\" fill=\"#444\">{}</text>\n",
+        "<text x=\"16\" y=\"582\" font-family=\"sans-serif\" font-size=\"12\" fill=\"#444\">{}</text>\n",
         caption.replace('&', "&amp;").replace('<', "&lt;")
     );
     format!("{}{}{}", &svg[..end], text, &svg[end..])
@@ -85,7 +85,7 @@ fn add_caption(svg: String, caption: &str) -> String {
 pub fn sweep(sweep: &Sweep) -> Result<String, String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (960, 560)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (960, 590)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         match sweep.axes.as_slice() {
             [axis] => {
@@ -104,7 +104,12 @@ pub fn sweep(sweep: &Sweep) -> Result<String, String> {
                     .y_label_area_size(64)
                     .build_cartesian_2d(lo..hi, 0f64..top)
                     .map_err(err)?;
-                chart.configure_mesh().x_desc(axis.key.clone()).y_desc("mean time to pass (s)").draw().map_err(err)?;
+                chart
+                    .configure_mesh()
+                    .x_desc(with_unit(&axis.key))
+                    .y_desc("mean time to pass (s)")
+                    .draw()
+                    .map_err(err)?;
                 for (i, m) in sweep.models.iter().enumerate() {
                     let c = color(i);
                     let points: Vec<(f64, f64)> = sweep
@@ -136,7 +141,7 @@ pub fn sweep(sweep: &Sweep) -> Result<String, String> {
                     .y_label_area_size(64)
                     .build_cartesian_2d(x0 - dx / 2.0..x1 + dx / 2.0, y0 - dy / 2.0..y1 + dy / 2.0)
                     .map_err(err)?;
-                chart.configure_mesh().x_desc(ax.key.clone()).y_desc(ay.key.clone()).draw().map_err(err)?;
+                chart.configure_mesh().x_desc(with_unit(&ax.key)).y_desc(with_unit(&ay.key)).draw().map_err(err)?;
                 for (i, m) in sweep.models.iter().enumerate() {
                     let c = color(i);
                     let cells: Vec<_> = sweep
@@ -175,6 +180,33 @@ pub fn sweep(sweep: &Sweep) -> Result<String, String> {
         "How to read it: each cell's colour is the model with the lowest mean time to pass there; pale cells are close calls."
     };
     Ok(add_caption(svg, caption))
+}
+
+/// An axis label with the unit its key implies: `loop.test_s (s)`.
+fn with_unit(key: &str) -> String {
+    let field = key.rsplit('.').next().unwrap_or(key);
+    let unit = if field == "tokens_per_s" {
+        "tokens/s"
+    } else if field.starts_with("usd_per_mtok") {
+        "USD per million tokens"
+    } else if field.ends_with("_s") {
+        "s"
+    } else if field.ends_with("_usd") {
+        "USD"
+    } else if field.ends_with("tokens") {
+        "tokens"
+    } else if field == "max_turns" {
+        "turns"
+    } else if field == "max_concurrent" {
+        "requests"
+    } else if field == "rate_limit_rps" {
+        "requests/s"
+    } else if field == "tests" {
+        "tests"
+    } else {
+        "share, 0 to 1"
+    };
+    format!("{key} ({unit})")
 }
 
 fn bounds(values: &[f64]) -> (f64, f64) {

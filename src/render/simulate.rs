@@ -77,7 +77,7 @@ pub fn text(report: &SimReport, verdict: &SimVerdict, elapsed_s: f64, threads: u
         t.add_row(vec![
             label,
             format!("{}/{}", thousands(s.passes), thousands(s.runs)),
-            format!("{} ± {}", percent(s.pass_rate), percent(s.pass_rate_se)),
+            format!("{} ± {:.2}%", percent(s.pass_rate), 100.0 * s.pass_rate_se),
             percent(s.one_shot_rate),
             s.median_turns.map_or("n/a".into(), |m| format!("{m} turns")),
             match (s.mean_time_to_pass_s, s.mean_time_to_pass_se_s) {
@@ -149,6 +149,13 @@ pub fn csv(report: &SimReport) -> String {
     out
 }
 
+/// A grid value without float noise: `11.15`, `80`, `0.3`.
+fn short(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
 /// A sweep as a table: the grid values, the winner and the margin, each model's mean time to pass.
 pub fn sweep_text(sweep: &Sweep) -> String {
     let mut header: Vec<String> = sweep.axes.iter().map(|a| a.key.clone()).collect();
@@ -157,7 +164,7 @@ pub fn sweep_text(sweep: &Sweep) -> String {
     header.extend(sweep.models.iter().map(|m| format!("{m}: mean time to pass, pass rate")));
     let mut t = super::calc::table(header);
     for p in &sweep.points {
-        let mut row: Vec<String> = p.at.iter().map(|v| format!("{v:.4}")).collect();
+        let mut row: Vec<String> = p.at.iter().map(|v| short(*v)).collect();
         row.push(p.winner.clone().unwrap_or_else(|| "none".into()));
         row.push(p.margin.map_or("n/a".into(), loopvel_math::units::factor));
         for m in &sweep.models {
@@ -180,19 +187,19 @@ pub fn sweep_text(sweep: &Sweep) -> String {
     let mut changes = Vec::new();
     for w in sweep.points.windows(2) {
         if w[0].winner != w[1].winner && (sweep.axes.len() == 1 || w[0].at[0] == w[1].at[0]) {
-            let at: Vec<String> =
-                w[0].at
-                    .iter()
-                    .zip(&w[1].at)
-                    .zip(&sweep.axes)
-                    .map(|((a, b), axis)| {
-                        if a == b {
-                            format!("{} = {a}", axis.key)
-                        } else {
-                            format!("{} between {a} and {b}", axis.key)
-                        }
-                    })
-                    .collect();
+            let at: Vec<String> = w[0]
+                .at
+                .iter()
+                .zip(&w[1].at)
+                .zip(&sweep.axes)
+                .map(|((a, b), axis)| {
+                    if a == b {
+                        format!("{} = {}", axis.key, short(*a))
+                    } else {
+                        format!("{} between {} and {}", axis.key, short(*a), short(*b))
+                    }
+                })
+                .collect();
             changes.push(format!(
                 "{} → {} at {}",
                 w[0].winner.as_deref().unwrap_or("none"),

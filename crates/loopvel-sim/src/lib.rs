@@ -85,7 +85,8 @@ pub fn stream(seed: u64, policy: u64, run: u64) -> Xoshiro256PlusPlus {
     let key = splitmix(splitmix(splitmix(seed) ^ policy) ^ run);
     let mut bytes = [0u8; 32];
     for (i, chunk) in bytes.chunks_exact_mut(8).enumerate() {
-        chunk.copy_from_slice(&splitmix(key.wrapping_add(i as u64 * 0x9E37_79B9_7F4A_7C15)).to_le_bytes());
+        chunk
+            .copy_from_slice(&splitmix(key.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))).to_le_bytes());
     }
     Xoshiro256PlusPlus::from_seed(bytes)
 }
@@ -252,9 +253,9 @@ impl SimReport {
         let describe = |(n, r): &(String, PolicyResult)| {
             let s = &r.summary;
             format!(
-                "{n} (pass rate {} ± {}, mean time to pass {} ± {})",
+                "{n} (pass rate {} ± {:.2}%, mean time to pass {} ± {})",
                 percent(s.pass_rate),
-                percent(s.pass_rate_se),
+                100.0 * s.pass_rate_se,
                 s.mean_time_to_pass_s.map_or("n/a".into(), seconds),
                 s.mean_time_to_pass_se_s.map_or("n/a".into(), seconds)
             )
