@@ -10,11 +10,32 @@
 const MIN_S: f64 = 1e-3;
 /// Bucket ratio: bucket `i ≥ 1` holds `(MIN_S·γ^(i−1), MIN_S·γ^i]`.
 const GAMMA: f64 = 1.01;
+/// `1 / ln γ`, spelled out because `ln` is not a `const fn`.
+const INV_LN_GAMMA: f64 = 100.499_170_807_130_44;
 /// Covers 1 ms to 10⁷ s (about 4 months); larger times land in the last bucket.
 const BUCKETS: usize = 2318;
 
 /// Relative error of a reported quantile: half a bucket, `√γ − 1` ≈ 0.5%.
 pub const RELATIVE_ERROR: f64 = 0.004_987_562_112_089;
+
+/// `log₂ v` for `v ≥ 1` to within 4·10⁻⁴, from the float's exponent and a
+/// table of `log₂` over the top 12 bits of its mantissa: a first guess of the
+/// bucket that [`LogHistogram::index`] then settles exactly against the
+/// bucket bounds, with no division and no call to `ln`.
+#[inline]
+fn approx_log2(v: f64) -> f64 {
+    static MANTISSA_LOG2: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    let table = MANTISSA_LOG2.get_or_init(|| (0..4096).map(|k| (1.0 + (k as f64 + 0.5) / 4096.0).log2()).collect());
+    let bits = v.to_bits();
+    let exponent = ((bits >> 52) & 0x7ff) as i64 - 1023;
+    exponent as f64 + table[((bits >> 40) & 0xfff) as usize]
+}
+
+/// Upper bounds of the buckets in units of `MIN_S`: bucket `i ≥ 1` holds `(γ^(i−1), γ^i]`.
+fn bounds() -> &'static [f64] {
+    static BOUNDS: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    BOUNDS.get_or_init(|| (0..BUCKETS).map(|i| GAMMA.powi(i as i32)).collect())
+}
 
 /// Counts of times in log-spaced buckets.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,14 +53,22 @@ impl Default for LogHistogram {
 impl LogHistogram {
     fn index(t: f64) -> usize {
         if t.is_nan() || t <= MIN_S {
-            0
-        } else {
-            // ⌈ln(t/MIN_S) / ln γ⌉ without a call to `ceil`.
-            let x = (t / MIN_S).ln() * (1.0 / GAMMA.ln());
-            let i = x as usize;
-            let i = if (i as f64) < x { i + 1 } else { i };
-            i.clamp(1, BUCKETS - 1)
+            return 0;
         }
+        let v = t * (1.0 / MIN_S);
+        let bounds = bounds();
+        if v >= bounds[BUCKETS - 2] {
+            return BUCKETS - 1;
+        }
+        // Guess ⌈log_γ v⌉, then settle it exactly: γ^(i−1) < v ≤ γ^i.
+        let mut i = ((approx_log2(v) * (std::f64::consts::LN_2 * INV_LN_GAMMA)) as usize + 1).clamp(1, BUCKETS - 2);
+        while i > 1 && v <= bounds[i - 1] {
+            i -= 1;
+        }
+        while v > bounds[i] {
+            i += 1;
+        }
+        i
     }
 
     /// A representative time of bucket `i`: its geometric midpoint (0 for bucket 0).
@@ -126,6 +155,28 @@ mod tests {
         assert_eq!(a.quantile(0.0001), Some(0.0));
         assert!((a.quantile(1.0).unwrap() / 2.0 - 1.0).abs() <= RELATIVE_ERROR);
         assert_eq!(LogHistogram::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn buckets_are_exact_against_their_bounds() {
+        // Every value lands in the bucket whose bounds hold it, as ⌈log_γ⌉ says.
+        let mut t = 0.0011;
+        while t < 1e6 {
+            let i = LogHistogram::index(t);
+            let v = t * (1.0 / MIN_S);
+            assert!(v <= bounds()[i] && (i == 1 || v > bounds()[i - 1]), "{t} in bucket {i}");
+            let exact = ((v.ln() / GAMMA.ln()).ceil() as usize).clamp(1, BUCKETS - 1);
+            assert!(i.abs_diff(exact) <= 1, "{t}: {i} vs {exact}");
+            t *= 1.0037;
+        }
+        for v in [1.0f64, 1.5, 2.0, 3.7, 1e3, 123456.0] {
+            assert!((approx_log2(v) - v.log2()).abs() < 4e-4, "{v}");
+        }
+    }
+
+    #[test]
+    fn the_spelled_out_constant_is_right() {
+        assert!((INV_LN_GAMMA * GAMMA.ln() - 1.0).abs() < 1e-15);
     }
 
     #[test]

@@ -8,9 +8,10 @@
 //! per run; flaky tests, thrash, rate limits, budgets), and [`stats::Stats`]
 //! folds each run into integer totals. The result is a [`SimReport`].
 //!
-//! Reproducibility: run `i` of policy `p` draws from its own random stream,
-//! seeded from `(seed, p, i)`, and all totals are integers, so the report is
-//! bit-for-bit the same for a given seed whatever the number of threads.
+//! Reproducibility: runs are played in fixed blocks of [`BLOCK`]; block `k` of
+//! policy `p` draws from its own random stream, seeded from `(seed, p, k)`, and
+//! all totals are integers, so the report is bit-for-bit the same for a given
+//! seed whatever the number of threads.
 //! Memory does not grow with the number of runs.
 //!
 //! Architecture invariant: no I/O. Parallelism comes from rayon's global pool
@@ -70,10 +71,14 @@ pub struct SimReport {
     pub policies: Vec<(String, PolicyResult)>,
 }
 
-/// The random stream of run `run` of policy `policy`: SplitMix64 over the
+/// Runs per random stream. Fixed, so the blocks (and what they draw) do not
+/// depend on the number of threads.
+pub const BLOCK: u64 = 1024;
+
+/// The random stream of block `block` of policy `policy`: SplitMix64 over the
 /// three numbers, so that streams do not overlap in practice and do not
 /// depend on which thread runs them.
-pub fn stream(seed: u64, policy: u64, run: u64) -> Xoshiro256PlusPlus {
+pub fn stream(seed: u64, policy: u64, block: u64) -> Xoshiro256PlusPlus {
     #[inline]
     fn splitmix(z: u64) -> u64 {
         let z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -82,7 +87,7 @@ pub fn stream(seed: u64, policy: u64, run: u64) -> Xoshiro256PlusPlus {
         z ^ (z >> 31)
     }
     // The state is four SplitMix64 outputs of the run's key, as Xoshiro's authors recommend.
-    let key = splitmix(splitmix(splitmix(seed) ^ policy) ^ run);
+    let key = splitmix(splitmix(splitmix(seed) ^ policy) ^ block);
     let mut bytes = [0u8; 32];
     for (i, chunk) in bytes.chunks_exact_mut(8).enumerate() {
         chunk
@@ -110,29 +115,32 @@ fn simulate_policy(
     };
     let scores =
         a.has_scores() && b.as_ref().is_none_or(ModelRt::has_scores) && !matches!(policy, SimPolicy::Race { .. });
-    (0..runs as usize)
+    let blocks = runs.div_ceil(BLOCK);
+    (0..blocks as usize)
         .into_par_iter()
-        .with_min_len(1024)
-        // Boxed so that rayon moves a pointer, not the whole accumulator, per run.
         .fold(
-            || Box::new((Stats::new(lp.max_turns), Scratch::default())),
-            |mut acc, i| {
-                let (stats, scratch) = &mut *acc;
-                let mut rng = stream(seed, index, i as u64);
-                let record = match (policy, &b) {
-                    (SimPolicy::Plain { .. }, _) => engine::run_best_of(&a, lp, 1, &mut rng, scratch),
-                    (SimPolicy::BestOf { k, .. }, _) => engine::run_best_of(&a, lp, *k, &mut rng, scratch),
-                    (SimPolicy::Race { .. }, Some(b)) => engine::run_race(&a, b, lp, &mut rng, scratch),
-                    (SimPolicy::Escalate { after, .. }, Some(b)) => {
-                        engine::run_escalate(&a, b, lp, *after, &mut rng, scratch)
-                    }
-                    _ => engine::run_best_of(&a, lp, 1, &mut rng, scratch),
-                };
-                stats.add(&record, scores.then_some(scratch.scores.as_slice()));
-                acc
+            || (Stats::new(lp.max_turns), Scratch::default()),
+            |(mut stats, mut scratch), block| {
+                // One random stream per fixed block of runs: which thread plays a
+                // block never changes what it draws.
+                let mut rng = stream(seed, index, block as u64);
+                let first = block as u64 * BLOCK;
+                for _ in first..(first + BLOCK).min(runs) {
+                    let record = match (policy, &b) {
+                        (SimPolicy::Plain { .. }, _) => engine::run_best_of(&a, lp, 1, &mut rng, &mut scratch),
+                        (SimPolicy::BestOf { k, .. }, _) => engine::run_best_of(&a, lp, *k, &mut rng, &mut scratch),
+                        (SimPolicy::Race { .. }, Some(b)) => engine::run_race(&a, b, lp, &mut rng, &mut scratch),
+                        (SimPolicy::Escalate { after, .. }, Some(b)) => {
+                            engine::run_escalate(&a, b, lp, *after, &mut rng, &mut scratch)
+                        }
+                        _ => engine::run_best_of(&a, lp, 1, &mut rng, &mut scratch),
+                    };
+                    stats.add(&record, scores.then_some(scratch.scores.as_slice()));
+                }
+                (stats, scratch)
             },
         )
-        .map(|acc| acc.0)
+        .map(|(stats, _)| stats)
         .reduce(|| Stats::new(lp.max_turns), Stats::merge)
 }
 
