@@ -108,9 +108,12 @@ impl Stats {
     pub fn add(&mut self, run: &RunRecord, scores: Option<&[u32]>) {
         self.runs += 1;
         self.turns_simulated += u64::from(run.turns_simulated);
-        self.wall_ns += fixed(run.wall_s, NS);
+        let wall_ns = fixed(run.wall_s, NS);
+        self.wall_ns += wall_ns;
         self.usd_pico += fixed(run.usd, PICO);
-        self.wait_ns += fixed(run.wait_s, NS);
+        if run.wait_s > 0.0 {
+            self.wait_ns += fixed(run.wait_s, NS);
+        }
         match run.stop {
             Stop::Passed => {
                 self.passes += 1;
@@ -122,9 +125,10 @@ impl Stats {
                     self.turns_at_pass[t] += 1;
                 }
                 self.pass_times.add(run.wall_s);
-                self.pass_ns += fixed(run.wall_s, NS);
+                self.pass_ns += wall_ns;
                 let us = fixed(run.wall_s, US);
-                self.pass_us_squared += us * us;
+                // A 64-bit square while it fits (under 71 minutes), else 128-bit.
+                self.pass_us_squared += if us < 1 << 32 { u128::from((us as u64) * (us as u64)) } else { us * us };
             }
             Stop::Turns => self.censored_turns += 1,
             Stop::Wall => self.censored_wall += 1,
