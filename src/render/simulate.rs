@@ -57,7 +57,7 @@ pub fn text(report: &SimReport, verdict: &SimVerdict, elapsed_s: f64, threads: u
             "model / policy",
             "runs passed",
             "pass rate ± s.e.",
-            "one-shot",
+            "one-shot passes",
             "median turns",
             "mean time to pass",
             "P90 time to pass",
@@ -78,7 +78,7 @@ pub fn text(report: &SimReport, verdict: &SimVerdict, elapsed_s: f64, threads: u
             label,
             format!("{}/{}", thousands(s.passes), thousands(s.runs)),
             format!("{} ± {:.2}%", percent(s.pass_rate), 100.0 * s.pass_rate_se),
-            percent(s.one_shot_rate),
+            format!("{} ({})", thousands(s.one_shot_passes), percent(s.one_shot_rate)),
             s.median_turns.map_or("n/a".into(), |m| format!("{m} turns")),
             match (s.mean_time_to_pass_s, s.mean_time_to_pass_se_s) {
                 (Some(m), Some(se)) => format!("{} ± {}", seconds(m), seconds(se)),
