@@ -1,0 +1,254 @@
+//! Reading edits out of a model's reply.
+//!
+//! Two formats, as the system prompt asks for them:
+//!
+//! * whole file: a line holding only the path, then a fenced block with the
+//!   file's whole new content;
+//! * search/replace: a path line, then blocks of `<<<<<<< SEARCH`, the lines to
+//!   find, `=======`, the lines to put instead, `>>>>>>> REPLACE` (fenced or not).
+//!
+//! The reply is untrusted text: the parser never fails, it returns what it
+//! could read and a list of problems; paths are only checked (and refused) by
+//! the workspace when an edit is applied.
+
+/// What an edit does to its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EditOp {
+    /// Replace the whole file (or create it).
+    Whole {
+        /// The new content.
+        content: String,
+    },
+    /// Replace the first occurrence of `search` with `replace`.
+    Replace {
+        /// Lines to find.
+        search: String,
+        /// Lines to put instead.
+        replace: String,
+    },
+}
+
+/// One edit the model asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    /// The path as the model wrote it.
+    pub path: String,
+    /// What to do.
+    pub op: EditOp,
+}
+
+/// Everything read from one reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parsed {
+    /// Edits in the order they appear.
+    pub edits: Vec<Edit>,
+    /// Things that looked like edits but could not be read.
+    pub problems: Vec<String>,
+}
+
+/// The edit-format instructions for the system prompt.
+pub const FORMAT_INSTRUCTIONS: &str = "\
+To change a file, either give its whole new content: a line holding only the file's path, then a fenced code block with the complete file.
+Or give search/replace blocks: a line holding only the path, then
+<<<<<<< SEARCH
+exact lines from the current file
+=======
+the lines to put instead
+>>>>>>> REPLACE
+Only edit the files you are allowed to edit. Do not explain at length; the tests decide.";
+
+const SEARCH: &str = "<<<<<<< SEARCH";
+const DIVIDER: &str = "=======";
+const REPLACE: &str = ">>>>>>> REPLACE";
+
+fn is_fence(line: &str) -> bool {
+    line.trim_start().starts_with("```")
+}
+
+/// A line that holds only a file path (maybe in backticks or bold, maybe after `File:`).
+fn as_path(line: &str) -> Option<String> {
+    let mut s = line.trim();
+    for prefix in ["File:", "file:", "Path:", "path:", "###", "##", "#"] {
+        if let Some(rest) = s.strip_prefix(prefix) {
+            s = rest.trim();
+        }
+    }
+    let s = s.trim_end_matches(':').trim_matches(|c| c == '`' || c == '*' || c == '"' || c == '\'').trim();
+    let plausible = !s.is_empty()
+        && s.len() < 256
+        && !s.chars().any(char::is_whitespace)
+        && (s.contains('.') || s.contains('/'))
+        && !s.starts_with("```")
+        && !s.starts_with("<<<<<<<")
+        && !s.starts_with("=====")
+        && !s.starts_with(">>>>>>>")
+        && s.chars().any(|c| c.is_alphanumeric());
+    plausible.then(|| s.to_string())
+}
+
+fn join(lines: &[&str]) -> String {
+    let mut s = lines.join("\n");
+    if !lines.is_empty() {
+        s.push('\n');
+    }
+    s
+}
+
+/// Parse search/replace blocks in `lines`, starting with `path` as the current file.
+fn parse_blocks(lines: &[&str], mut path: Option<String>, out: &mut Parsed) {
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if line.trim() == SEARCH {
+            let Some(div) = lines[i + 1..].iter().position(|l| l.trim() == DIVIDER).map(|p| p + i + 1) else {
+                out.problems.push("a SEARCH block without `=======`".into());
+                return;
+            };
+            let Some(end) = lines[div + 1..].iter().position(|l| l.trim() == REPLACE).map(|p| p + div + 1) else {
+                out.problems.push("a SEARCH block without `>>>>>>> REPLACE`".into());
+                return;
+            };
+            match &path {
+                Some(p) => out.edits.push(Edit {
+                    path: p.clone(),
+                    op: EditOp::Replace { search: join(&lines[i + 1..div]), replace: join(&lines[div + 1..end]) },
+                }),
+                None => out.problems.push("a search/replace block with no file path line before it".into()),
+            }
+            i = end + 1;
+            continue;
+        }
+        if let Some(p) = as_path(line) {
+            path = Some(p);
+        }
+        i += 1;
+    }
+}
+
+/// Read every edit in a reply.
+///
+/// ```
+/// let reply = "bitcount.py\n```python\ndef bitcount(n):\n    return bin(n).count('1')\n```\n";
+/// let parsed = loopvel_harness::edits::parse_edits(reply);
+/// assert_eq!(parsed.edits.len(), 1);
+/// assert_eq!(parsed.edits[0].path, "bitcount.py");
+/// ```
+pub fn parse_edits(reply: &str) -> Parsed {
+    let lines: Vec<&str> = reply.lines().collect();
+    let mut out = Parsed::default();
+    let mut path: Option<String> = None;
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if is_fence(line) {
+            let close = lines[i + 1..].iter().position(|l| l.trim() == "```").map(|p| p + i + 1);
+            let Some(close) = close else {
+                out.problems.push("a code block that is never closed".into());
+                break;
+            };
+            let body = &lines[i + 1..close];
+            if body.iter().any(|l| l.trim() == SEARCH) {
+                parse_blocks(body, path.take(), &mut out);
+            } else if let Some(p) = path.take() {
+                out.edits.push(Edit { path: p, op: EditOp::Whole { content: join(body) } });
+            }
+            i = close + 1;
+            continue;
+        }
+        if line.trim() == SEARCH {
+            // Unfenced blocks run until the next fence or the end.
+            let end = lines[i..].iter().position(|l| is_fence(l)).map_or(lines.len(), |p| p + i);
+            parse_blocks(&lines[i..end], path.clone(), &mut out);
+            i = end;
+            continue;
+        }
+        if let Some(p) = as_path(line) {
+            path = Some(p);
+        } else if !line.trim().is_empty() {
+            path = None;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Apply a search/replace to `content`: the first exact match, else the first
+/// match line by line ignoring trailing whitespace. `None` when not found.
+pub fn replace_once(content: &str, search: &str, replace: &str) -> Option<String> {
+    if search.is_empty() {
+        return None;
+    }
+    if let Some(at) = content.find(search) {
+        return Some(format!("{}{}{}", &content[..at], replace, &content[at + search.len()..]));
+    }
+    let file: Vec<&str> = content.lines().collect();
+    let want: Vec<&str> = search.lines().map(str::trim_end).collect();
+    if want.is_empty() || want.len() > file.len() {
+        return None;
+    }
+    let start = (0..=file.len() - want.len())
+        .find(|&s| file[s..s + want.len()].iter().zip(&want).all(|(a, b)| a.trim_end() == *b))?;
+    let mut out: Vec<String> = file[..start].iter().map(|s| s.to_string()).collect();
+    out.extend(replace.lines().map(str::to_string));
+    out.extend(file[start + want.len()..].iter().map(|s| s.to_string()));
+    let mut s = out.join("\n");
+    if content.ends_with('\n') {
+        s.push('\n');
+    }
+    Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_file_with_decorated_path() {
+        let reply = "Here is the fix.\n\n**src/a.py**\n```python\nx = 1\ny = 2\n```\nDone.";
+        let p = parse_edits(reply);
+        assert_eq!(
+            p.edits,
+            vec![Edit { path: "src/a.py".into(), op: EditOp::Whole { content: "x = 1\ny = 2\n".into() } }]
+        );
+        assert!(p.problems.is_empty());
+    }
+
+    #[test]
+    fn search_replace_fenced_and_bare() {
+        let reply = "a.py\n```python\n<<<<<<< SEARCH\nx = 1\n=======\nx = 2\n>>>>>>> REPLACE\n```\n\nb.py\n<<<<<<< SEARCH\ny\n=======\nz\n>>>>>>> REPLACE\n";
+        let p = parse_edits(reply);
+        assert_eq!(p.edits.len(), 2, "{p:?}");
+        assert_eq!(p.edits[0].path, "a.py");
+        assert_eq!(
+            p.edits[1],
+            Edit { path: "b.py".into(), op: EditOp::Replace { search: "y\n".into(), replace: "z\n".into() } }
+        );
+    }
+
+    #[test]
+    fn code_without_a_path_is_not_an_edit_and_broken_blocks_are_problems() {
+        let p = parse_edits("Try this:\n```python\nprint(1)\n```\n");
+        assert!(p.edits.is_empty());
+        let p = parse_edits("a.py\n<<<<<<< SEARCH\nx\n");
+        assert!(p.edits.is_empty());
+        assert_eq!(p.problems.len(), 1);
+        let p = parse_edits("```\nnever closed");
+        assert_eq!(p.problems, vec!["a code block that is never closed".to_string()]);
+        assert_eq!(parse_edits(""), Parsed::default());
+    }
+
+    #[test]
+    fn hostile_paths_are_parsed_for_the_workspace_to_refuse() {
+        let p = parse_edits("../outside.txt\n```\npwned\n```\n/etc/passwd\n```\nroot\n```\n");
+        let paths: Vec<&str> = p.edits.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, vec!["../outside.txt", "/etc/passwd"]);
+    }
+
+    #[test]
+    fn replace_exact_then_ignoring_trailing_spaces() {
+        assert_eq!(replace_once("a\nb\nc\n", "b\n", "B\n").as_deref(), Some("a\nB\nc\n"));
+        assert_eq!(replace_once("a  \nb\n", "a\nb\n", "x\n").as_deref(), Some("x\n"));
+        assert_eq!(replace_once("a\n", "zzz\n", "x\n"), None);
+        assert_eq!(replace_once("a\n", "", "x\n"), None);
+    }
+}

@@ -1,0 +1,24 @@
+//! # loopvel-harness: real tasks, real edits, real tests
+//!
+//! Brief overview. A [`task::Task`] is a directory with a `task.toml`: the
+//! prompt, which files the model may edit and which it is shown, and the test
+//! command. A [`workspace::Workspace`] is a fresh copy of a task in a temporary
+//! directory; it is the only code that writes files a model named, and it
+//! refuses paths outside the task's `edit` globs, absolute paths, `..` and
+//! paths through symlinks. [`edits::parse_edits`] reads a model's reply for
+//! whole-file and search/replace edits. [`testrun::run_tests`] runs the test
+//! command with `sh -c` in its own process group, kills the whole group at the
+//! timeout, caps the captured output, and scrubs API keys from the
+//! environment; [`report`] counts passed and total tests from the output
+//! (pytest, cargo, go, TAP, JUnit XML, or the exit code). [`grade`] turns a
+//! turn's result into PASS / PARTIAL / FAIL / THRASH.
+//!
+//! Architecture invariant: nothing here talks to a model or a database; model
+//! output reaches the file system only through [`workspace::Workspace::apply`].
+
+pub mod edits;
+pub mod grade;
+pub mod report;
+pub mod task;
+pub mod testrun;
+pub mod workspace;

@@ -1,0 +1,279 @@
+//! A task's files in a fresh temporary directory, and the only code that
+//! writes a file a model named.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Component, Path, PathBuf};
+
+use crate::edits::{replace_once, Edit, EditOp};
+use crate::task::Task;
+
+/// Why an edit was not applied. Recorded with the turn; never fatal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The path is absolute.
+    #[error("{0}: absolute paths are refused")]
+    Absolute(String),
+    /// The path climbs out with `..`.
+    #[error("{0}: paths with `..` are refused")]
+    ParentDir(String),
+    /// The path is not among the task's `edit` globs.
+    #[error("{0}: not an editable file of this task")]
+    NotEditable(String),
+    /// The path runs through a symbolic link.
+    #[error("{0}: paths through symbolic links are refused")]
+    Symlink(String),
+    /// The SEARCH text is not in the file.
+    #[error("{0}: the SEARCH text is not in the file")]
+    SearchNotFound(String),
+    /// The file to search in does not exist.
+    #[error("{0}: no such file to search in")]
+    NoSuchFile(String),
+    /// Writing failed.
+    #[error("{0}: cannot write: {1}")]
+    Io(String, String),
+}
+
+/// A task copied into a temporary directory (deleted on drop).
+#[derive(Debug)]
+pub struct Workspace {
+    dir: tempfile::TempDir,
+    task: Task,
+}
+
+fn copy_tree(from: &Path, to: &Path, skip_top: &[&str]) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if skip_top.iter().any(|s| name == *s) {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        let target = to.join(&name);
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target, &[])?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+        // Symbolic links in a task are not copied: a workspace holds plain files only.
+    }
+    Ok(())
+}
+
+fn files_under(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let Ok(kind) = e.file_type() else { continue };
+        if kind.is_dir() {
+            files_under(root, &e.path(), out);
+        } else if kind.is_file() {
+            if let Ok(rel) = e.path().strip_prefix(root) {
+                out.push(rel.to_path_buf());
+            }
+        }
+    }
+}
+
+impl Workspace {
+    /// Copy `task` (all but `task.toml` and `solution/`) into a new temporary directory.
+    pub fn create(task: &Task) -> std::io::Result<Workspace> {
+        let dir = tempfile::Builder::new().prefix("loopvel-ws-").tempdir()?;
+        copy_tree(&task.dir, dir.path(), &["task.toml", "solution"])?;
+        Ok(Workspace { dir, task: task.clone() })
+    }
+
+    /// The workspace root.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Copy the task's `solution/` files over the workspace (for `tasks check`).
+    pub fn apply_solution(&self) -> std::io::Result<bool> {
+        let solution = self.task.dir.join("solution");
+        if !solution.is_dir() {
+            return Ok(false);
+        }
+        copy_tree(&solution, self.root(), &[])?;
+        Ok(true)
+    }
+
+    /// The safe, normalised form of a path the model wrote, or why it is refused.
+    pub fn check_path(&self, raw: &str) -> Result<PathBuf, Refusal> {
+        let path = Path::new(raw);
+        if path.is_absolute() || raw.starts_with('/') || raw.starts_with('\\') || raw.starts_with('~') {
+            return Err(Refusal::Absolute(raw.into()));
+        }
+        let mut clean = PathBuf::new();
+        for c in path.components() {
+            match c {
+                Component::Normal(part) => clean.push(part),
+                Component::CurDir => {}
+                Component::ParentDir => return Err(Refusal::ParentDir(raw.into())),
+                Component::RootDir | Component::Prefix(_) => return Err(Refusal::Absolute(raw.into())),
+            }
+        }
+        if clean.as_os_str().is_empty() || !self.task.may_edit(&clean) {
+            return Err(Refusal::NotEditable(raw.into()));
+        }
+        // No component that exists may be a symbolic link (model-run tests could have made one).
+        let mut at = self.root().to_path_buf();
+        for part in clean.components() {
+            at.push(part);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.file_type().is_symlink() => return Err(Refusal::Symlink(raw.into())),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Ok(clean)
+    }
+
+    /// Apply one edit; returns the path written.
+    pub fn apply(&self, edit: &Edit) -> Result<PathBuf, Refusal> {
+        let rel = self.check_path(&edit.path)?;
+        let full = self.root().join(&rel);
+        let io = |e: std::io::Error| Refusal::Io(edit.path.clone(), e.to_string());
+        let content = match &edit.op {
+            EditOp::Whole { content } => content.clone(),
+            EditOp::Replace { search, replace } => {
+                let current = match std::fs::read_to_string(&full) {
+                    Ok(c) => c,
+                    Err(_) if search.trim().is_empty() => String::new(),
+                    Err(_) => return Err(Refusal::NoSuchFile(edit.path.clone())),
+                };
+                if search.trim().is_empty() && current.is_empty() {
+                    replace.clone()
+                } else {
+                    replace_once(&current, search, replace).ok_or_else(|| Refusal::SearchNotFound(edit.path.clone()))?
+                }
+            }
+        };
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        std::fs::write(&full, content).map_err(io)?;
+        Ok(rel)
+    }
+
+    /// Files shown to the model: `(path, content, editable)`, editable first.
+    pub fn visible_files(&self) -> Vec<(PathBuf, String, bool)> {
+        let mut all = Vec::new();
+        files_under(self.root(), self.root(), &mut all);
+        let mut out: Vec<(PathBuf, String, bool)> = all
+            .into_iter()
+            .filter_map(|p| {
+                let editable = self.task.may_edit(&p);
+                if !(editable || self.task.is_shown(&p)) {
+                    return None;
+                }
+                let content = std::fs::read_to_string(self.root().join(&p)).ok()?;
+                Some((p, content, editable))
+            })
+            .collect();
+        out.sort_by_key(|(p, _, editable)| (!*editable, p.clone()));
+        out
+    }
+
+    /// A hash of the editable files' names and contents: equal hashes mean the
+    /// model has brought the code back to a state already tested.
+    pub fn state_hash(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        for (p, content, editable) in self.visible_files() {
+            if editable {
+                p.hash(&mut h);
+                content.hash(&mut h);
+            }
+        }
+        h.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edits::parse_edits;
+
+    fn task_dir() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("task.toml"),
+            "prompt = \"fix\"\nedit = [\"a.py\", \"pkg/*.py\"]\nshow = [\"test_a.py\"]\ntest = \"true\"\n",
+        )
+        .unwrap();
+        std::fs::write(d.path().join("a.py"), "x = 1\n").unwrap();
+        std::fs::write(d.path().join("test_a.py"), "def test(): pass\n").unwrap();
+        std::fs::write(d.path().join("secret.txt"), "hidden\n").unwrap();
+        std::fs::create_dir(d.path().join("solution")).unwrap();
+        std::fs::write(d.path().join("solution/a.py"), "x = 2\n").unwrap();
+        d
+    }
+
+    #[test]
+    fn copies_the_task_without_solution_and_shows_only_listed_files() {
+        let d = task_dir();
+        let ws = Workspace::create(&Task::load(d.path()).unwrap()).unwrap();
+        assert!(ws.root().join("a.py").exists());
+        assert!(!ws.root().join("solution").exists());
+        assert!(!ws.root().join("task.toml").exists());
+        let shown: Vec<String> = ws.visible_files().iter().map(|(p, _, _)| p.display().to_string()).collect();
+        assert_eq!(shown, vec!["a.py", "test_a.py"]);
+        assert!(ws.apply_solution().unwrap());
+        assert_eq!(std::fs::read_to_string(ws.root().join("a.py")).unwrap(), "x = 2\n");
+    }
+
+    #[test]
+    fn hostile_edits_change_nothing_outside_the_workspace() {
+        let d = task_dir();
+        let ws = Workspace::create(&Task::load(d.path()).unwrap()).unwrap();
+        let outside = ws.root().parent().unwrap().join("outside.txt");
+        let _ = std::fs::remove_file(&outside);
+        let reply =
+            "../outside.txt\n```\npwned\n```\n/tmp/loopvel-abs.txt\n```\npwned\n```\nsecret.txt\n```\npwned\n```\n";
+        let parsed = parse_edits(reply);
+        let results: Vec<_> = parsed.edits.iter().map(|e| ws.apply(e)).collect();
+        assert!(matches!(results[0], Err(Refusal::ParentDir(_))));
+        assert!(matches!(results[1], Err(Refusal::Absolute(_))));
+        assert!(matches!(results[2], Err(Refusal::NotEditable(_))));
+        assert!(!outside.exists());
+        assert!(!Path::new("/tmp/loopvel-abs.txt").exists());
+        assert_eq!(std::fs::read_to_string(ws.root().join("secret.txt")).unwrap(), "hidden\n");
+    }
+
+    #[test]
+    fn symlinks_are_refused_even_when_tests_made_them() {
+        let d = task_dir();
+        let ws = Workspace::create(&Task::load(d.path()).unwrap()).unwrap();
+        let target = tempfile::tempdir().unwrap();
+        // As if model-written test code had replaced the editable file and a directory by links.
+        std::fs::remove_file(ws.root().join("a.py")).unwrap();
+        std::os::unix::fs::symlink(target.path().join("victim.py"), ws.root().join("a.py")).unwrap();
+        std::os::unix::fs::symlink(target.path(), ws.root().join("pkg")).unwrap();
+        for path in ["a.py", "pkg/mod.py"] {
+            let edit = Edit { path: path.into(), op: EditOp::Whole { content: "pwned".into() } };
+            assert!(matches!(ws.apply(&edit), Err(Refusal::Symlink(_))), "{path}");
+        }
+        assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn search_replace_and_state_hash() {
+        let d = task_dir();
+        let ws = Workspace::create(&Task::load(d.path()).unwrap()).unwrap();
+        let before = ws.state_hash();
+        let e =
+            Edit { path: "./a.py".into(), op: EditOp::Replace { search: "x = 1\n".into(), replace: "x = 3\n".into() } };
+        assert_eq!(ws.apply(&e), Ok(PathBuf::from("a.py")));
+        assert_ne!(ws.state_hash(), before);
+        let back = Edit { path: "a.py".into(), op: EditOp::Whole { content: "x = 1\n".into() } };
+        ws.apply(&back).unwrap();
+        assert_eq!(ws.state_hash(), before);
+        let missing =
+            Edit { path: "a.py".into(), op: EditOp::Replace { search: "nope\n".into(), replace: "y\n".into() } };
+        assert!(matches!(ws.apply(&missing), Err(Refusal::SearchNotFound(_))));
+        let new_file = Edit { path: "pkg/new.py".into(), op: EditOp::Whole { content: "z = 1\n".into() } };
+        assert_eq!(ws.apply(&new_file), Ok(PathBuf::from("pkg/new.py")));
+    }
+}
