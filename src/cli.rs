@@ -24,6 +24,23 @@ pub enum Command {
     /// Simulate loops run by run (Monte Carlo): distributions of times, task
     /// difficulty, flaky tests, thrash, rate limits, budgets and policies.
     Simulate(SimulateArgs),
+    /// Work with task directories (task.toml, files, tests, solution/).
+    Tasks {
+        /// What to do.
+        #[command(subcommand)]
+        command: TasksCommand,
+    },
+}
+
+/// `loopvel tasks …`
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Verify tasks: their tests fail as given, pass with solution/ applied,
+    /// and how long they take.
+    Check {
+        /// A task directory, or a folder of task directories.
+        dir: PathBuf,
+    },
 }
 
 /// Options of `loopvel calc`.

@@ -19,6 +19,12 @@ pub enum CliError {
     /// A command-line value is not usable.
     #[error("{0}")]
     Usage(String),
+    /// A task directory is not usable.
+    #[error(transparent)]
+    Task(#[from] loopvel_harness::task::TaskError),
+    /// A check ran and found problems (already reported on standard output).
+    #[error("{0}")]
+    CheckFailed(String),
     /// Output could not be written.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -28,8 +34,8 @@ impl CliError {
     /// 2 for bad input (as for usage errors), 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Read { .. } | CliError::Scenario(_) | CliError::Usage(_) => 2,
-            CliError::Output(_) => 1,
+            CliError::Read { .. } | CliError::Scenario(_) | CliError::Usage(_) | CliError::Task(_) => 2,
+            CliError::Output(_) | CliError::CheckFailed(_) => 1,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod calc;
 pub mod simulate;
+pub mod tasks;
 
 use crate::cli::{Cli, Command};
 use crate::error::CliError;
@@ -12,6 +13,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Calc(args) => calc::run(&args, &mut out),
         Command::Simulate(args) => simulate::run(&args, &mut out),
+        Command::Tasks { command } => tasks::run(&command, &mut out),
     }
 }
 

@@ -19,6 +19,19 @@ pub enum ReportFormat {
     Exit,
 }
 
+impl std::fmt::Display for ReportFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReportFormat::Pytest => write!(f, "pytest"),
+            ReportFormat::Cargo => write!(f, "cargo"),
+            ReportFormat::Go => write!(f, "go"),
+            ReportFormat::Tap => write!(f, "tap"),
+            ReportFormat::Junit(p) => write!(f, "junit:{}", p.display()),
+            ReportFormat::Exit => write!(f, "exit"),
+        }
+    }
+}
+
 impl ReportFormat {
     /// Parse `report = "…"` of a task.
     pub fn parse(s: &str) -> Result<Self, String> {

@@ -67,6 +67,12 @@ fn files_under(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let Ok(kind) = e.file_type() else { continue };
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        // Build output and hidden folders are never task files.
+        if kind.is_dir() && (name == "target" || name == "__pycache__" || name.starts_with('.')) {
+            continue;
+        }
         if kind.is_dir() {
             files_under(root, &e.path(), out);
         } else if kind.is_file() {

@@ -1,0 +1,120 @@
+//! `loopvel tasks check DIR`: each task's tests fail as given and pass with `solution/`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use loopvel_harness::task::{discover, Task};
+use loopvel_harness::testrun::{run_tests, TestRun, TestSpec, OUTPUT_CAP};
+use loopvel_harness::workspace::Workspace;
+use loopvel_math::units::seconds;
+
+use crate::cli::TasksCommand;
+use crate::error::CliError;
+use crate::render;
+
+/// Run a `tasks` subcommand.
+pub fn run(command: &TasksCommand, out: &mut impl Write) -> Result<(), CliError> {
+    match command {
+        TasksCommand::Check { dir } => check(dir, out),
+    }
+}
+
+/// What checking one task found.
+struct Checked {
+    task: Task,
+    given: std::io::Result<TestRun>,
+    solved: Option<std::io::Result<TestRun>>,
+    problem: Option<String>,
+}
+
+fn tests(task: &Task, ws: &Workspace) -> std::io::Result<TestRun> {
+    let spec = TestSpec {
+        command: &task.test,
+        report: &task.report,
+        timeout: Duration::from_secs_f64(task.test_timeout_s),
+        scrub_env: &[],
+        output_cap: OUTPUT_CAP,
+    };
+    run_tests(ws.root(), &spec)
+}
+
+fn check_one(task: Task) -> Checked {
+    let ws = match Workspace::create(&task) {
+        Ok(ws) => ws,
+        Err(e) => {
+            let problem = Some(format!("cannot copy into a workspace: {e}"));
+            return Checked { task, given: Err(e), solved: None, problem };
+        }
+    };
+    let given = tests(&task, &ws);
+    let mut problem = match &given {
+        Err(e) => Some(format!("the test command cannot start: {e}")),
+        Ok(r) if r.all_passed() => Some("its tests already pass as given: nothing to fix".into()),
+        Ok(_) => None,
+    };
+    let solved = match ws.apply_solution() {
+        Ok(true) => Some(tests(&task, &ws)),
+        Ok(false) => {
+            problem.get_or_insert("has no solution/ to check against; add the fixed files under solution/".into());
+            None
+        }
+        Err(e) => {
+            problem.get_or_insert(format!("cannot apply solution/: {e}"));
+            None
+        }
+    };
+    if let Some(Ok(r)) = &solved {
+        if !r.all_passed() && problem.is_none() {
+            let why = if r.timed_out { "timed out".to_string() } else { "not every test passes".to_string() };
+            let tail: String =
+                r.output.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            problem = Some(format!("with solution/ applied {why}:\n{tail}"));
+        }
+    }
+    Checked { task, given, solved, problem }
+}
+
+fn counts(r: &std::io::Result<TestRun>) -> String {
+    match r {
+        Ok(r) if r.timed_out => "timed out".into(),
+        Ok(r) => r.counts.map_or("no count".into(), |c| format!("{}/{} pass", c.passed, c.total)),
+        Err(_) => "did not run".into(),
+    }
+}
+
+fn check(dir: &std::path::Path, out: &mut impl Write) -> Result<(), CliError> {
+    let tasks = discover(dir)?;
+    let mut table = render::calc::table(
+        ["task", "report", "tests as given", "with solution/", "test time as given", "test time solved", "check"]
+            .map(String::from)
+            .to_vec(),
+    );
+    let mut failures = Vec::new();
+    let n = tasks.len();
+    for task in tasks {
+        let c = check_one(task);
+        let time = |r: &std::io::Result<TestRun>| r.as_ref().map_or("n/a".into(), |r| seconds(r.duration_s));
+        table.add_row(vec![
+            c.task.name.clone(),
+            c.task.report.to_string(),
+            counts(&c.given),
+            c.solved.as_ref().map_or("n/a".into(), counts),
+            time(&c.given),
+            c.solved.as_ref().map_or("n/a".into(), time),
+            if c.problem.is_some() { "FAIL".into() } else { "ok".into() },
+        ]);
+        if let Some(p) = c.problem {
+            failures.push(format!("{}: {p}", c.task.dir.display()));
+        }
+    }
+    writeln!(out, "{table}")?;
+    if failures.is_empty() {
+        writeln!(out, "All {n} tasks check out: their tests fail as given and pass with solution/ applied.")?;
+        Ok(())
+    } else {
+        for f in &failures {
+            writeln!(out, "{f}")?;
+        }
+        Err(CliError::CheckFailed(format!("{} of {n} tasks failed the check (see above)", failures.len())))
+    }
+}
