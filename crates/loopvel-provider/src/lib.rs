@@ -1,0 +1,523 @@
+//! # loopvel-provider: talking to model endpoints
+//!
+//! Brief overview. A [`ModelConfig`] says where a model lives and how it is
+//! priced; its API key is a [`Secret`] that never prints and never serialises.
+//! [`complete`] sends one chat request, always streamed, and returns a
+//! [`Completion`]: the text, when the first content token arrived, when the
+//! last did, token counts (from the server's usage when it sends one, else an
+//! estimate marked as such) and how long was spent waiting on rate limits and
+//! retries, kept apart from model time. Two wire formats: OpenAI-compatible
+//! chat completions (`api = "openai"`: OpenAI, vLLM, llama.cpp, Ollama, Groq,
+//! OpenRouter, …) and Anthropic messages (`api = "anthropic"`).
+//!
+//! Hand-written over a blocking HTTP client (ureq) rather than an SDK: the
+//! timing of each streamed chunk is the measurement, and lenient parsing of
+//! each SSE line survives servers that bend the format. SSE framing is a few
+//! lines (`data:` lines, blank line ends an event), so it is parsed here.
+//!
+//! Architecture invariant: the only code that knows wire formats; the only
+//! code that holds an API key's value, and only long enough to set a header.
+
+mod limiter;
+mod sse;
+
+pub use limiter::Limiter;
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// An API key. Prints as `***`; has no `Serialize`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a key.
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Which wire format a model speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// OpenAI-compatible `/chat/completions`.
+    OpenAi,
+    /// Anthropic `/messages`.
+    Anthropic,
+}
+
+/// One model endpoint, as configured. Serialises without its key.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelConfig {
+    /// The name used in reports.
+    pub name: String,
+    /// Wire format.
+    pub api: Api,
+    /// Base URL, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// The model id sent to the server.
+    pub model: String,
+    /// The environment variable the key came from (its name, not its value).
+    pub api_key_env: Option<String>,
+    /// The key itself; `None` for local servers (no auth header).
+    #[serde(skip)]
+    pub api_key: Option<Secret>,
+    /// USD per million input tokens.
+    pub usd_per_mtok_in: f64,
+    /// USD per million output tokens.
+    pub usd_per_mtok_out: f64,
+    /// Sampling temperature, if set.
+    pub temperature: Option<f64>,
+    /// Most output tokens per reply.
+    pub max_tokens: u32,
+    /// Merged into the request body as is.
+    pub extra: serde_json::Map<String, Value>,
+    /// Most requests in flight at once.
+    pub max_concurrent: Option<u32>,
+    /// Most requests per second.
+    pub rps: Option<f64>,
+    /// Attempts per request before giving up (429, 5xx, dropped connections).
+    pub max_attempts: u32,
+    /// Seconds without a byte before a request counts as dropped.
+    pub read_timeout_s: f64,
+}
+
+/// Who says a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions.
+    System,
+    /// The harness.
+    User,
+    /// The model.
+    Assistant,
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    /// Who.
+    pub role: Role,
+    /// What.
+    pub content: String,
+}
+
+/// One retry, for the record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetryNote {
+    /// Attempt number that failed (1-based).
+    pub attempt: u32,
+    /// Why (status code or error).
+    pub reason: String,
+    /// Seconds waited before the next attempt.
+    pub wait_s: f64,
+}
+
+/// A streamed reply and its timing. Times in seconds from the moment the
+/// successful attempt's request was sent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Completion {
+    /// The reply text.
+    pub text: String,
+    /// First non-empty content token.
+    pub ttft_s: Option<f64>,
+    /// First reasoning token, when the server streams reasoning separately.
+    pub reasoning_ttft_s: Option<f64>,
+    /// Characters of reasoning text streamed.
+    pub reasoning_chars: usize,
+    /// Last token (the end of the stream).
+    pub ttlt_s: f64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// `output_tokens` is an estimate (the server sent no usage).
+    pub output_tokens_estimated: bool,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// `input_tokens` is an estimate.
+    pub input_tokens_estimated: bool,
+    /// Output tokens per second after the first token.
+    pub tokens_per_s: Option<f64>,
+    /// Seconds spent waiting for rate limits, backoff and failed attempts.
+    pub retry_wait_s: f64,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Why earlier attempts failed.
+    pub retries: Vec<RetryNote>,
+    /// The server's finish reason, if it gave one.
+    pub finish_reason: Option<String>,
+}
+
+/// A request that did not produce a reply.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The server refused for good (4xx other than 408/409/429).
+    #[error("{model}: HTTP {status} from {url}: {body}")]
+    Refused {
+        /// The model's name.
+        model: String,
+        /// The URL (never with a key in it).
+        url: String,
+        /// Status code.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+    /// Every attempt failed.
+    #[error("{model}: gave up after {attempts} attempts; last: {last}")]
+    GaveUp {
+        /// The model's name.
+        model: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+        /// Seconds spent waiting.
+        retry_wait_s: f64,
+    },
+}
+
+/// Rough token count when the server gives none: about four characters a token.
+pub fn estimate_tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
+}
+
+enum Attempt {
+    Done(Completion),
+    Retry { reason: String, retry_after: Option<f64> },
+    Fatal(ProviderError),
+}
+
+fn body_for(cfg: &ModelConfig, messages: &[Message]) -> Value {
+    let mut body = match cfg.api {
+        Api::OpenAi => json!({
+            "model": cfg.model,
+            "messages": messages,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "max_tokens": cfg.max_tokens,
+        }),
+        Api::Anthropic => {
+            let system: Vec<&str> =
+                messages.iter().filter(|m| m.role == Role::System).map(|m| m.content.as_str()).collect();
+            let rest: Vec<&Message> = messages.iter().filter(|m| m.role != Role::System).collect();
+            let mut b = json!({"model": cfg.model, "messages": rest, "stream": true, "max_tokens": cfg.max_tokens});
+            if !system.is_empty() {
+                b["system"] = json!(system.join("\n\n"));
+            }
+            b
+        }
+    };
+    if let Some(t) = cfg.temperature {
+        body["temperature"] = json!(t);
+    }
+    if let Some(obj) = body.as_object_mut() {
+        for (k, v) in &cfg.extra {
+            obj.insert(k.clone(), v.clone());
+        }
+    }
+    body
+}
+
+fn url_for(cfg: &ModelConfig) -> String {
+    let base = cfg.base_url.trim_end_matches('/');
+    match cfg.api {
+        Api::OpenAi => format!("{base}/chat/completions"),
+        Api::Anthropic => format!("{base}/messages"),
+    }
+}
+
+fn attempt(cfg: &ModelConfig, agent: &ureq::Agent, body: &str, url: &str, input_chars: usize) -> Attempt {
+    let mut req = agent.post(url).header("content-type", "application/json").header("accept", "text/event-stream");
+    if let Some(key) = &cfg.api_key {
+        req = match cfg.api {
+            Api::OpenAi => req.header("authorization", format!("Bearer {}", key.expose())),
+            Api::Anthropic => req.header("x-api-key", key.expose()),
+        };
+    }
+    if cfg.api == Api::Anthropic {
+        req = req.header("anthropic-version", "2023-06-01");
+    }
+    let sent = Instant::now();
+    let resp = match req.send(body) {
+        Ok(r) => r,
+        Err(e) => return Attempt::Retry { reason: format!("connection: {e}"), retry_after: None },
+    };
+    let status = resp.status().as_u16();
+    if status != 200 {
+        let retry_after =
+            resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok());
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut resp.into_body().into_reader(), &mut text);
+        let text: String = text.chars().take(300).collect();
+        if status == 429 || status == 408 || status == 409 || status >= 500 {
+            return Attempt::Retry { reason: format!("HTTP {status}"), retry_after };
+        }
+        return Attempt::Fatal(ProviderError::Refused {
+            model: cfg.name.clone(),
+            url: url.to_string(),
+            status,
+            body: text,
+        });
+    }
+    let reader = std::io::BufReader::new(resp.into_body().into_reader());
+    let mut c = Completion {
+        text: String::new(),
+        ttft_s: None,
+        reasoning_ttft_s: None,
+        reasoning_chars: 0,
+        ttlt_s: 0.0,
+        output_tokens: 0,
+        output_tokens_estimated: true,
+        input_tokens: 0,
+        input_tokens_estimated: true,
+        tokens_per_s: None,
+        retry_wait_s: 0.0,
+        attempts: 1,
+        retries: Vec::new(),
+        finish_reason: None,
+    };
+    let mut finished = false;
+    let mut last_token = 0.0;
+    for event in sse::events(reader) {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => return Attempt::Retry { reason: format!("stream dropped: {e}"), retry_after: None },
+        };
+        let now = sent.elapsed().as_secs_f64();
+        if event.data.trim() == "[DONE]" {
+            finished = true;
+            break;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(&event.data) else { continue };
+        match cfg.api {
+            Api::OpenAi => {
+                if let Some(choice) = v["choices"].get(0) {
+                    let delta = &choice["delta"];
+                    if let Some(t) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+                        c.ttft_s.get_or_insert(now);
+                        c.text.push_str(t);
+                        last_token = now;
+                    }
+                    for key in ["reasoning_content", "reasoning"] {
+                        if let Some(t) = delta[key].as_str().filter(|t| !t.is_empty()) {
+                            c.reasoning_ttft_s.get_or_insert(now);
+                            c.reasoning_chars += t.len();
+                            last_token = now;
+                        }
+                    }
+                    if let Some(f) = choice["finish_reason"].as_str().filter(|f| !f.is_empty()) {
+                        c.finish_reason = Some(f.to_string());
+                    }
+                }
+                if let Some(u) = v["usage"].as_object() {
+                    if let Some(n) = u.get("completion_tokens").and_then(Value::as_u64) {
+                        c.output_tokens = n;
+                        c.output_tokens_estimated = false;
+                    }
+                    if let Some(n) = u.get("prompt_tokens").and_then(Value::as_u64) {
+                        c.input_tokens = n;
+                        c.input_tokens_estimated = false;
+                    }
+                }
+            }
+            Api::Anthropic => match v["type"].as_str().unwrap_or(event.event.as_str()) {
+                "message_start" => {
+                    if let Some(n) = v["message"]["usage"]["input_tokens"].as_u64() {
+                        c.input_tokens = n;
+                        c.input_tokens_estimated = false;
+                    }
+                }
+                "content_block_delta" => {
+                    let d = &v["delta"];
+                    if let Some(t) = d["text"].as_str().filter(|t| !t.is_empty()) {
+                        c.ttft_s.get_or_insert(now);
+                        c.text.push_str(t);
+                        last_token = now;
+                    } else if let Some(t) = d["thinking"].as_str().filter(|t| !t.is_empty()) {
+                        c.reasoning_ttft_s.get_or_insert(now);
+                        c.reasoning_chars += t.len();
+                        last_token = now;
+                    }
+                }
+                "message_delta" => {
+                    if let Some(n) = v["usage"]["output_tokens"].as_u64() {
+                        c.output_tokens = n;
+                        c.output_tokens_estimated = false;
+                    }
+                    if let Some(f) = v["delta"]["stop_reason"].as_str() {
+                        c.finish_reason = Some(f.to_string());
+                    }
+                }
+                "message_stop" => {
+                    finished = true;
+                    break;
+                }
+                "error" => {
+                    return Attempt::Retry {
+                        reason: format!("stream error: {}", v["error"]["message"]),
+                        retry_after: None,
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+    // OpenAI-compatible servers may end the stream without [DONE]; a reply with text counts.
+    if !finished && c.text.is_empty() {
+        return Attempt::Retry { reason: "stream ended without a reply".into(), retry_after: None };
+    }
+    c.ttlt_s = if last_token > 0.0 { last_token } else { sent.elapsed().as_secs_f64() };
+    if c.output_tokens_estimated {
+        c.output_tokens = estimate_tokens(&c.text) + (c.reasoning_chars as u64).div_ceil(4);
+    }
+    if c.input_tokens_estimated {
+        c.input_tokens = (input_chars as u64).div_ceil(4);
+    }
+    let first = c.ttft_s.or(c.reasoning_ttft_s);
+    c.tokens_per_s = first.and_then(|f| {
+        let span = c.ttlt_s - f;
+        (span > 0.0 && c.output_tokens > 1).then(|| (c.output_tokens - 1) as f64 / span)
+    });
+    Attempt::Done(c)
+}
+
+/// Backoff before attempt `n + 1`: `Retry-After` when the server sent one,
+/// else 0.5 s · 2ⁿ⁻¹ with ±50% jitter, capped at 30 s.
+fn backoff_s(n: u32, retry_after: Option<f64>) -> f64 {
+    if let Some(s) = retry_after.filter(|s| s.is_finite() && *s >= 0.0) {
+        return s.min(300.0);
+    }
+    let base = (0.5 * 2f64.powi(n.saturating_sub(1) as i32)).min(30.0);
+    // Jitter from the standard library's randomly keyed hasher: no RNG crate needed for this.
+    let bits = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), n);
+    let jitter = 0.5 + (bits >> 11) as f64 / (1u64 << 53) as f64;
+    (base * jitter).min(30.0)
+}
+
+/// Send `messages` to the model, streamed, retrying 429, 5xx and dropped
+/// connections with backoff; waits on `limiter` first.
+pub fn complete(cfg: &ModelConfig, messages: &[Message], limiter: &Limiter) -> Result<Completion, ProviderError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_body(Some(Duration::from_secs_f64(cfg.read_timeout_s.max(1.0))))
+        .build()
+        .into();
+    let url = url_for(cfg);
+    let body = body_for(cfg, messages).to_string();
+    let input_chars: usize = messages.iter().map(|m| m.content.chars().count()).sum();
+    let mut waited = 0.0;
+    let mut retries = Vec::new();
+    let attempts = cfg.max_attempts.max(1);
+    let mut last = String::new();
+    for n in 1..=attempts {
+        let permit = limiter.acquire();
+        waited += permit.waited_s();
+        let started = Instant::now();
+        match attempt(cfg, &agent, &body, &url, input_chars) {
+            Attempt::Done(mut c) => {
+                c.retry_wait_s = waited;
+                c.attempts = n;
+                c.retries = retries;
+                return Ok(c);
+            }
+            Attempt::Fatal(e) => return Err(e),
+            Attempt::Retry { reason, retry_after } => {
+                drop(permit);
+                // The failed attempt's own time is waiting too, not model time.
+                waited += started.elapsed().as_secs_f64();
+                if n == attempts {
+                    last = reason;
+                    break;
+                }
+                let wait = backoff_s(n, retry_after);
+                retries.push(RetryNote { attempt: n, reason, wait_s: wait });
+                std::thread::sleep(Duration::from_secs_f64(wait));
+                waited += wait;
+            }
+        }
+    }
+    Err(ProviderError::GaveUp { model: cfg.name.clone(), attempts, last, retry_wait_s: waited })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("sk-live-123".into());
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        let cfg = ModelConfig {
+            name: "m".into(),
+            api: Api::OpenAi,
+            base_url: "http://x".into(),
+            model: "m".into(),
+            api_key_env: Some("K".into()),
+            api_key: Some(s),
+            usd_per_mtok_in: 0.0,
+            usd_per_mtok_out: 0.0,
+            temperature: None,
+            max_tokens: 10,
+            extra: Default::default(),
+            max_concurrent: None,
+            rps: None,
+            max_attempts: 3,
+            read_timeout_s: 60.0,
+        };
+        assert!(!format!("{cfg:?}").contains("sk-live"));
+        assert!(!serde_json::to_string(&cfg).unwrap().contains("sk-live"));
+    }
+
+    #[test]
+    fn backoff_honours_retry_after_and_grows() {
+        assert_eq!(backoff_s(3, Some(2.0)), 2.0);
+        for n in 1..6 {
+            let b = backoff_s(n, None);
+            let base = 0.5 * 2f64.powi(n as i32 - 1);
+            assert!(b >= base * 0.5 && b <= (base * 1.5).min(30.0), "{n}: {b}");
+        }
+        assert!(backoff_s(20, None) <= 30.0);
+    }
+
+    #[test]
+    fn anthropic_body_moves_the_system_message() {
+        let mut cfg_msgs = vec![Message { role: Role::System, content: "rules".into() }];
+        cfg_msgs.push(Message { role: Role::User, content: "hi".into() });
+        let cfg = ModelConfig {
+            name: "a".into(),
+            api: Api::Anthropic,
+            base_url: "http://x/v1/".into(),
+            model: "claude".into(),
+            api_key_env: None,
+            api_key: None,
+            usd_per_mtok_in: 0.0,
+            usd_per_mtok_out: 0.0,
+            temperature: Some(0.2),
+            max_tokens: 100,
+            extra: Default::default(),
+            max_concurrent: None,
+            rps: None,
+            max_attempts: 1,
+            read_timeout_s: 60.0,
+        };
+        let b = body_for(&cfg, &cfg_msgs);
+        assert_eq!(b["system"], "rules");
+        assert_eq!(b["messages"].as_array().unwrap().len(), 1);
+        assert_eq!(url_for(&cfg), "http://x/v1/messages");
+    }
+}

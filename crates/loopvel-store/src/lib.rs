@@ -1,0 +1,474 @@
+//! # loopvel-store: every run and turn, in SQLite, as it happens
+//!
+//! Brief overview. [`Store`] wraps one SQLite file (WAL mode). A run plan
+//! (`plans`) names tasks (`tasks`, with a hash of their files) and models
+//! (`models`, configuration without secrets). Each (task, model, replicate)
+//! is a row of `runs`; each turn a row of `turns` with the model call
+//! (`calls`: request, reply text, timings, tokens, retries) and the test
+//! execution (`test_execs`). A turn is written in one transaction, so a killed
+//! run loses at most the turn in flight; a run left `running` by a kill is
+//! cleared and played again on the next start ([`Store::start_run`]).
+//!
+//! Architecture invariant: the only code that speaks SQL. Nothing here ever
+//! sees an API key: callers pass configurations already stripped of secrets.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+/// A store operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("database {path}: {source}")]
+    Sql {
+        /// The file.
+        path: String,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The file was made by a newer loopvel.
+    #[error("database {path} has schema version {found}; this loopvel knows up to {known}: upgrade loopvel")]
+    TooNew {
+        /// The file.
+        path: String,
+        /// Its version.
+        found: i64,
+        /// Ours.
+        known: i64,
+    },
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE plans (
+    id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, command TEXT NOT NULL,
+    options_json TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT (datetime('now')));
+CREATE TABLE tasks (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, files_hash TEXT NOT NULL, prompt TEXT NOT NULL,
+    test TEXT NOT NULL, UNIQUE(name, files_hash));
+CREATE TABLE models (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, config_json TEXT NOT NULL, UNIQUE(name, config_json));
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY, plan_id INTEGER NOT NULL REFERENCES plans(id),
+    task_id INTEGER NOT NULL REFERENCES tasks(id), model_id INTEGER NOT NULL REFERENCES models(id),
+    replicate INTEGER NOT NULL, status TEXT NOT NULL, outcome TEXT, stop_reason TEXT, turns INTEGER,
+    time_to_pass_s REAL, wall_s REAL, model_s REAL, test_s REAL, overhead_s REAL, retry_wait_s REAL,
+    input_tokens INTEGER, output_tokens INTEGER, usd REAL, error TEXT,
+    started_at TEXT NOT NULL DEFAULT (datetime('now')), finished_at TEXT,
+    UNIQUE(plan_id, task_id, model_id, replicate));
+CREATE TABLE turns (
+    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, turn INTEGER NOT NULL,
+    started_s REAL NOT NULL, ttft_s REAL, gen_s REAL, model_s REAL, output_tokens INTEGER,
+    output_tokens_estimated INTEGER, input_tokens INTEGER, tokens_per_s REAL, retry_wait_s REAL,
+    edits_applied INTEGER, edits_refused INTEGER, refusals TEXT, test_s REAL, tests_passed INTEGER,
+    tests_total INTEGER, score REAL, grade TEXT NOT NULL, overhead_s REAL, wall_s REAL, usd REAL,
+    UNIQUE(run_id, turn));
+CREATE TABLE calls (
+    id INTEGER PRIMARY KEY, turn_id INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
+    request_json TEXT NOT NULL, reply_text TEXT NOT NULL, detail_json TEXT NOT NULL);
+CREATE TABLE test_execs (
+    id INTEGER PRIMARY KEY, turn_id INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
+    exit_code INTEGER, timed_out INTEGER NOT NULL, passed INTEGER, total INTEGER, duration_s REAL NOT NULL,
+    output TEXT NOT NULL);
+";
+
+/// One turn, as recorded and exported. Times in seconds, cost in US dollars.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TurnRecord {
+    /// Turn number, 1-based.
+    pub turn: u32,
+    /// When the turn started, seconds after the run started.
+    pub started_s: f64,
+    /// Time to first content token.
+    pub ttft_s: Option<f64>,
+    /// Generation time: request sent to last token.
+    pub gen_s: Option<f64>,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Whether `output_tokens` is an estimate.
+    pub output_tokens_estimated: bool,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Tokens per second after the first token.
+    pub tokens_per_s: Option<f64>,
+    /// Waiting on rate limits and retries.
+    pub retry_wait_s: f64,
+    /// Edits applied.
+    pub edits_applied: u32,
+    /// Edits refused.
+    pub edits_refused: u32,
+    /// Why edits were refused, or why there were none.
+    pub refusals: Vec<String>,
+    /// Test time.
+    pub test_s: f64,
+    /// Tests passing.
+    pub tests_passed: Option<u32>,
+    /// Tests found.
+    pub tests_total: Option<u32>,
+    /// `tests_passed / tests_total`.
+    pub score: Option<f64>,
+    /// PASS, PARTIAL, FAIL or THRASH.
+    pub grade: String,
+    /// Harness time: wall − model − test − waiting.
+    pub overhead_s: f64,
+    /// Wall time of the turn.
+    pub wall_s: f64,
+    /// Cost of the turn.
+    pub usd: f64,
+}
+
+/// The model call of a turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    /// The request body as sent, without headers (no key).
+    pub request_json: String,
+    /// The reply text.
+    pub reply_text: String,
+    /// Timings, tokens, retries, finish reason, as JSON.
+    pub detail_json: String,
+}
+
+/// The test execution of a turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestRecord {
+    /// Exit code; `None` when killed.
+    pub exit_code: Option<i32>,
+    /// Killed at the timeout.
+    pub timed_out: bool,
+    /// Tests passing, if counted.
+    pub passed: Option<u32>,
+    /// Tests found, if counted.
+    pub total: Option<u32>,
+    /// Seconds.
+    pub duration_s: f64,
+    /// Output, trimmed.
+    pub output: String,
+}
+
+/// How a run ended. Times in seconds, cost in US dollars.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// `pass`, `fail` or `error`.
+    pub outcome: String,
+    /// `pass`, `max_turns`, `max_wall`, `max_usd` or `error`.
+    pub stop_reason: String,
+    /// Turns taken.
+    pub turns: u32,
+    /// Time to pass; `None` unless passed.
+    pub time_to_pass_s: Option<f64>,
+    /// Wall time.
+    pub wall_s: f64,
+    /// Model time (generation).
+    pub model_s: f64,
+    /// Test time.
+    pub test_s: f64,
+    /// Harness overhead.
+    pub overhead_s: f64,
+    /// Waiting on rate limits and retries.
+    pub retry_wait_s: f64,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Cost.
+    pub usd: f64,
+    /// What went wrong, for `error`.
+    pub error: Option<String>,
+}
+
+/// The SQLite store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: String,
+}
+
+impl Store {
+    /// Open (or create) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let shown = path.display().to_string();
+        let err = |source| StoreError::Sql { path: shown.clone(), source };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { path: shown, found: version, known: SCHEMA_VERSION });
+        }
+        if version < 1 {
+            conn.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
+                .map_err(err)?;
+        }
+        Ok(Store { conn: Mutex::new(conn), path: shown })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn).map_err(|source| StoreError::Sql { path: self.path.clone(), source })
+    }
+
+    /// The plan with this key, created if new.
+    pub fn plan(&self, key: &str, command: &str, options_json: &str) -> Result<i64, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO plans(key, command, options_json) VALUES (?1, ?2, ?3) ON CONFLICT(key) DO NOTHING",
+                params![key, command, options_json],
+            )?;
+            c.query_row("SELECT id FROM plans WHERE key = ?1", [key], |r| r.get(0))
+        })
+    }
+
+    /// The task row for this name and file hash.
+    pub fn task(&self, name: &str, files_hash: &str, prompt: &str, test: &str) -> Result<i64, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO tasks(name, files_hash, prompt, test) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![name, files_hash, prompt, test],
+            )?;
+            c.query_row("SELECT id FROM tasks WHERE name = ?1 AND files_hash = ?2", params![name, files_hash], |r| {
+                r.get(0)
+            })
+        })
+    }
+
+    /// The model row for this name and (secret-free) configuration.
+    pub fn model(&self, name: &str, config_json: &str) -> Result<i64, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO models(name, config_json) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![name, config_json],
+            )?;
+            c.query_row("SELECT id FROM models WHERE name = ?1 AND config_json = ?2", params![name, config_json], |r| {
+                r.get(0)
+            })
+        })
+    }
+
+    /// `(task_id, model_id, replicate)` of the plan's finished runs.
+    pub fn finished_runs(&self, plan: i64) -> Result<HashSet<(i64, i64, u32)>, StoreError> {
+        self.with(|c| {
+            let mut st =
+                c.prepare("SELECT task_id, model_id, replicate FROM runs WHERE plan_id = ?1 AND status = 'done'")?;
+            let rows = st.query_map([plan], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Forget every run of a plan (`--fresh`).
+    pub fn clear_plan(&self, plan: i64) -> Result<(), StoreError> {
+        self.with(|c| c.execute("DELETE FROM runs WHERE plan_id = ?1", [plan]).map(|_| ()))
+    }
+
+    /// Start a run, clearing what a killed earlier attempt left of it.
+    pub fn start_run(&self, plan: i64, task: i64, model: i64, replicate: u32) -> Result<i64, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM runs WHERE plan_id = ?1 AND task_id = ?2 AND model_id = ?3 AND replicate = ?4 AND status <> 'done'",
+                params![plan, task, model, replicate],
+            )?;
+            tx.execute(
+                "INSERT INTO runs(plan_id, task_id, model_id, replicate, status) VALUES (?1, ?2, ?3, ?4, 'running')",
+                params![plan, task, model, replicate],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(id)
+        })
+    }
+
+    /// Record one turn with its call and test execution, in one transaction.
+    pub fn record_turn(
+        &self,
+        run: i64,
+        t: &TurnRecord,
+        call: &CallRecord,
+        test: Option<&TestRecord>,
+    ) -> Result<(), StoreError> {
+        let refusals = serde_json::to_string(&t.refusals).unwrap_or_else(|_| "[]".into());
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO turns(run_id, turn, started_s, ttft_s, gen_s, model_s, output_tokens, output_tokens_estimated,
+                  input_tokens, tokens_per_s, retry_wait_s, edits_applied, edits_refused, refusals, test_s, tests_passed,
+                  tests_total, score, grade, overhead_s, wall_s, usd)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                params![
+                    run, t.turn, t.started_s, t.ttft_s, t.gen_s, t.output_tokens as i64, t.output_tokens_estimated,
+                    t.input_tokens as i64, t.tokens_per_s, t.retry_wait_s, t.edits_applied, t.edits_refused, refusals,
+                    t.test_s, t.tests_passed, t.tests_total, t.score, t.grade, t.overhead_s, t.wall_s, t.usd
+                ],
+            )?;
+            let turn_id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO calls(turn_id, request_json, reply_text, detail_json) VALUES (?1, ?2, ?3, ?4)",
+                params![turn_id, call.request_json, call.reply_text, call.detail_json],
+            )?;
+            if let Some(x) = test {
+                tx.execute(
+                    "INSERT INTO test_execs(turn_id, exit_code, timed_out, passed, total, duration_s, output)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![turn_id, x.exit_code, x.timed_out, x.passed, x.total, x.duration_s, x.output],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// Mark a run finished.
+    pub fn finish_run(&self, run: i64, s: &RunSummary) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET status = 'done', outcome = ?2, stop_reason = ?3, turns = ?4, time_to_pass_s = ?5, wall_s = ?6,
+                  model_s = ?7, test_s = ?8, overhead_s = ?9, retry_wait_s = ?10, input_tokens = ?11, output_tokens = ?12,
+                  usd = ?13, error = ?14, finished_at = datetime('now') WHERE id = ?1",
+                params![
+                    run, s.outcome, s.stop_reason, s.turns, s.time_to_pass_s, s.wall_s, s.model_s, s.test_s, s.overhead_s,
+                    s.retry_wait_s, s.input_tokens as i64, s.output_tokens as i64, s.usd, s.error
+                ],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn rows(&self, sql: &str) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(sql)?;
+            let names: Vec<String> = st.column_names().map(|s| s.to_string()).collect();
+            let rows = st.query_map([], |r| {
+                let mut m = serde_json::Map::new();
+                for (i, n) in names.iter().enumerate() {
+                    let v = match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => serde_json::Value::Null,
+                        rusqlite::types::ValueRef::Integer(x) => x.into(),
+                        rusqlite::types::ValueRef::Real(x) => x.into(),
+                        rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
+                        rusqlite::types::ValueRef::Blob(_) => serde_json::Value::Null,
+                    };
+                    m.insert(n.clone(), v);
+                }
+                Ok(m)
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// One record per finished run, for export and reports.
+    pub fn export_runs(&self) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, StoreError> {
+        self.rows(
+            "SELECT r.id AS run_id, t.name AS task, m.name AS model, r.replicate, r.outcome, r.stop_reason, r.turns,
+                    r.time_to_pass_s, r.wall_s, r.model_s, r.test_s, r.overhead_s, r.retry_wait_s, r.input_tokens,
+                    r.output_tokens, r.usd, r.error
+             FROM runs r JOIN tasks t ON t.id = r.task_id JOIN models m ON m.id = r.model_id
+             WHERE r.status = 'done' ORDER BY r.id",
+        )
+    }
+
+    /// One record per turn of a finished run.
+    pub fn export_turns(&self) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, StoreError> {
+        self.rows(
+            "SELECT u.run_id, t.name AS task, m.name AS model, u.turn, u.ttft_s, u.gen_s, u.output_tokens, u.input_tokens,
+                    u.tokens_per_s, u.edits_applied, u.edits_refused, u.test_s, u.tests_passed, u.tests_total, u.score,
+                    u.grade, u.retry_wait_s, u.overhead_s, u.wall_s, u.usd
+             FROM turns u JOIN runs r ON r.id = u.run_id JOIN tasks t ON t.id = r.task_id JOIN models m ON m.id = r.model_id
+             WHERE r.status = 'done' ORDER BY u.run_id, u.turn",
+        )
+    }
+
+    /// Number of runs in any state, and of finished ones (for tests and progress).
+    pub fn run_counts(&self) -> Result<(i64, i64), StoreError> {
+        self.with(|c| {
+            let all = c.query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))?;
+            let done = c.query_row("SELECT COUNT(*) FROM runs WHERE status = 'done'", [], |r| r.get(0))?;
+            Ok((all, done))
+        })
+    }
+
+    /// Whether a plan with this key exists (for resume messages).
+    pub fn has_plan(&self, key: &str) -> Result<bool, StoreError> {
+        self.with(|c| {
+            c.query_row("SELECT id FROM plans WHERE key = ?1", [key], |r| r.get::<_, i64>(0))
+                .optional()
+                .map(|x| x.is_some())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turn(n: u32, grade: &str) -> TurnRecord {
+        TurnRecord {
+            turn: n,
+            started_s: 0.0,
+            ttft_s: Some(0.1),
+            gen_s: Some(0.5),
+            output_tokens: 10,
+            output_tokens_estimated: false,
+            input_tokens: 100,
+            tokens_per_s: Some(20.0),
+            retry_wait_s: 0.0,
+            edits_applied: 1,
+            edits_refused: 0,
+            refusals: vec![],
+            test_s: 0.2,
+            tests_passed: Some(1),
+            tests_total: Some(2),
+            score: Some(0.5),
+            grade: grade.into(),
+            overhead_s: 0.01,
+            wall_s: 0.7,
+            usd: 0.001,
+        }
+    }
+
+    #[test]
+    fn a_killed_run_is_cleared_and_played_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let s = Store::open(&path).unwrap();
+        let plan = s.plan("k", "cmd", "{}").unwrap();
+        assert_eq!(s.plan("k", "cmd", "{}").unwrap(), plan);
+        let task = s.task("bitcount", "abc", "fix", "pytest").unwrap();
+        let model = s.model("fast", "{}").unwrap();
+        let call = CallRecord { request_json: "{}".into(), reply_text: "r".into(), detail_json: "{}".into() };
+        let run = s.start_run(plan, task, model, 0).unwrap();
+        s.record_turn(run, &turn(1, "PARTIAL"), &call, None).unwrap();
+        // Killed here. Reopen and start the same run again.
+        drop(s);
+        let s = Store::open(&path).unwrap();
+        assert!(s.finished_runs(plan).unwrap().is_empty());
+        let run = s.start_run(plan, task, model, 0).unwrap();
+        s.record_turn(run, &turn(1, "PASS"), &call, None).unwrap();
+        let summary = RunSummary {
+            outcome: "pass".into(),
+            stop_reason: "pass".into(),
+            turns: 1,
+            time_to_pass_s: Some(0.7),
+            wall_s: 0.7,
+            model_s: 0.5,
+            test_s: 0.2,
+            overhead_s: 0.01,
+            retry_wait_s: 0.0,
+            input_tokens: 100,
+            output_tokens: 10,
+            usd: 0.001,
+            error: None,
+        };
+        s.finish_run(run, &summary).unwrap();
+        assert_eq!(s.run_counts().unwrap(), (1, 1));
+        assert_eq!(s.export_turns().unwrap().len(), 1);
+        assert_eq!(s.export_turns().unwrap()[0]["grade"], "PASS");
+        let runs = s.export_runs().unwrap();
+        assert_eq!(runs[0]["task"], "bitcount");
+        assert_eq!(runs[0]["outcome"], "pass");
+        assert!(s.finished_runs(plan).unwrap().contains(&(task, model, 0)));
+    }
+}
