@@ -24,6 +24,10 @@ pub enum Command {
     /// Simulate loops run by run (Monte Carlo): distributions of times, task
     /// difficulty, flaky tests, thrash, rate limits, budgets and policies.
     Simulate(SimulateArgs),
+    /// Drive real models through fix-until-green loops on real tasks, and record every turn.
+    Run(RunArgs),
+    /// Write the recorded runs and turns as JSON lines or CSV.
+    Export(ExportArgs),
     /// Work with task directories (task.toml, files, tests, solution/).
     Tasks {
         /// What to do.
@@ -101,4 +105,88 @@ pub struct SimulateArgs {
     /// A model competes on speed only if its pass rate is within this share of the best.
     #[arg(long, default_value_t = 0.05, value_name = "SHARE")]
     pub pass_rate_margin: f64,
+}
+
+/// Options of `loopvel run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A task directory, or a folder of tasks.
+    #[arg(long)]
+    pub tasks: PathBuf,
+    /// A model: a name from loopvel.toml, or openai:MODEL, anthropic:MODEL, ollama:MODEL (repeatable).
+    #[arg(long = "model", required = true)]
+    pub models: Vec<String>,
+    /// Replicates per task and model.
+    #[arg(long, default_value_t = 1)]
+    pub runs: u32,
+    /// Most turns per run.
+    #[arg(long, default_value_t = 15)]
+    pub max_turns: u32,
+    /// Wall-time budget per run, seconds.
+    #[arg(long)]
+    pub max_wall_s: Option<f64>,
+    /// Cost budget per run, US dollars.
+    #[arg(long)]
+    pub max_usd: Option<f64>,
+    /// What the model sees of earlier turns: the whole conversation, or only the latest files and feedback.
+    #[arg(long, value_enum, default_value = "full")]
+    pub history: HistoryArg,
+    /// Loops at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// The SQLite database to record into.
+    #[arg(long, default_value = "loopvel.db")]
+    pub db: PathBuf,
+    /// Start over instead of resuming the same plan.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Model configuration file (default: ./loopvel.toml when present).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Bytes of test output fed back to the model per turn (head and tail kept).
+    #[arg(long, default_value_t = 8000)]
+    pub feedback_bytes: usize,
+}
+
+/// `--history`
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum HistoryArg {
+    /// The whole conversation.
+    Full,
+    /// Only the latest files and feedback.
+    Last,
+}
+
+/// Options of `loopvel export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The database.
+    #[arg(long, default_value = "loopvel.db")]
+    pub db: PathBuf,
+    /// jsonl (one object per line, with "record": "run" or "turn") or csv.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: ExportFormat,
+    /// Which records: runs, turns, or all (all needs jsonl).
+    #[arg(long, value_enum, default_value = "all")]
+    pub records: ExportRecords,
+}
+
+/// `--format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// JSON lines.
+    Jsonl,
+    /// Comma-separated values with a header.
+    Csv,
+}
+
+/// `--records`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportRecords {
+    /// One per run.
+    Runs,
+    /// One per turn.
+    Turns,
+    /// Both.
+    All,
 }

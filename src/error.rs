@@ -22,6 +22,9 @@ pub enum CliError {
     /// A task directory is not usable.
     #[error(transparent)]
     Task(#[from] loopvel_harness::task::TaskError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] loopvel_store::StoreError),
     /// A check ran and found problems (already reported on standard output).
     #[error("{0}")]
     CheckFailed(String),
@@ -35,7 +38,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Read { .. } | CliError::Scenario(_) | CliError::Usage(_) | CliError::Task(_) => 2,
-            CliError::Output(_) | CliError::CheckFailed(_) => 1,
+            CliError::Output(_) | CliError::CheckFailed(_) | CliError::Store(_) => 1,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 pub mod calc;
+pub mod export;
+pub mod run;
 pub mod simulate;
 pub mod tasks;
 
@@ -14,6 +16,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Calc(args) => calc::run(&args, &mut out),
         Command::Simulate(args) => simulate::run(&args, &mut out),
         Command::Tasks { command } => tasks::run(&command, &mut out),
+        Command::Run(args) => run::run(&args, &mut out),
+        Command::Export(args) => export::run(&args, &mut out),
     }
 }
 

@@ -19,6 +19,7 @@
 pub mod edits;
 pub mod grade;
 pub mod report;
+pub mod run;
 pub mod task;
 pub mod testrun;
 pub mod workspace;

@@ -362,7 +362,7 @@ impl Store {
     /// One record per finished run, for export and reports.
     pub fn export_runs(&self) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, StoreError> {
         self.rows(
-            "SELECT r.id AS run_id, t.name AS task, m.name AS model, r.replicate, r.outcome, r.stop_reason, r.turns,
+            "SELECT r.id AS run_id, r.plan_id, t.name AS task, m.name AS model, r.replicate, r.outcome, r.stop_reason, r.turns,
                     r.time_to_pass_s, r.wall_s, r.model_s, r.test_s, r.overhead_s, r.retry_wait_s, r.input_tokens,
                     r.output_tokens, r.usd, r.error
              FROM runs r JOIN tasks t ON t.id = r.task_id JOIN models m ON m.id = r.model_id
@@ -373,7 +373,7 @@ impl Store {
     /// One record per turn of a finished run.
     pub fn export_turns(&self) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, StoreError> {
         self.rows(
-            "SELECT u.run_id, t.name AS task, m.name AS model, u.turn, u.ttft_s, u.gen_s, u.output_tokens, u.input_tokens,
+            "SELECT u.run_id, r.plan_id, t.name AS task, m.name AS model, u.turn, u.ttft_s, u.gen_s, u.output_tokens, u.input_tokens,
                     u.tokens_per_s, u.edits_applied, u.edits_refused, u.test_s, u.tests_passed, u.tests_total, u.score,
                     u.grade, u.retry_wait_s, u.overhead_s, u.wall_s, u.usd
              FROM turns u JOIN runs r ON r.id = u.run_id JOIN tasks t ON t.id = r.task_id JOIN models m ON m.id = r.model_id

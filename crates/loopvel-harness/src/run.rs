@@ -1,0 +1,315 @@
+//! The loop that turns turns: prompt → reply → edits → tests → grade → feedback.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use loopvel_provider::{complete, Completion, Limiter, Message, ModelConfig, Role};
+use loopvel_store::{CallRecord, RunSummary, Store, TestRecord, TurnRecord};
+
+use crate::edits::{parse_edits, FORMAT_INSTRUCTIONS};
+use crate::grade::{grade, Grade, TurnResult};
+use crate::report::Counts;
+use crate::task::Task;
+use crate::testrun::{run_tests, TestRun, TestSpec, OUTPUT_CAP};
+use crate::workspace::Workspace;
+
+/// What the model sees of earlier turns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum History {
+    /// The whole conversation: context grows each turn.
+    Full,
+    /// A fresh prompt each turn with only the latest files and feedback.
+    Last,
+}
+
+/// Budgets and settings of a run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunOptions {
+    /// Most turns.
+    pub max_turns: u32,
+    /// Wall-time budget, s.
+    pub max_wall_s: Option<f64>,
+    /// Cost budget, USD.
+    pub max_usd: Option<f64>,
+    /// What the model sees of earlier turns.
+    pub history: History,
+    /// Bytes of test output fed back per turn (head and tail kept).
+    pub feedback_bytes: usize,
+    /// Environment variables the tests must not see (every model's `api_key_env`).
+    #[serde(skip)]
+    pub scrub_env: Vec<String>,
+}
+
+/// One run to play.
+pub struct RunJob<'a> {
+    /// The task.
+    pub task: &'a Task,
+    /// The model.
+    pub model: &'a ModelConfig,
+    /// Its shared limits.
+    pub limiter: &'a Limiter,
+    /// Where to record.
+    pub store: &'a Store,
+    /// The run's row.
+    pub run_id: i64,
+    /// Budgets.
+    pub options: &'a RunOptions,
+}
+
+/// Called after each turn (progress display).
+pub type OnTurn<'a> = &'a (dyn Fn(&TurnRecord) + Sync);
+
+fn trim_middle(text: &str, budget: usize) -> String {
+    if text.len() <= budget {
+        return text.to_string();
+    }
+    let half = budget / 2;
+    let mut head_end = half;
+    while !text.is_char_boundary(head_end) {
+        head_end -= 1;
+    }
+    let mut tail_start = text.len() - half;
+    while !text.is_char_boundary(tail_start) {
+        tail_start += 1;
+    }
+    format!("{}\n… [{} bytes cut] …\n{}", &text[..head_end], tail_start - head_end, &text[tail_start..])
+}
+
+fn files_block(ws: &Workspace) -> String {
+    let mut s = String::new();
+    for (path, content, editable) in ws.visible_files() {
+        let tag = if editable { "editable" } else { "read-only" };
+        s.push_str(&format!("{} ({tag})\n```\n{}", path.display(), content));
+        if !content.ends_with('\n') {
+            s.push('\n');
+        }
+        s.push_str("```\n\n");
+    }
+    s
+}
+
+fn system_prompt(task: &Task) -> String {
+    format!("You fix code until its tests pass. You may edit only: {}.\n{FORMAT_INSTRUCTIONS}", task.edit.join(", "))
+}
+
+fn first_prompt(task: &Task, ws: &Workspace) -> String {
+    format!("{}\n\nThe files:\n\n{}", task.prompt.trim(), files_block(ws))
+}
+
+fn feedback(test: Option<&TestRun>, refusals: &[String], budget: usize) -> String {
+    let mut s = String::new();
+    match test {
+        Some(t) if t.timed_out => s.push_str("The tests timed out and were killed.\n"),
+        Some(t) => match t.counts {
+            Some(Counts { passed, total }) => s.push_str(&format!(
+                "Tests: {passed} of {total} pass (score {:.2}).\n",
+                f64::from(passed) / f64::from(total.max(1))
+            )),
+            None => s.push_str("The tests crashed before reporting any result.\n"),
+        },
+        None => s.push_str("The tests did not run again: no edit was applied.\n"),
+    }
+    if !refusals.is_empty() {
+        s.push_str("Problems with your edits:\n");
+        for r in refusals {
+            s.push_str(&format!("- {r}\n"));
+        }
+    }
+    if let Some(t) = test {
+        s.push_str(&format!("Test output (trimmed):\n```\n{}\n```\n", trim_middle(t.output.trim_end(), budget)));
+    }
+    s
+}
+
+fn usd(model: &ModelConfig, c: &Completion) -> f64 {
+    (c.input_tokens as f64 * model.usd_per_mtok_in + c.output_tokens as f64 * model.usd_per_mtok_out) / 1e6
+}
+
+/// Play one run to its end and record every turn. Never panics on model output.
+pub fn play_run(job: &RunJob, on_turn: OnTurn) -> RunSummary {
+    let started = Instant::now();
+    let mut summary = RunSummary {
+        outcome: "fail".into(),
+        stop_reason: "max_turns".into(),
+        turns: 0,
+        time_to_pass_s: None,
+        wall_s: 0.0,
+        model_s: 0.0,
+        test_s: 0.0,
+        overhead_s: 0.0,
+        retry_wait_s: 0.0,
+        input_tokens: 0,
+        output_tokens: 0,
+        usd: 0.0,
+        error: None,
+    };
+    let fail = |mut s: RunSummary, e: String| {
+        s.outcome = "error".into();
+        s.stop_reason = "error".into();
+        s.error = Some(e);
+        s.wall_s = started.elapsed().as_secs_f64();
+        s
+    };
+    let ws = match Workspace::create(job.task) {
+        Ok(ws) => ws,
+        Err(e) => return fail(summary, format!("cannot create the workspace: {e}")),
+    };
+    let system = Message { role: Role::System, content: system_prompt(job.task) };
+    let mut messages = vec![system.clone(), Message { role: Role::User, content: first_prompt(job.task, &ws) }];
+    let spec = TestSpec {
+        command: &job.task.test,
+        report: &job.task.report,
+        timeout: Duration::from_secs_f64(job.task.test_timeout_s),
+        scrub_env: &job.options.scrub_env,
+        output_cap: OUTPUT_CAP,
+    };
+    let mut seen_states: HashSet<u64> = HashSet::new();
+    let mut previous: Option<TestRun> = None;
+    let mut previous_passed: Option<u32> = None;
+    for turn in 1..=job.options.max_turns {
+        let turn_start = started.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let request_json = serde_json::to_string(&messages).unwrap_or_default();
+        let completion = match complete(job.model, &messages, job.limiter) {
+            Ok(c) => c,
+            Err(e) => return fail(summary, e.to_string()),
+        };
+        let parsed = parse_edits(&completion.text);
+        let mut refusals: Vec<String> = parsed.problems.clone();
+        let mut applied = 0u32;
+        for edit in &parsed.edits {
+            match ws.apply(edit) {
+                Ok(_) => applied += 1,
+                Err(r) => refusals.push(r.to_string()),
+            }
+        }
+        let refused = parsed.edits.len() as u32 - applied;
+        if parsed.edits.is_empty() {
+            refusals.push("no applicable edit in the reply".into());
+        }
+        // Only run the tests when the code changed; otherwise the last result stands.
+        let state = ws.state_hash();
+        let state_seen_before = applied > 0 && !seen_states.insert(state);
+        let test = if applied > 0 || previous.is_none() {
+            match run_tests(ws.root(), &spec) {
+                Ok(t) => Some(t),
+                Err(e) => return fail(summary, format!("the test command cannot start: {e}")),
+            }
+        } else {
+            None
+        };
+        let counts = test.as_ref().or(previous.as_ref()).and_then(|t| if t.timed_out { None } else { t.counts });
+        let g = grade(&TurnResult { counts, edits_applied: applied as usize, state_seen_before, previous_passed });
+        let wall = t0.elapsed().as_secs_f64();
+        let gen_s = completion.ttlt_s;
+        let test_s = test.as_ref().map_or(0.0, |t| t.duration_s);
+        let cost = usd(job.model, &completion);
+        let record = TurnRecord {
+            turn,
+            started_s: turn_start,
+            ttft_s: completion.ttft_s,
+            gen_s: Some(gen_s),
+            output_tokens: completion.output_tokens,
+            output_tokens_estimated: completion.output_tokens_estimated,
+            input_tokens: completion.input_tokens,
+            tokens_per_s: completion.tokens_per_s,
+            retry_wait_s: completion.retry_wait_s,
+            edits_applied: applied,
+            edits_refused: refused,
+            refusals: refusals.clone(),
+            test_s,
+            tests_passed: counts.map(|c| c.passed),
+            tests_total: counts.map(|c| c.total),
+            score: counts.map(|c| f64::from(c.passed) / f64::from(c.total.max(1))),
+            grade: g.as_str().into(),
+            overhead_s: (wall - gen_s - test_s - completion.retry_wait_s).max(0.0),
+            wall_s: wall,
+            usd: cost,
+        };
+        let call = CallRecord {
+            request_json,
+            reply_text: completion.text.clone(),
+            detail_json: serde_json::to_string(&completion).unwrap_or_default(),
+        };
+        let test_record = test.as_ref().map(|t| TestRecord {
+            exit_code: t.exit_code,
+            timed_out: t.timed_out,
+            passed: t.counts.map(|c| c.passed),
+            total: t.counts.map(|c| c.total),
+            duration_s: t.duration_s,
+            output: trim_middle(&t.output, OUTPUT_CAP),
+        });
+        if let Err(e) = job.store.record_turn(job.run_id, &record, &call, test_record.as_ref()) {
+            return fail(summary, e.to_string());
+        }
+        on_turn(&record);
+        summary.turns = turn;
+        summary.model_s += gen_s;
+        summary.test_s += test_s;
+        summary.overhead_s += record.overhead_s;
+        summary.retry_wait_s += completion.retry_wait_s;
+        summary.input_tokens += completion.input_tokens;
+        summary.output_tokens += completion.output_tokens;
+        summary.usd += cost;
+        let elapsed = started.elapsed().as_secs_f64();
+        if g == Grade::Pass {
+            summary.outcome = "pass".into();
+            summary.stop_reason = "pass".into();
+            summary.time_to_pass_s = Some(elapsed);
+            summary.wall_s = elapsed;
+            return summary;
+        }
+        if job.options.max_wall_s.is_some_and(|w| elapsed >= w) {
+            summary.stop_reason = "max_wall".into();
+            break;
+        }
+        if job.options.max_usd.is_some_and(|u| summary.usd >= u) {
+            summary.stop_reason = "max_usd".into();
+            break;
+        }
+        if let Some(c) = counts {
+            previous_passed = Some(c.passed);
+        }
+        if test.is_some() {
+            previous = test;
+        }
+        let fb = feedback(previous.as_ref().filter(|_| applied > 0), &refusals, job.options.feedback_bytes);
+        match job.options.history {
+            History::Full => {
+                messages.push(Message { role: Role::Assistant, content: completion.text });
+                messages.push(Message {
+                    role: Role::User,
+                    content: format!("{fb}\nThe files now:\n\n{}", files_block(&ws)),
+                });
+            }
+            History::Last => {
+                messages = vec![
+                    system.clone(),
+                    Message {
+                        role: Role::User,
+                        content: format!("{}\n\nLast attempt: {fb}", first_prompt(job.task, &ws)),
+                    },
+                ];
+            }
+        }
+    }
+    summary.wall_s = started.elapsed().as_secs_f64();
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trimming_keeps_head_and_tail() {
+        let text = format!("HEAD{}TAIL", "x".repeat(10_000));
+        let t = trim_middle(&text, 100);
+        assert!(t.starts_with("HEAD") && t.ends_with("TAIL") && t.contains("bytes cut"));
+        assert!(t.len() < 200);
+        assert_eq!(trim_middle("short", 100), "short");
+        // Never splits a character.
+        let _ = trim_middle(&"é".repeat(1000), 101);
+    }
+}

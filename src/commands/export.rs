@@ -1,0 +1,72 @@
+//! `loopvel export`: the recorded runs and turns as JSON lines or CSV.
+
+use std::io::Write;
+
+use loopvel_store::Store;
+use serde_json::{Map, Value};
+
+use crate::cli::{ExportArgs, ExportFormat, ExportRecords};
+use crate::error::CliError;
+
+fn csv_cell(v: &Value) -> String {
+    let s = match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+fn write_csv(rows: &[Map<String, Value>], out: &mut impl Write) -> Result<(), CliError> {
+    let Some(first) = rows.first() else { return Ok(()) };
+    let header: Vec<&String> = first.keys().collect();
+    writeln!(out, "{}", header.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(","))?;
+    for r in rows {
+        writeln!(out, "{}", header.iter().map(|h| csv_cell(&r[h.as_str()])).collect::<Vec<_>>().join(","))?;
+    }
+    Ok(())
+}
+
+/// Export.
+pub fn run(args: &ExportArgs, out: &mut impl Write) -> Result<(), CliError> {
+    if !args.db.is_file() {
+        return Err(CliError::Usage(format!("--db {}: no such database; run `loopvel run` first", args.db.display())));
+    }
+    let store = Store::open(&args.db)?;
+    let want_runs = args.records != ExportRecords::Turns;
+    let want_turns = args.records != ExportRecords::Runs;
+    match args.format {
+        ExportFormat::Jsonl => {
+            let tag = |mut m: Map<String, Value>, kind: &str| {
+                let mut tagged = Map::new();
+                tagged.insert("record".into(), kind.into());
+                tagged.append(&mut m);
+                Value::Object(tagged)
+            };
+            if want_runs {
+                for r in store.export_runs()? {
+                    writeln!(out, "{}", tag(r, "run"))?;
+                }
+            }
+            if want_turns {
+                for t in store.export_turns()? {
+                    writeln!(out, "{}", tag(t, "turn"))?;
+                }
+            }
+        }
+        ExportFormat::Csv => match args.records {
+            ExportRecords::Runs => write_csv(&store.export_runs()?, out)?,
+            ExportRecords::Turns => write_csv(&store.export_turns()?, out)?,
+            ExportRecords::All => {
+                return Err(CliError::Usage(
+                    "--format csv writes one kind of record: add --records runs or --records turns".into(),
+                ))
+            }
+        },
+    }
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! `loopvel run`: tasks × models × replicates through real fix-until-green loops.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use comfy_table::CellAlignment;
+use loopvel_harness::run::{play_run, History, RunJob, RunOptions};
+use loopvel_harness::task::{discover, Task};
+use loopvel_math::units::{percent, seconds, usd};
+use loopvel_provider::{Limiter, ModelConfig};
+use loopvel_store::Store;
+use serde_json::{Map, Value};
+
+use crate::cli::{HistoryArg, RunArgs};
+use crate::error::CliError;
+
+/// FNV-1a, 64 bits: a hash that stays the same across Rust versions and
+/// machines, so a plan's key (and resuming it) survives an upgrade.
+/// Hand-rolled: five lines, and no crate offers just this.
+fn fnv1a(bytes: &[u8], mut h: u64) -> u64 {
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// A hash of every file of a task (paths and contents, sorted).
+fn task_hash(task: &Task) -> String {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.filter_map(Result::ok) {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                out.push((p.strip_prefix(root).unwrap_or(&p).display().to_string(), bytes));
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&task.dir, &task.dir, &mut files);
+    files.sort();
+    let mut h = FNV_OFFSET;
+    for (path, bytes) in files {
+        h = fnv1a(path.as_bytes(), h);
+        h = fnv1a(&bytes, h);
+    }
+    format!("{h:016x}")
+}
+
+struct Job {
+    task: usize,
+    model: usize,
+    replicate: u32,
+    task_id: i64,
+    model_id: i64,
+}
+
+fn check(args: &RunArgs) -> Result<(), CliError> {
+    let bad = |m: String| Err(CliError::Usage(m));
+    if args.runs == 0 {
+        return bad("--runs 0: give at least 1 run per task and model".into());
+    }
+    if args.max_turns == 0 {
+        return bad("--max-turns 0: give at least 1 turn".into());
+    }
+    if args.concurrency == 0 || args.concurrency > 1024 {
+        return bad(format!("--concurrency {}: give 1 to 1024 loops at once", args.concurrency));
+    }
+    let positive = |x: f64| x.is_finite() && x > 0.0;
+    if args.max_wall_s.is_some_and(|w| !positive(w)) || args.max_usd.is_some_and(|u| !positive(u)) {
+        return bad("--max-wall-s and --max-usd must be > 0".into());
+    }
+    Ok(())
+}
+
+/// Run the plan, resuming what an earlier run of the same plan finished.
+pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
+    check(args)?;
+    let tasks = discover(&args.tasks)?;
+    let models = crate::config::resolve_models(args.config.as_deref(), &args.models)?;
+    let options = RunOptions {
+        max_turns: args.max_turns,
+        max_wall_s: args.max_wall_s,
+        max_usd: args.max_usd,
+        history: match args.history {
+            HistoryArg::Full => History::Full,
+            HistoryArg::Last => History::Last,
+        },
+        feedback_bytes: args.feedback_bytes,
+        scrub_env: models.iter().filter_map(|m| m.api_key_env.clone()).collect(),
+    };
+    let store = Store::open(&args.db)?;
+    // The plan: which tasks (by content), which models (config without keys), which options.
+    let task_hashes: Vec<String> = tasks.iter().map(task_hash).collect();
+    let model_json: Vec<String> = models.iter().map(|m| serde_json::to_string(m).unwrap_or_default()).collect();
+    let options_json = serde_json::to_string(&(&options, args.runs)).unwrap_or_default();
+    let mut key = FNV_OFFSET;
+    for part in task_hashes.iter().chain(&model_json).chain(std::iter::once(&options_json)) {
+        key = fnv1a(part.as_bytes(), key);
+    }
+    let key = format!("{key:016x}");
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let plan = store.plan(&key, &command, &options_json)?;
+    if args.fresh {
+        store.clear_plan(plan)?;
+    }
+    let mut task_ids = Vec::new();
+    for (t, h) in tasks.iter().zip(&task_hashes) {
+        task_ids.push(store.task(&t.name, h, &t.prompt, &t.test)?);
+    }
+    let mut model_ids = Vec::new();
+    for (m, j) in models.iter().zip(&model_json) {
+        model_ids.push(store.model(&m.name, j)?);
+    }
+    let done = store.finished_runs(plan)?;
+    let mut queue = VecDeque::new();
+    for (ti, tid) in task_ids.iter().enumerate() {
+        for (mi, mid) in model_ids.iter().enumerate() {
+            for r in 0..args.runs {
+                if !done.contains(&(*tid, *mid, r)) {
+                    queue.push_back(Job { task: ti, model: mi, replicate: r, task_id: *tid, model_id: *mid });
+                }
+            }
+        }
+    }
+    let total = tasks.len() * models.len() * args.runs as usize;
+    let skipped = total - queue.len();
+    let mut err = std::io::stderr();
+    let tty = err.is_terminal();
+    let _ = writeln!(
+        err,
+        "loopvel run: {} tasks × {} models × {} runs = {total} runs{}; recording into {}",
+        tasks.len(),
+        models.len(),
+        args.runs,
+        if skipped > 0 { format!(" ({skipped} already done, resuming)") } else { String::new() },
+        args.db.display()
+    );
+    let limiters: Vec<Limiter> = models.iter().map(|m| Limiter::new(m.max_concurrent, m.rps)).collect();
+    let queue = Mutex::new(queue);
+    let finished = AtomicUsize::new(skipped);
+    let passed = AtomicUsize::new(0);
+    let started = Instant::now();
+    let first_error: Mutex<Option<String>> = Mutex::new(None);
+    let store = Arc::new(store);
+    std::thread::scope(|s| {
+        for _ in 0..args.concurrency.min(queue.lock().map_or(1, |q| q.len()).max(1)) {
+            s.spawn(|| {
+                while let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
+                    let (task, model) = (&tasks[job.task], &models[job.model]);
+                    let run_id = match store.start_run(plan, job.task_id, job.model_id, job.replicate) {
+                        Ok(id) => id,
+                        Err(e) => {
+                            first_error.lock().map(|mut f| f.get_or_insert(e.to_string()).clone()).ok();
+                            break;
+                        }
+                    };
+                    let rj =
+                        RunJob { task, model, limiter: &limiters[job.model], store: &store, run_id, options: &options };
+                    let label = format!("{} × {} #{}", task.name, model.name, job.replicate + 1);
+                    let on_turn = |t: &loopvel_store::TurnRecord| {
+                        if tty {
+                            let _ = writeln!(
+                                std::io::stderr(),
+                                "  {label}: turn {} {} {}",
+                                t.turn,
+                                t.grade,
+                                t.score.map_or("no score".into(), |s| format!("{:.2}", s))
+                            );
+                        }
+                    };
+                    let summary = play_run(&rj, &on_turn);
+                    if let Err(e) = store.finish_run(run_id, &summary) {
+                        first_error.lock().map(|mut f| f.get_or_insert(e.to_string()).clone()).ok();
+                        break;
+                    }
+                    let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
+                    if summary.outcome == "pass" {
+                        passed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let elapsed = started.elapsed().as_secs_f64();
+                    let done_here = n - skipped;
+                    let eta = elapsed / done_here.max(1) as f64 * (total - n) as f64;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "[{n}/{total}] {label}: {} after {} turns ({}, {}); {} passed so far; ETA {}",
+                        summary.outcome,
+                        summary.turns,
+                        seconds(summary.wall_s),
+                        summary.error.as_deref().unwrap_or(&summary.stop_reason),
+                        passed.load(Ordering::SeqCst),
+                        seconds(eta)
+                    );
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.lock().ok().and_then(|f| f.clone()) {
+        return Err(CliError::Usage(e));
+    }
+    let runs: Vec<Map<String, Value>> =
+        store.export_runs()?.into_iter().filter(|r| r["plan_id"].as_i64() == Some(plan)).collect();
+    let turns: Vec<Map<String, Value>> =
+        store.export_turns()?.into_iter().filter(|r| r["plan_id"].as_i64() == Some(plan)).collect();
+    writeln!(out, "{}", table(&models, &runs, &turns))?;
+    Ok(())
+}
+
+fn f(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+fn quantile(mut xs: Vec<f64>, q: f64) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(f64::total_cmp);
+    let rank = ((q * xs.len() as f64).ceil() as usize).clamp(1, xs.len());
+    Some(xs[rank - 1])
+}
+
+/// The talk's table per model, from the recorded runs and turns of this plan.
+fn table(models: &[ModelConfig], runs: &[Map<String, Value>], turns: &[Map<String, Value>]) -> String {
+    let mut t = crate::render::calc::table(
+        [
+            "model",
+            "runs passed",
+            "one-shot passes",
+            "median turns",
+            "mean time to pass",
+            "P90 time to pass",
+            "best score of failed runs",
+            "mean TTFT",
+            "tokens/s",
+            "test time share",
+            "cost per solved",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let mut best_score: HashMap<i64, f64> = HashMap::new();
+    for u in turns {
+        if let (Some(id), Some(s)) = (u["run_id"].as_i64(), f(&u["score"])) {
+            let e = best_score.entry(id).or_insert(0.0);
+            *e = e.max(s);
+        }
+    }
+    for m in models {
+        let mine: Vec<&Map<String, Value>> = runs.iter().filter(|r| r["model"] == m.name.as_str()).collect();
+        let my_turns: Vec<&Map<String, Value>> = turns.iter().filter(|r| r["model"] == m.name.as_str()).collect();
+        let passes: Vec<&&Map<String, Value>> = mine.iter().filter(|r| r["outcome"] == "pass").collect();
+        let one_shot = passes.iter().filter(|r| r["turns"].as_i64() == Some(1)).count();
+        let times: Vec<f64> = passes.iter().filter_map(|r| f(&r["time_to_pass_s"])).collect();
+        let turn_counts: Vec<f64> = passes.iter().filter_map(|r| f(&r["turns"])).collect();
+        let failed_best = mine
+            .iter()
+            .filter(|r| r["outcome"] != "pass")
+            .filter_map(|r| r["run_id"].as_i64().and_then(|id| best_score.get(&id)))
+            .fold(None, |a: Option<f64>, b| Some(a.map_or(*b, |a| a.max(*b))));
+        let mean = |xs: &[f64]| (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64);
+        let ttfts: Vec<f64> = my_turns.iter().filter_map(|u| f(&u["ttft_s"])).collect();
+        let tps: Vec<f64> = my_turns.iter().filter_map(|u| f(&u["tokens_per_s"])).collect();
+        let wall: f64 = mine.iter().filter_map(|r| f(&r["wall_s"])).sum();
+        let test: f64 = mine.iter().filter_map(|r| f(&r["test_s"])).sum();
+        let cost: f64 = mine.iter().filter_map(|r| f(&r["usd"])).sum();
+        let opt = |x: Option<f64>, g: fn(f64) -> String| x.map_or("n/a".to_string(), g);
+        t.add_row(vec![
+            m.name.clone(),
+            format!("{}/{}", passes.len(), mine.len()),
+            one_shot.to_string(),
+            opt(quantile(turn_counts, 0.5), |x| format!("{x:.0}")),
+            opt(mean(&times), seconds),
+            opt(quantile(times.clone(), 0.9), seconds),
+            opt(failed_best, percent),
+            opt(mean(&ttfts), seconds),
+            opt(mean(&tps), |x| format!("{x:.0} tok/s")),
+            if wall > 0.0 { percent(test / wall) } else { "n/a".into() },
+            if passes.is_empty() { "n/a".into() } else { usd(cost / passes.len() as f64) },
+        ]);
+    }
+    for i in 1..t.column_count() {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    t.to_string()
+}

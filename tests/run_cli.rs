@@ -1,0 +1,304 @@
+//! End-to-end: `loopvel run` against a local HTTP server in this file that
+//! speaks the OpenAI streaming wire format (and Anthropic's), with scripted
+//! replies and injected delays. Test doubles for paid services live here only.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone)]
+enum Step {
+    /// Stream `pieces` of a reply: the first after `first_ms`, the rest `gap_ms` apart.
+    Reply { pieces: Vec<String>, first_ms: u64, gap_ms: u64 },
+    /// Answer with this status and a Retry-After header.
+    Status { code: u16, retry_after_s: u64 },
+}
+
+struct FakeServer {
+    url: String,
+    requests: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+fn read_request(stream: &mut TcpStream) -> (String, String) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut head = String::new();
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+        head.push_str(&line);
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).unwrap();
+    (head, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn chunk(stream: &mut TcpStream, data: &str) {
+    let _ = write!(stream, "{:x}\r\n{}\r\n", data.len(), data);
+    let _ = stream.flush();
+}
+
+fn openai_event(text: &str) -> String {
+    let v = serde_json::json!({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]});
+    format!("data: {v}\n\n")
+}
+
+fn anthropic_event(text: &str) -> String {
+    let v =
+        serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}});
+    format!("event: content_block_delta\ndata: {v}\n\n")
+}
+
+fn serve(script: Vec<Step>, anthropic: bool) -> FakeServer {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    std::thread::spawn(move || {
+        let mut steps = script.into_iter();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let req = read_request(&mut stream);
+            seen.lock().unwrap().push(req);
+            let Some(step) = steps.next() else {
+                let _ = write!(stream, "HTTP/1.1 500 Script Ended\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                continue;
+            };
+            match step {
+                Step::Status { code, retry_after_s } => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {code} Slow Down\r\nretry-after: {retry_after_s}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    );
+                }
+                Step::Reply { pieces, first_ms, gap_ms } => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+                    );
+                    if anthropic {
+                        chunk(&mut stream, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":120}}}\n\n");
+                    }
+                    std::thread::sleep(Duration::from_millis(first_ms));
+                    for (i, p) in pieces.iter().enumerate() {
+                        if i > 0 {
+                            std::thread::sleep(Duration::from_millis(gap_ms));
+                        }
+                        chunk(&mut stream, &if anthropic { anthropic_event(p) } else { openai_event(p) });
+                    }
+                    if anthropic {
+                        chunk(&mut stream, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":30}}\n\n");
+                        chunk(&mut stream, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+                    } else {
+                        chunk(
+                            &mut stream,
+                            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":120,\"completion_tokens\":30}}\n\n",
+                        );
+                        chunk(&mut stream, "data: [DONE]\n\n");
+                    }
+                    chunk(&mut stream, "");
+                }
+            }
+        }
+    });
+    FakeServer { url, requests }
+}
+
+/// A task of three shell checks over variables A, B, C in calc.sh, counted as TAP.
+fn task(dir: &Path) -> PathBuf {
+    let t = dir.join("abc");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::write(
+        t.join("task.toml"),
+        "prompt = \"Set A, B and C so every check passes.\"\nedit = [\"calc.sh\"]\nshow = [\"test.sh\"]\ntest = \"sh test.sh\"\ntest_timeout_s = 10\nreport = \"tap\"\n",
+    )
+    .unwrap();
+    std::fs::write(t.join("calc.sh"), "A=0\nB=0\nC=0\n").unwrap();
+    std::fs::write(
+        t.join("test.sh"),
+        ". ./calc.sh\necho 1..3\nfor v in A B C; do eval x=\\$$v; if [ \"$x\" = 1 ]; then echo \"ok $v\"; else echo \"not ok $v\"; fi; done\n",
+    )
+    .unwrap();
+    t
+}
+
+const KEY: &str = "sk-e2e-secret-4242-do-not-store";
+
+fn scratch(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("run-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn loopvel(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loopvel"))
+        .args(args)
+        .current_dir(dir)
+        .env("LOOPVEL_E2E_KEY", KEY)
+        .output()
+        .expect("run loopvel")
+}
+
+fn config(dir: &Path, url: &str, api: &str) {
+    std::fs::write(
+        dir.join("loopvel.toml"),
+        format!(
+            "[models.fake]\napi = \"{api}\"\nbase_url = \"{url}\"\nmodel = \"fake-1\"\napi_key_env = \"LOOPVEL_E2E_KEY\"\nusd_per_mtok_in = 1.0\nusd_per_mtok_out = 2.0\nmax_attempts = 4\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn export(dir: &Path) -> Vec<serde_json::Value> {
+    let o = loopvel(dir, &["export", "--db", "loopvel.db", "--format", "jsonl"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn reply(lines: &str) -> Vec<String> {
+    // Three pieces, so there is a first token and a last token apart.
+    let n = lines.len() / 3;
+    let mut cut1 = n;
+    while !lines.is_char_boundary(cut1) {
+        cut1 += 1;
+    }
+    let mut cut2 = 2 * n;
+    while !lines.is_char_boundary(cut2) {
+        cut2 += 1;
+    }
+    vec![lines[..cut1].to_string(), lines[cut1..cut2].to_string(), lines[cut2..].to_string()]
+}
+
+#[test]
+fn a_loop_goes_fail_partial_pass_with_timing_refusals_and_no_key_on_disk() {
+    let dir = scratch("openai");
+    let t = task(&dir);
+    let server = serve(
+        vec![
+            Step::Reply {
+                pieces: reply("calc.sh\n```sh\nA=0\nB=0\nC=0\n```\n../outside.txt\n```\npwned\n```\n/tmp/loopvel-e2e-abs.txt\n```\npwned\n```\n"),
+                first_ms: 300,
+                gap_ms: 100,
+            },
+            Step::Reply { pieces: reply("calc.sh\n```sh\nA=1\nB=1\nC=0\n```\n"), first_ms: 50, gap_ms: 10 },
+            Step::Reply { pieces: reply("calc.sh\n<<<<<<< SEARCH\nC=0\n=======\nC=1\n>>>>>>> REPLACE\n"), first_ms: 50, gap_ms: 10 },
+        ],
+        false,
+    );
+    config(&dir, &server.url, "openai");
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake", "--max-turns", "5"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("runs passed") && stdout.contains("1/1"), "{stdout}");
+
+    let records = export(&dir);
+    let turns: Vec<&serde_json::Value> = records.iter().filter(|r| r["record"] == "turn").collect();
+    let grades: Vec<&str> = turns.iter().map(|t| t["grade"].as_str().unwrap()).collect();
+    assert_eq!(grades, ["FAIL", "PARTIAL", "PASS"]);
+    let scores: Vec<f64> = turns.iter().map(|t| t["score"].as_f64().unwrap()).collect();
+    assert!((scores[1] - 2.0 / 3.0).abs() < 1e-9);
+    // Injected: first piece after 300 ms, two more 100 ms apart.
+    let ttft = turns[0]["ttft_s"].as_f64().unwrap();
+    let gen = turns[0]["gen_s"].as_f64().unwrap();
+    assert!((ttft - 0.3).abs() < 0.02, "ttft {ttft}");
+    assert!((gen - 0.5).abs() < 0.02, "gen {gen}");
+    assert_eq!(turns[0]["edits_refused"], 2);
+    assert_eq!(turns[0]["input_tokens"], 120);
+    let run = records.iter().find(|r| r["record"] == "run").unwrap();
+    assert_eq!(run["outcome"], "pass");
+    assert_eq!(run["turns"], 3);
+    // $1/M in, $2/M out, 3 turns of 120 in and 30 out.
+    assert!((run["usd"].as_f64().unwrap() - 3.0 * (120.0 + 60.0) / 1e6).abs() < 1e-12);
+
+    // Nothing outside the workspace changed; the key was sent but never stored.
+    assert!(!Path::new("/tmp/loopvel-e2e-abs.txt").exists());
+    assert!(!std::env::temp_dir().join("outside.txt").exists());
+    let reqs = server.requests.lock().unwrap();
+    assert!(reqs[0].0.to_ascii_lowercase().contains(&format!("authorization: bearer {}", KEY.to_ascii_lowercase())));
+    assert!(reqs[0].1.contains("\"stream\":true") && reqs[0].1.contains("include_usage"));
+    drop(reqs);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().starts_with("loopvel.db") {
+            let bytes = std::fs::read(&p).unwrap();
+            assert!(!bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()), "{} holds the key", p.display());
+        }
+    }
+
+    // The same command again: the run is done, nothing is replayed or duplicated.
+    let again = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake", "--max-turns", "5"]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("1 already done"));
+    assert_eq!(export(&dir).iter().filter(|r| r["record"] == "run").count(), 1);
+    assert_eq!(server.requests.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn a_429_with_retry_after_is_waited_out_and_recorded_as_retry_wait() {
+    let dir = scratch("429");
+    let t = task(&dir);
+    let server = serve(
+        vec![
+            Step::Status { code: 429, retry_after_s: 1 },
+            Step::Reply { pieces: reply("calc.sh\n```sh\nA=1\nB=1\nC=1\n```\n"), first_ms: 100, gap_ms: 20 },
+        ],
+        false,
+    );
+    config(&dir, &server.url, "openai");
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let records = export(&dir);
+    let turn = records.iter().find(|r| r["record"] == "turn").unwrap();
+    assert_eq!(turn["grade"], "PASS");
+    let wait = turn["retry_wait_s"].as_f64().unwrap();
+    assert!((1.0..1.5).contains(&wait), "retry wait {wait}");
+    // Time to first token counts from the successful request, not from the 429.
+    let ttft = turn["ttft_s"].as_f64().unwrap();
+    assert!((ttft - 0.1).abs() < 0.02, "ttft {ttft}");
+    assert_eq!(server.requests.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn anthropic_streaming_works_too() {
+    let dir = scratch("anthropic");
+    let t = task(&dir);
+    let server = serve(
+        vec![Step::Reply { pieces: reply("calc.sh\n```sh\nA=1\nB=1\nC=1\n```\n"), first_ms: 200, gap_ms: 50 }],
+        true,
+    );
+    config(&dir, &server.url, "anthropic");
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let records = export(&dir);
+    let turn = records.iter().find(|r| r["record"] == "turn").unwrap();
+    assert_eq!(turn["grade"], "PASS");
+    assert_eq!(turn["output_tokens"], 30);
+    assert!((turn["ttft_s"].as_f64().unwrap() - 0.2).abs() < 0.02);
+    let reqs = server.requests.lock().unwrap();
+    assert!(reqs[0].0.to_ascii_lowercase().contains(&format!("x-api-key: {}", KEY.to_ascii_lowercase())));
+    assert!(reqs[0].1.contains("\"system\""));
+}
+
+#[test]
+fn a_missing_key_is_named_without_printing_any_value() {
+    let dir = scratch("nokey");
+    let t = task(&dir);
+    std::fs::write(
+        dir.join("loopvel.toml"),
+        "[models.fake]\napi = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"x\"\napi_key_env = \"LOOPVEL_E2E_UNSET_KEY\"\n",
+    )
+    .unwrap();
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("LOOPVEL_E2E_UNSET_KEY, which is not set"), "{err}");
+}
