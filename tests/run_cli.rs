@@ -72,6 +72,16 @@ fn serve(script: Vec<Step>, anthropic: bool) -> FakeServer {
                 let _ = write!(stream, "HTTP/1.1 500 Script Ended\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
                 continue;
             };
+            // Each reply on its own thread, so a slow one does not hold up the next request.
+            std::thread::spawn(move || respond(stream, step, anthropic));
+        }
+    });
+    FakeServer { url, requests }
+}
+
+fn respond(mut stream: TcpStream, step: Step, anthropic: bool) {
+    {
+        {
             match step {
                 Step::Status { code, retry_after_s } => {
                     let _ = write!(
@@ -108,8 +118,7 @@ fn serve(script: Vec<Step>, anthropic: bool) -> FakeServer {
                 }
             }
         }
-    });
-    FakeServer { url, requests }
+    }
 }
 
 /// A task of three shell checks over variables A, B, C in calc.sh, counted as TAP.
@@ -301,4 +310,56 @@ fn a_missing_key_is_named_without_printing_any_value() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("LOOPVEL_E2E_UNSET_KEY, which is not set"), "{err}");
+}
+
+#[test]
+fn killing_a_run_mid_way_and_running_again_loses_and_duplicates_nothing() {
+    let dir = scratch("kill");
+    let tasks = dir.join("tasks");
+    for name in ["one", "two"] {
+        let t = task(&tasks);
+        std::fs::rename(&t, tasks.join(name)).unwrap();
+    }
+    let pass = || Step::Reply { pieces: reply("calc.sh\n```sh\nA=1\nB=1\nC=1\n```\n"), first_ms: 20, gap_ms: 5 };
+    // Run 1 passes at once; run 2's reply hangs (the kill lands there); the re-run gets a fast reply.
+    let server = serve(
+        vec![pass(), Step::Reply { pieces: reply("calc.sh\n```sh\nA=1\n```\n"), first_ms: 30_000, gap_ms: 5 }, pass()],
+        false,
+    );
+    config(&dir, &server.url, "openai");
+    let args = ["run", "--tasks", tasks.to_str().unwrap(), "--model", "fake"];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loopvel"))
+        .args(args)
+        .current_dir(&dir)
+        .env("LOOPVEL_E2E_KEY", KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for run 1 to be recorded and run 2 to be in flight, then kill.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "run 1 never finished");
+        if dir.join("loopvel.db").exists()
+            && export(&dir).iter().filter(|r| r["record"] == "run").count() == 1
+            && server.requests.lock().unwrap().len() == 2
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let again = loopvel(&dir, &args);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("1 already done"));
+    let records = export(&dir);
+    let runs: Vec<&serde_json::Value> = records.iter().filter(|r| r["record"] == "run").collect();
+    let mut tasks_done: Vec<&str> = runs.iter().map(|r| r["task"].as_str().unwrap()).collect();
+    tasks_done.sort();
+    assert_eq!(tasks_done, ["one", "two"], "{runs:?}");
+    assert!(runs.iter().all(|r| r["outcome"] == "pass"));
+    // Exactly one turn per run: the interrupted attempt left nothing behind.
+    assert_eq!(records.iter().filter(|r| r["record"] == "turn").count(), 2);
+    assert_eq!(server.requests.lock().unwrap().len(), 3);
 }

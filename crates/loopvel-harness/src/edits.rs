@@ -73,6 +73,11 @@ fn as_path(line: &str) -> Option<String> {
             s = rest.trim();
         }
     }
+    // Models often copy the listing's annotation: "a.py (editable)".
+    let s = match s.rfind(" (") {
+        Some(at) if s.ends_with(')') => s[..at].trim(),
+        _ => s,
+    };
     let s = s.trim_end_matches(':').trim_matches(|c| c == '`' || c == '*' || c == '"' || c == '\'').trim();
     let plausible = !s.is_empty()
         && s.len() < 256
@@ -211,6 +216,13 @@ mod tests {
             vec![Edit { path: "src/a.py".into(), op: EditOp::Whole { content: "x = 1\ny = 2\n".into() } }]
         );
         assert!(p.problems.is_empty());
+    }
+
+    #[test]
+    fn an_annotated_path_line_still_names_the_file() {
+        let p = parse_edits("binsearch.py (editable)\n```\nx = 1\n```\n");
+        assert_eq!(p.edits.len(), 1);
+        assert_eq!(p.edits[0].path, "binsearch.py");
     }
 
     #[test]

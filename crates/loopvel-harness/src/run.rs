@@ -76,15 +76,26 @@ fn trim_middle(text: &str, budget: usize) -> String {
     format!("{}\n… [{} bytes cut] …\n{}", &text[..head_end], tail_start - head_end, &text[tail_start..])
 }
 
+/// The files in the same shape the model is asked to answer in (path line,
+/// then a fenced block), editable ones under their own heading: a model that
+/// copies the shape produces a valid edit.
 fn files_block(ws: &Workspace) -> String {
+    let files = ws.visible_files();
     let mut s = String::new();
-    for (path, content, editable) in ws.visible_files() {
-        let tag = if editable { "editable" } else { "read-only" };
-        s.push_str(&format!("{} ({tag})\n```\n{}", path.display(), content));
-        if !content.ends_with('\n') {
-            s.push('\n');
+    for (heading, want_editable) in [("Files you may edit:", true), ("Read-only files (do not edit):", false)] {
+        let group: Vec<_> = files.iter().filter(|(_, _, e)| *e == want_editable).collect();
+        if group.is_empty() {
+            continue;
         }
-        s.push_str("```\n\n");
+        s.push_str(heading);
+        s.push_str("\n\n");
+        for (path, content, _) in group {
+            s.push_str(&format!("{}\n```\n{}", path.display(), content));
+            if !content.ends_with('\n') {
+                s.push('\n');
+            }
+            s.push_str("```\n\n");
+        }
     }
     s
 }
