@@ -170,23 +170,6 @@ impl LoopState {
     }
 }
 
-/// Force the general path (tests compare it with the fast path).
-#[doc(hidden)]
-pub fn run_best_of_general<R: Rng + ?Sized>(
-    model: &ModelRt,
-    lp: &LoopRt,
-    k: u32,
-    rng: &mut R,
-    scratch: &mut Scratch,
-) -> RunRecord {
-    scratch.scores.clear();
-    scratch.turns_a.clear();
-    let task = model.draw_task(rng);
-    let mut st = LoopState::new();
-    run_model(model, &task, lp, k, lp.max_turns, &mut st, rng, &mut scratch.scores, &mut scratch.turns_a);
-    record(&st, lp)
-}
-
 /// Reusable buffers of one worker, so that runs allocate nothing.
 #[derive(Debug, Default)]
 pub struct Scratch {
@@ -377,10 +360,33 @@ pub fn run_best_of<R: Rng + ?Sized>(
     rng: &mut R,
     scratch: &mut Scratch,
 ) -> RunRecord {
+    play_best_of(model, lp, k, rng, scratch, true)
+}
+
+/// [`run_best_of`] forced onto the general path (tests compare it with the fast path).
+#[doc(hidden)]
+pub fn run_best_of_general<R: Rng + ?Sized>(
+    model: &ModelRt,
+    lp: &LoopRt,
+    k: u32,
+    rng: &mut R,
+    scratch: &mut Scratch,
+) -> RunRecord {
+    play_best_of(model, lp, k, rng, scratch, false)
+}
+
+fn play_best_of<R: Rng + ?Sized>(
+    model: &ModelRt,
+    lp: &LoopRt,
+    k: u32,
+    rng: &mut R,
+    scratch: &mut Scratch,
+    fast_path: bool,
+) -> RunRecord {
     scratch.scores.clear();
     scratch.turns_a.clear();
     let task = model.draw_task(rng);
-    if k == 1 && is_simple(model, lp) {
+    if fast_path && k == 1 && is_simple(model, lp) {
         return run_simple(model, &task, lp, rng);
     }
     let mut st = LoopState::new();
