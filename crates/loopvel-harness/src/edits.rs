@@ -177,6 +177,27 @@ pub fn parse_edits(reply: &str) -> Parsed {
     out
 }
 
+/// The contents of every closed fenced block, in order.
+pub fn fenced_blocks(reply: &str) -> Vec<String> {
+    let lines: Vec<&str> = reply.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if is_fence(lines[i]) {
+            match lines[i + 1..].iter().position(|l| l.trim() == "```") {
+                Some(p) => {
+                    out.push(join(&lines[i + 1..i + 1 + p]));
+                    i += p + 2;
+                    continue;
+                }
+                None => break,
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
 /// Apply a search/replace to `content`: the first exact match, else the first
 /// match line by line ignoring trailing whitespace. `None` when not found.
 pub fn replace_once(content: &str, search: &str, replace: &str) -> Option<String> {
@@ -254,6 +275,12 @@ mod tests {
         let p = parse_edits("../outside.txt\n```\npwned\n```\n/etc/passwd\n```\nroot\n```\n");
         let paths: Vec<&str> = p.edits.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, vec!["../outside.txt", "/etc/passwd"]);
+    }
+
+    #[test]
+    fn fenced_blocks_are_listed() {
+        assert_eq!(fenced_blocks("a\n```py\nx\n```\nb\n```\ny\nz\n```\n"), vec!["x\n", "y\nz\n"]);
+        assert!(fenced_blocks("```\nopen").is_empty());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use loopvel_provider::{complete, Completion, Limiter, Message, ModelConfig, Role};
 use loopvel_store::{CallRecord, RunSummary, Store, TestRecord, TurnRecord};
 
-use crate::edits::{parse_edits, FORMAT_INSTRUCTIONS};
+use crate::edits::{fenced_blocks, parse_edits, Edit, EditOp, FORMAT_INSTRUCTIONS};
 use crate::grade::{grade, Grade, TurnResult};
 use crate::report::Counts;
 use crate::task::Task;
@@ -186,8 +186,20 @@ pub fn play_run(job: &RunJob, on_turn: OnTurn) -> RunSummary {
             Ok(c) => c,
             Err(e) => return fail(summary, e.to_string()),
         };
-        let parsed = parse_edits(&completion.text);
+        let mut parsed = parse_edits(&completion.text);
         let mut refusals: Vec<String> = parsed.problems.clone();
+        // Small models often answer with one bare code block. When the task has
+        // exactly one editable file, that block is taken as its whole new content,
+        // and the turn records that it was.
+        if parsed.edits.is_empty() {
+            let editable: Vec<_> = ws.visible_files().into_iter().filter(|(_, _, e)| *e).collect();
+            let blocks = fenced_blocks(&completion.text);
+            if let ([(path, _, _)], [block]) = (editable.as_slice(), blocks.as_slice()) {
+                let path = path.display().to_string();
+                refusals.push(format!("no path line: took the only code block as the whole of {path}"));
+                parsed.edits.push(Edit { path, op: EditOp::Whole { content: block.clone() } });
+            }
+        }
         let mut applied = 0u32;
         for edit in &parsed.edits {
             match ws.apply(edit) {
