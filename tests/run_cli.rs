@@ -368,7 +368,10 @@ fn killing_a_run_mid_way_and_running_again_loses_and_duplicates_nothing() {
 fn a_bare_code_block_is_taken_as_the_only_editable_file() {
     let dir = scratch("bare");
     let t = task(&dir);
-    let server = serve(vec![Step::Reply { pieces: reply("Here:\n```sh\nA=1\nB=1\nC=1\n```\n"), first_ms: 10, gap_ms: 5 }], false);
+    let server = serve(
+        vec![Step::Reply { pieces: reply("Here:\n```sh\nA=1\nB=1\nC=1\n```\n"), first_ms: 10, gap_ms: 5 }],
+        false,
+    );
     config(&dir, &server.url, "openai");
     let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

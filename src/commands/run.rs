@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use comfy_table::CellAlignment;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use loopvel_harness::run::{play_run, History, RunJob, RunOptions};
 use loopvel_harness::task::{discover, Task};
 use loopvel_math::units::{percent, seconds, usd};
@@ -150,6 +151,17 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     let started = Instant::now();
     let first_error: Mutex<Option<String>> = Mutex::new(None);
     let store = Arc::new(store);
+    // On a terminal: a bar for the whole plan and a line per active loop.
+    // Otherwise: a plain line per finished run (below).
+    let bars =
+        MultiProgress::with_draw_target(if tty { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+    let overall = bars.add(ProgressBar::new(total as u64));
+    overall.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} runs · {msg} · ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    overall.set_position(skipped as u64);
+    overall.set_message("0 passed");
     std::thread::scope(|s| {
         for _ in 0..args.concurrency.min(queue.lock().map_or(1, |q| q.len()).max(1)) {
             s.spawn(|| {
@@ -165,18 +177,19 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                     let rj =
                         RunJob { task, model, limiter: &limiters[job.model], store: &store, run_id, options: &options };
                     let label = format!("{} × {} #{}", task.name, model.name, job.replicate + 1);
+                    let line = bars.add(ProgressBar::new_spinner());
+                    line.set_message(format!("{label}: turn 1 …"));
                     let on_turn = |t: &loopvel_store::TurnRecord| {
-                        if tty {
-                            let _ = writeln!(
-                                std::io::stderr(),
-                                "  {label}: turn {} {} {}",
-                                t.turn,
-                                t.grade,
-                                t.score.map_or("no score".into(), |s| format!("{:.2}", s))
-                            );
-                        }
+                        line.set_message(format!(
+                            "{label}: turn {} {} (score {}), next turn …",
+                            t.turn,
+                            t.grade,
+                            t.score.map_or("n/a".into(), |s| format!("{s:.2}"))
+                        ));
                     };
                     let summary = play_run(&rj, &on_turn);
+                    line.finish_and_clear();
+                    bars.remove(&line);
                     if let Err(e) = store.finish_run(run_id, &summary) {
                         first_error.lock().map(|mut f| f.get_or_insert(e.to_string()).clone()).ok();
                         break;
@@ -185,11 +198,12 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                     if summary.outcome == "pass" {
                         passed.fetch_add(1, Ordering::SeqCst);
                     }
+                    overall.inc(1);
+                    overall.set_message(format!("{} passed", passed.load(Ordering::SeqCst)));
                     let elapsed = started.elapsed().as_secs_f64();
                     let done_here = n - skipped;
                     let eta = elapsed / done_here.max(1) as f64 * (total - n) as f64;
-                    let _ = writeln!(
-                        std::io::stderr(),
+                    let text = format!(
                         "[{n}/{total}] {label}: {} after {} turns ({}, {}); {} passed so far; ETA {}",
                         summary.outcome,
                         summary.turns,
@@ -198,10 +212,16 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                         passed.load(Ordering::SeqCst),
                         seconds(eta)
                     );
+                    if tty {
+                        let _ = bars.println(text);
+                    } else {
+                        let _ = writeln!(std::io::stderr(), "{text}");
+                    }
                 }
             });
         }
     });
+    overall.finish_and_clear();
     if let Some(e) = first_error.lock().ok().and_then(|f| f.clone()) {
         return Err(CliError::Usage(e));
     }
