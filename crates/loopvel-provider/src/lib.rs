@@ -411,12 +411,14 @@ fn backoff_s(n: u32, retry_after: Option<f64>) -> f64 {
 /// Send `messages` to the model, streamed, retrying 429, 5xx and dropped
 /// connections with backoff; waits on `limiter` first.
 pub fn complete(cfg: &ModelConfig, messages: &[Message], limiter: &Limiter) -> Result<Completion, ProviderError> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_body(Some(Duration::from_secs_f64(cfg.read_timeout_s.max(1.0))))
-        .build()
-        .into();
+    let agent = limiter.agent.get_or_init(|| {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_body(Some(Duration::from_secs_f64(cfg.read_timeout_s.max(1.0))))
+            .build()
+            .into()
+    });
     let url = url_for(cfg);
     let body = body_for(cfg, messages).to_string();
     let input_chars: usize = messages.iter().map(|m| m.content.chars().count()).sum();
@@ -428,7 +430,7 @@ pub fn complete(cfg: &ModelConfig, messages: &[Message], limiter: &Limiter) -> R
         let permit = limiter.acquire();
         waited += permit.waited_s();
         let started = Instant::now();
-        match attempt(cfg, &agent, &body, &url, input_chars) {
+        match attempt(cfg, agent, &body, &url, input_chars) {
             Attempt::Done(mut c) => {
                 c.retry_wait_s = waited;
                 c.attempts = n;

@@ -3,9 +3,11 @@
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// Limits requests to one model across threads.
+/// Limits requests to one model across threads, and holds its HTTP agent
+/// (connection settings and TLS roots are built once, not per request).
 #[derive(Debug)]
 pub struct Limiter {
+    pub(crate) agent: std::sync::OnceLock<ureq::Agent>,
     max_in_flight: u32,
     gap: Duration,
     state: Mutex<State>,
@@ -45,6 +47,7 @@ impl Limiter {
     /// At most `max_concurrent` requests at once and `rps` starts per second (`None`: no limit).
     pub fn new(max_concurrent: Option<u32>, rps: Option<f64>) -> Self {
         Limiter {
+            agent: std::sync::OnceLock::new(),
             max_in_flight: max_concurrent.unwrap_or(u32::MAX).max(1),
             gap: rps.filter(|r| *r > 0.0).map_or(Duration::ZERO, |r| Duration::from_secs_f64(1.0 / r)),
             state: Mutex::new(State { in_flight: 0, next_start: Instant::now() }),
