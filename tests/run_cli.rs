@@ -379,3 +379,31 @@ fn a_bare_code_block_is_taken_as_the_only_editable_file() {
     assert_eq!(turn["grade"], "PASS");
     assert_eq!(turn["edits_applied"], 1);
 }
+
+#[test]
+fn a_test_that_sleeps_forever_is_killed_at_its_timeout_with_its_children() {
+    let dir = scratch("sleepy");
+    let t = dir.join("sleepy");
+    std::fs::create_dir_all(&t).unwrap();
+    let marker = dir.join("grandchild-survived");
+    std::fs::write(
+        t.join("task.toml"),
+        "prompt = \"x\"\nedit = [\"calc.sh\"]\ntest = \"sh test.sh\"\ntest_timeout_s = 1\nreport = \"tap\"\n",
+    )
+    .unwrap();
+    std::fs::write(t.join("calc.sh"), "A=0\n").unwrap();
+    std::fs::write(t.join("test.sh"), format!("(sleep 3; touch {}) &\nsleep 1000\n", marker.display())).unwrap();
+    let server =
+        serve(vec![Step::Reply { pieces: reply("calc.sh\n```sh\nA=1\n```\n"), first_ms: 10, gap_ms: 5 }], false);
+    config(&dir, &server.url, "openai");
+    let start = std::time::Instant::now();
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake", "--max-turns", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+    let turn = export(&dir).into_iter().find(|r| r["record"] == "turn").unwrap();
+    assert_eq!(turn["grade"], "FAIL");
+    let test_s = turn["test_s"].as_f64().unwrap();
+    assert!((0.9..2.0).contains(&test_s), "test time {test_s}");
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(!marker.exists(), "a child of the killed test outlived it");
+}
