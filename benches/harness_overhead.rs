@@ -120,8 +120,8 @@ fn main() {
         let limiter = Limiter::new(None, None);
         println!("Harness overhead per turn (wall − model − test − waiting), 3-turn runs, instant local server:");
         println!(
-            "{:>12} {:>8} {:>14} {:>14} {:>14} {:>12}",
-            "concurrency", "turns", "median ms", "p90 ms", "mean test ms", "turns/s"
+            "{:>12} {:>8} {:>14} {:>14} {:>14} {:>16} {:>12}",
+            "concurrency", "turns", "median ms", "p90 ms", "mean test ms", "harness CPU ms", "turns/s"
         );
         for &level in &levels {
             let db = dir.path().join(format!("bench-{level}.db"));
@@ -132,31 +132,42 @@ fn main() {
             let runs = (level * 4).max(16);
             let next = AtomicUsize::new(0);
             let overheads = Mutex::new(Vec::new());
+            let cpu = Mutex::new(0.0f64);
             let tests = Mutex::new(Vec::new());
             let start = Instant::now();
             std::thread::scope(|inner| {
                 for _ in 0..level {
-                    inner.spawn(|| loop {
-                        let r = next.fetch_add(1, Ordering::SeqCst);
-                        if r >= runs {
-                            break;
+                    inner.spawn(|| {
+                        // CPU time of this loop's own thread: the harness's work, without the
+                        // test subprocesses and without the fake server's threads.
+                        let thread_cpu = || {
+                            nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+                                .map_or(0.0, |t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
+                        };
+                        let cpu_start = thread_cpu();
+                        loop {
+                            let r = next.fetch_add(1, Ordering::SeqCst);
+                            if r >= runs {
+                                break;
+                            }
+                            let run_id = store.start_run(plan, tid, mid, r as u32).expect("start");
+                            let job = RunJob {
+                                task: &task,
+                                model: &model,
+                                limiter: &limiter,
+                                store: &store,
+                                run_id,
+                                options: &options,
+                            };
+                            let on_turn = |t: &loopvel_store::TurnRecord| {
+                                overheads.lock().expect("lock").push(t.overhead_s * 1000.0);
+                                tests.lock().expect("lock").push(t.test_s * 1000.0);
+                            };
+                            let summary = play_run(&job, &on_turn);
+                            assert_eq!(summary.outcome, "pass", "{summary:?}");
+                            store.finish_run(run_id, &summary).expect("finish");
                         }
-                        let run_id = store.start_run(plan, tid, mid, r as u32).expect("start");
-                        let job = RunJob {
-                            task: &task,
-                            model: &model,
-                            limiter: &limiter,
-                            store: &store,
-                            run_id,
-                            options: &options,
-                        };
-                        let on_turn = |t: &loopvel_store::TurnRecord| {
-                            overheads.lock().expect("lock").push(t.overhead_s * 1000.0);
-                            tests.lock().expect("lock").push(t.test_s * 1000.0);
-                        };
-                        let summary = play_run(&job, &on_turn);
-                        assert_eq!(summary.outcome, "pass", "{summary:?}");
-                        store.finish_run(run_id, &summary).expect("finish");
+                        *cpu.lock().expect("lock") += thread_cpu() - cpu_start;
                     });
                 }
             });
@@ -168,13 +179,16 @@ fn main() {
             let mut sorted = o.clone();
             sorted.sort_by(f64::total_cmp);
             let p90 = sorted[(n * 9 / 10).min(n - 1)];
+            // Thread CPU of the loops per turn: the harness's own cost, whatever the queueing.
+            let cpu_ms = cpu.into_inner().expect("lock") * 1000.0 / n as f64;
             println!(
-                "{:>12} {:>8} {:>14.3} {:>14.3} {:>14.2} {:>12.0}",
+                "{:>12} {:>8} {:>14.3} {:>14.3} {:>14.2} {:>16.3} {:>12.0}",
                 level,
                 n,
                 median(o),
                 p90,
                 mean_test,
+                cpu_ms,
                 n as f64 / secs
             );
         }

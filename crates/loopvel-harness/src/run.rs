@@ -178,9 +178,12 @@ pub fn play_run(job: &RunJob, on_turn: OnTurn) -> RunSummary {
     let mut seen_states: HashSet<u64> = HashSet::new();
     let mut previous: Option<TestRun> = None;
     let mut previous_passed: Option<u32> = None;
+    // A turn's wall time runs from the end of the previous turn's measurement to
+    // the end of its own, so the harness work between turns (recording the turn,
+    // building the feedback) is counted, in the next turn's overhead.
+    let mut mark = Instant::now();
+    let mut turn_start = 0.0;
     for turn in 1..=job.options.max_turns {
-        let turn_start = started.elapsed().as_secs_f64();
-        let t0 = Instant::now();
         let request_json = serde_json::to_string(&messages).unwrap_or_default();
         let completion = match complete(job.model, &messages, job.limiter) {
             Ok(c) => c,
@@ -224,7 +227,8 @@ pub fn play_run(job: &RunJob, on_turn: OnTurn) -> RunSummary {
         };
         let counts = test.as_ref().or(previous.as_ref()).and_then(|t| if t.timed_out { None } else { t.counts });
         let g = grade(&TurnResult { counts, edits_applied: applied as usize, state_seen_before, previous_passed });
-        let wall = t0.elapsed().as_secs_f64();
+        let wall = mark.elapsed().as_secs_f64();
+        mark = Instant::now();
         let gen_s = completion.ttlt_s;
         let test_s = test.as_ref().map_or(0.0, |t| t.duration_s);
         let cost = usd(job.model, &completion);
@@ -267,6 +271,7 @@ pub fn play_run(job: &RunJob, on_turn: OnTurn) -> RunSummary {
             return fail(summary, e.to_string());
         }
         on_turn(&record);
+        turn_start += wall;
         summary.turns = turn;
         summary.model_s += gen_s;
         summary.test_s += test_s;
