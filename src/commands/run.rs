@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -162,9 +162,31 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     );
     overall.set_position(skipped as u64);
     overall.set_message("0 passed");
+    let all_done = AtomicBool::new(false);
     std::thread::scope(|s| {
-        for _ in 0..args.concurrency.min(queue.lock().map_or(1, |q| q.len()).max(1)) {
+        // Not on a terminal: besides a line per finished run, a status line every 30 s,
+        // so a log shows the run is alive through long turns.
+        if !tty {
             s.spawn(|| {
+                let mut last = Instant::now();
+                while !all_done.load(Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    if last.elapsed().as_secs() >= 30 {
+                        last = Instant::now();
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "… {}/{total} runs done, {} passed, {} elapsed",
+                            finished.load(Ordering::SeqCst),
+                            passed.load(Ordering::SeqCst),
+                            seconds(started.elapsed().as_secs_f64())
+                        );
+                    }
+                }
+            });
+        }
+        let mut workers = Vec::new();
+        for _ in 0..args.concurrency.min(queue.lock().map_or(1, |q| q.len()).max(1)) {
+            workers.push(s.spawn(|| {
                 while let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
                     let (task, model) = (&tasks[job.task], &models[job.model]);
                     let run_id = match store.start_run(plan, job.task_id, job.model_id, job.replicate) {
@@ -218,8 +240,12 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                         let _ = writeln!(std::io::stderr(), "{text}");
                     }
                 }
-            });
+            }));
         }
+        for w in workers {
+            let _ = w.join();
+        }
+        all_done.store(true, Ordering::SeqCst);
     });
     overall.finish_and_clear();
     if let Some(e) = first_error.lock().ok().and_then(|f| f.clone()) {
