@@ -1,5 +1,6 @@
 //! Charts as self-contained SVG (plotters' SVG backend: text is SVG `<text>`, no fonts needed).
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::commands::simulate::Sweep;
@@ -18,6 +19,31 @@ const PALETTE: [RGBColor; 8] = [
 
 fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
+}
+
+/// A chart with seconds, shares or sweep values on both axes.
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One named line in the palette's `i`-th colour, with its legend entry.
+fn draw_line(chart: &mut Chart, name: &str, i: usize, points: Vec<(f64, f64)>) -> Result<(), String> {
+    let c = color(i);
+    chart
+        .draw_series(LineSeries::new(points, c.stroke_width(2)))
+        .map_err(err)?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    Ok(())
+}
+
+/// The legend box, on a white background.
+fn draw_legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, position: SeriesLabelPosition) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
 }
 
 fn err<E: std::fmt::Debug>(e: E) -> String {
@@ -48,22 +74,11 @@ pub fn curves(report: &SimReport, scenario: &str) -> Result<String, String> {
             .draw()
             .map_err(err)?;
         for (i, (name, r)) in report.all().enumerate() {
-            let c = color(i);
             let points: Vec<(f64, f64)> =
                 (0..=400).map(|j| end * j as f64 / 400.0).map(|t| (t, 100.0 * r.share_passed_by(t))).collect();
-            chart
-                .draw_series(LineSeries::new(points, c.stroke_width(2)))
-                .map_err(err)?
-                .label(name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+            draw_line(&mut chart, name, i, points)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         root.present().map_err(err)?;
     }
     Ok(add_caption(svg, "How to read it: the higher a curve at a time, the more runs had all tests passing by then; where a curve levels off is its pass rate within the budget."))
@@ -111,24 +126,14 @@ pub fn sweep(sweep: &Sweep) -> Result<String, String> {
                     .draw()
                     .map_err(err)?;
                 for (i, m) in sweep.models.iter().enumerate() {
-                    let c = color(i);
                     let points: Vec<(f64, f64)> = sweep
                         .points
                         .iter()
                         .filter_map(|p| p.mean_time_to_pass_s.get(m).and_then(|v| v.as_f64()).map(|y| (p.at[0], y)))
                         .collect();
-                    chart
-                        .draw_series(LineSeries::new(points, c.stroke_width(2)))
-                        .map_err(err)?
-                        .label(m.clone())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+                    draw_line(&mut chart, m, i, points)?;
                 }
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.9))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(err)?;
+                draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
             }
             [ax, ay] => {
                 let (x0, x1) = bounds(&ax.values);
@@ -163,12 +168,7 @@ pub fn sweep(sweep: &Sweep) -> Result<String, String> {
                         .label(format!("{m} wins"))
                         .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
                 }
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.9))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(err)?;
+                draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
             }
             _ => return Err("a sweep needs one or two axes".into()),
         }
