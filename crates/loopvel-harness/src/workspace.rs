@@ -186,9 +186,15 @@ impl Workspace {
     /// A hash of the editable files' names and contents: equal hashes mean the
     /// model has brought the code back to a state already tested.
     pub fn state_hash(&self) -> u64 {
+        // Only the editable files: reading the read-only ones too (as `visible_files`
+        // does) would be wasted I/O on every turn.
+        let mut paths = Vec::new();
+        files_under(self.root(), self.root(), &mut paths);
+        paths.retain(|p| self.task.may_edit(p));
+        paths.sort();
         let mut h = DefaultHasher::new();
-        for (p, content, editable) in self.visible_files() {
-            if editable {
+        for p in paths {
+            if let Ok(content) = std::fs::read_to_string(self.root().join(&p)) {
                 p.hash(&mut h);
                 content.hash(&mut h);
             }
