@@ -1,0 +1,95 @@
+//! `loopvel report --check`: are the intervals honest on this data?
+//!
+//! Split each model's runs at random into halves, estimate from one half, and
+//! ask whether the other half's pass rate and mean time to pass land inside
+//! the interval predicted for a new sample of that size. Repeated over many
+//! seeded splits, the share that land inside should be near 95%; far below
+//! means the intervals are too narrow for this data (for example, runs that
+//! are not independent).
+//!
+//! The prediction intervals are for a second sample, not for the parameter:
+//! pass rate `p̂ ± z·√(p̃(1−p̃)(1/n₁ + 1/n₂))` with the Agresti–Coull `p̃`
+//! (so 0/n and n/n still give a width), mean time to pass
+//! `m̂ ± z·s·√(1/k₁ + 1/k₂)` over the k passes of each half.
+
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::interval::mean;
+use crate::trace::RunTrace;
+use crate::Z95;
+
+/// Coverage of one model's intervals over the splits.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Coverage {
+    /// Model name.
+    pub model: String,
+    /// Splits tried.
+    pub splits: usize,
+    /// Splits where the held-out pass rate fell inside its predicted interval.
+    pub pass_rate_inside: usize,
+    /// Splits where both halves had at least 2 passes, so time to pass could be checked.
+    pub time_checked: usize,
+    /// Of those, splits where the held-out mean time to pass fell inside.
+    pub time_inside: usize,
+}
+
+/// Hold-out coverage per model over `splits` seeded random halvings.
+pub fn holdout(runs: &[RunTrace], splits: usize, seed: u64) -> Vec<Coverage> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in runs {
+        if !names.contains(&r.model.as_str()) {
+            names.push(&r.model);
+        }
+    }
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    names
+        .iter()
+        .map(|name| {
+            let mut mine: Vec<&RunTrace> = runs.iter().filter(|r| r.model == *name).collect();
+            let mut c =
+                Coverage { model: name.to_string(), splits: 0, pass_rate_inside: 0, time_checked: 0, time_inside: 0 };
+            if mine.len() < 4 {
+                return c;
+            }
+            for _ in 0..splits {
+                mine.shuffle(&mut rng);
+                let (fit, held) = mine.split_at(mine.len() / 2);
+                c.splits += 1;
+                if inside_pass_rate(fit, held) {
+                    c.pass_rate_inside += 1;
+                }
+                if let Some(inside) = inside_mean_time(fit, held) {
+                    c.time_checked += 1;
+                    c.time_inside += usize::from(inside);
+                }
+            }
+            c
+        })
+        .collect()
+}
+
+fn inside_pass_rate(fit: &[&RunTrace], held: &[&RunTrace]) -> bool {
+    let (n1, n2) = (fit.len() as f64, held.len() as f64);
+    let k1 = fit.iter().filter(|r| r.passed()).count() as f64;
+    let k2 = held.iter().filter(|r| r.passed()).count() as f64;
+    let p_hat = k1 / n1;
+    let z2 = Z95 * Z95;
+    let p_tilde = (k1 + z2 / 2.0) / (n1 + z2);
+    let half = Z95 * (p_tilde * (1.0 - p_tilde) * (1.0 / n1 + 1.0 / n2)).sqrt();
+    (k2 / n2 - p_hat).abs() <= half
+}
+
+fn inside_mean_time(fit: &[&RunTrace], held: &[&RunTrace]) -> Option<bool> {
+    let times =
+        |rs: &[&RunTrace]| -> Vec<f64> { rs.iter().filter_map(|r| r.time_to_pass_s.filter(|_| r.passed())).collect() };
+    let (a, b) = (times(fit), times(held));
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let m = mean(&a)?;
+    let sd = (a.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (a.len() as f64 - 1.0)).sqrt();
+    let half = Z95 * sd * (1.0 / a.len() as f64 + 1.0 / b.len() as f64).sqrt();
+    Some((mean(&b)? - m).abs() <= half)
+}

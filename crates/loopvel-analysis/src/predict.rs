@@ -1,0 +1,472 @@
+//! `loopvel predict`: the fitted loop parameters, with their uncertainty,
+//! through the simulator, to rank models and policies for a stated budget.
+//!
+//! Uncertainty: the runs of each model are resampled (bootstrap) and every
+//! parameter refitted per resample; each resample becomes a simulator
+//! scenario; each policy is simulated on it. A prediction interval is the
+//! 2.5–97.5% range of a metric over resamples, so it carries both the
+//! uncertainty of the fit and (a little) Monte Carlo noise.
+//!
+//! Simplifications, stated so a reader can weigh them:
+//! - cost per turn is the observed mean cost per turn of that model (prompt
+//!   growth across turns is inside that mean, not modelled apart);
+//! - retry waits are folded into the per-turn overhead;
+//! - the test time is one lognormal fitted to all recorded test runs (the
+//!   tests are the same whichever model wrote the code);
+//! - turns beyond the most any recorded run took are an extrapolation of the
+//!   fitted pass model, and the answer says so.
+
+use loopvel_math::dist::Dist;
+use loopvel_sim::spec::{Quality, SimLoop, SimModel, SimPolicy, SimScenario};
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+
+use crate::interval::{mean, quantile_sorted};
+use crate::lognormal::LognormalFit;
+use crate::passfit;
+use crate::summary::turn_outcomes;
+use crate::trace::RunTrace;
+
+/// What the user asks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Question {
+    /// Turn budget per run (default: the most turns any recorded run took).
+    pub max_turns: Option<u32>,
+    /// Wall-time budget per run, s.
+    pub max_wall_s: Option<f64>,
+    /// Cost budget per run, USD.
+    pub max_usd: Option<f64>,
+    /// Parameter resamples.
+    pub resamples: usize,
+    /// Simulated runs per policy and resample.
+    pub runs: u64,
+    /// Seed of everything random.
+    pub seed: u64,
+    /// Largest best-of-k.
+    pub max_k: u32,
+    /// Changes to the fitted world, applied to every resample.
+    pub what_ifs: Vec<WhatIf>,
+}
+
+/// One what-if: set or scale one parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WhatIf {
+    /// `None` for the loop, or a model name.
+    pub model: Option<String>,
+    /// `tokens_per_s`, `ttft_s`, `output_tokens`, `usd_per_turn` (models), `test_s`, `overhead_s` (loop).
+    pub field: String,
+    /// The change.
+    pub change: Change,
+}
+
+/// Set a value or multiply it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Change {
+    /// Replace with this value.
+    Set(f64),
+    /// Multiply by this factor.
+    Scale(f64),
+}
+
+/// Model fields a what-if may change.
+pub const MODEL_FIELDS: [&str; 7] =
+    ["tokens_per_s", "ttft_s", "output_tokens", "usd_per_turn", "p_first", "p_retry", "ceiling"];
+/// Loop fields a what-if may change.
+pub const LOOP_FIELDS: [&str; 2] = ["test_s", "overhead_s"];
+
+/// A metric over resamples: median and 95% range.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Predicted {
+    /// Median over resamples.
+    pub value: f64,
+    /// 2.5% and 97.5% points over resamples.
+    pub interval: [f64; 2],
+}
+
+/// One policy's predictions.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PolicyPrediction {
+    /// Policy name, as `calc` and `simulate` name them.
+    pub policy: String,
+    /// Share of runs passing within the budget.
+    pub pass_rate: Predicted,
+    /// Mean time to pass among passes, s.
+    pub mean_time_to_pass_s: Option<Predicted>,
+    /// Cost per solved task, USD.
+    pub usd_per_solved: Option<Predicted>,
+    /// Share of resamples where this policy had the highest pass rate.
+    pub best_pass_rate_share: f64,
+    /// Share of resamples where it had the lowest mean time to pass.
+    pub best_time_share: f64,
+    /// Share of resamples where it had the lowest cost per solved task.
+    pub best_cost_share: f64,
+}
+
+/// Per-model facts that shape the answer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModelFacts {
+    /// Model name.
+    pub model: String,
+    /// Fitted model time per turn (TTFT + generation), s.
+    pub model_s_per_turn: f64,
+    /// Test time per turn, s.
+    pub test_s_per_turn: f64,
+    /// True when tests take longer than the model: the tests bound this loop.
+    pub tests_bound: bool,
+    /// Most the turn can shrink if the model became infinitely fast (Amdahl), as a factor.
+    pub amdahl_limit: Option<f64>,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Prediction {
+    /// Every policy, in the order simulated.
+    pub policies: Vec<PolicyPrediction>,
+    /// Best policy by pass rate (median), by mean time to pass, by cost per solved task.
+    pub best_pass_rate: Option<String>,
+    /// Lowest mean time to pass.
+    pub best_time: Option<String>,
+    /// Lowest cost per solved task.
+    pub best_cost: Option<String>,
+    /// Per-model facts.
+    pub models: Vec<ModelFacts>,
+    /// Turn budget used.
+    pub max_turns: u32,
+    /// Caveats: extrapolation, models left out.
+    pub notes: Vec<String>,
+}
+
+/// Why a prediction cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PredictError(pub String);
+
+impl std::fmt::Display for PredictError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One model's parameters as fitted from one (re)sample of its runs.
+#[derive(Debug, Clone)]
+struct Fitted {
+    pass: passfit::Params,
+    ttft: LognormalFit,
+    speed: LognormalFit,
+    output_tokens: f64,
+    usd_per_turn: f64,
+}
+
+fn fit_runs(runs: &[&RunTrace]) -> Option<Fitted> {
+    let pass = passfit::estimate(&turn_outcomes(runs.iter().copied()))?;
+    let turns: Vec<_> = runs.iter().flat_map(|r| r.turns.iter()).collect();
+    let ttft = LognormalFit::fit(&turns.iter().filter_map(|t| t.ttft_s).collect::<Vec<_>>())?;
+    let speed = LognormalFit::fit(&turns.iter().filter_map(|t| t.tokens_per_s).collect::<Vec<_>>())?;
+    let output_tokens = mean(&turns.iter().filter_map(|t| t.output_tokens).collect::<Vec<_>>())?;
+    let usd_per_turn = mean(&turns.iter().map(|t| t.usd).collect::<Vec<_>>())?;
+    Some(Fitted { pass, ttft, speed, output_tokens, usd_per_turn })
+}
+
+fn lognormal_dist(f: &LognormalFit, scale: f64) -> Dist {
+    let (median, p90) = (f.median() * scale, f.p90() * scale);
+    if (p90 - median).abs() <= f64::EPSILON * median.abs() {
+        Dist::constant(median)
+    } else {
+        Dist::LogNormal { median, p90 }
+    }
+}
+
+fn apply(value: f64, change: Option<Change>) -> f64 {
+    match change {
+        None => value,
+        Some(Change::Set(v)) => v,
+        Some(Change::Scale(f)) => value * f,
+    }
+}
+
+/// Predicts for every model in `runs` with enough passes to fit.
+pub fn predict(runs: &[RunTrace], q: &Question) -> Result<Prediction, PredictError> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in runs {
+        if !names.contains(&r.model.as_str()) {
+            names.push(&r.model);
+        }
+    }
+    for w in &q.what_ifs {
+        if let Some(m) = &w.model {
+            if !names.contains(&m.as_str()) {
+                return Err(PredictError(format!(
+                    "--what-if names model {m:?}, which has no runs in the database; models: {}",
+                    names.join(", ")
+                )));
+            }
+        }
+    }
+    let mut notes = Vec::new();
+    let by_model: Vec<(String, Vec<&RunTrace>)> = names
+        .iter()
+        .filter_map(|name| {
+            let mine: Vec<&RunTrace> = runs.iter().filter(|r| r.model == *name).collect();
+            let passes = mine.iter().filter(|r| r.passed()).count() as u64;
+            if passes < crate::MIN_PASSES_TO_FIT || fit_runs(&mine).is_none() {
+                notes.push(format!(
+                    "{name} left out: {passes} passes, fewer than the {} needed to fit it",
+                    crate::MIN_PASSES_TO_FIT
+                ));
+                None
+            } else {
+                Some((name.to_string(), mine))
+            }
+        })
+        .collect();
+    if by_model.is_empty() {
+        return Err(PredictError(format!(
+            "no model has {} passes to fit; record more runs (loopvel run --runs N) before predicting",
+            crate::MIN_PASSES_TO_FIT
+        )));
+    }
+    let observed_max = runs.iter().map(|r| r.turn_count()).max().unwrap_or(1);
+    let max_turns = q.max_turns.unwrap_or(observed_max).max(1);
+    if max_turns > observed_max {
+        notes.push(format!(
+            "--max-turns {max_turns} is beyond the {observed_max} turns any recorded run took: the pass model is extrapolated"
+        ));
+    }
+    let test_times: Vec<f64> = runs.iter().flat_map(|r| r.turns.iter().map(|t| t.test_s)).collect();
+    let overheads: Vec<f64> = runs.iter().flat_map(|r| r.turns.iter().map(|t| t.overhead_s + t.retry_wait_s)).collect();
+    let all: Vec<&RunTrace> = runs.iter().collect();
+    let policies = policy_list(&by_model.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), max_turns, q.max_k);
+
+    let loop_change =
+        |field: &str| q.what_ifs.iter().rev().find(|w| w.model.is_none() && w.field == field).map(|w| w.change);
+    let model_change = |name: &str, field: &str| {
+        q.what_ifs.iter().rev().find(|w| w.model.as_deref() == Some(name) && w.field == field).map(|w| w.change)
+    };
+
+    // Resample 0 is the data as recorded; the rest are bootstrap resamples.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(q.seed);
+    let mut per_policy: Vec<Vec<[f64; 3]>> = vec![Vec::new(); policies.len()];
+    let mut facts = Vec::new();
+    for rep in 0..q.resamples.max(1) {
+        let mut models = Vec::new();
+        let mut complete = true;
+        for (name, mine) in &by_model {
+            let sample = pick(mine, rep, &mut rng);
+            let Some(f) = fit_runs(&sample) else {
+                complete = false;
+                break;
+            };
+            let c = |field| model_change(name, field);
+            let speed_scale = apply(
+                1.0,
+                c("tokens_per_s").map(|ch| match ch {
+                    Change::Scale(x) => Change::Scale(x),
+                    Change::Set(v) => Change::Scale(v / f.speed.median()),
+                }),
+            );
+            let ttft_scale = apply(
+                1.0,
+                c("ttft_s").map(|ch| match ch {
+                    Change::Scale(x) => Change::Scale(x),
+                    Change::Set(v) => Change::Scale(v / f.ttft.median()),
+                }),
+            );
+            let output_tokens = apply(f.output_tokens, c("output_tokens"));
+            let usd_per_turn = apply(f.usd_per_turn, c("usd_per_turn"));
+            let model = SimModel {
+                ttft_s: lognormal_dist(&f.ttft, ttft_scale),
+                tokens_per_s: lognormal_dist(&f.speed, speed_scale),
+                output_tokens: Dist::constant(output_tokens.max(0.0)),
+                input_tokens: 0.0,
+                input_growth_tokens: 0.0,
+                usd_per_mtok_in: 0.0,
+                // The observed mean cost per turn, spread over the output tokens.
+                usd_per_mtok_out: if output_tokens > 0.0 { usd_per_turn * 1e6 / output_tokens } else { 0.0 },
+                quality: Quality::Hazard {
+                    p_first: Dist::constant(apply(f.pass.p_first, c("p_first")).clamp(0.0, 1.0)),
+                    p_retry: Dist::constant(apply(f.pass.p_retry, c("p_retry")).clamp(0.0, 1.0)),
+                    ceiling: apply(f.pass.ceiling, c("ceiling")).clamp(0.0, 1.0),
+                },
+                thrash: 0.0,
+                rate_limit_rps: None,
+                max_concurrent: None,
+                profile: None,
+            };
+            if rep == 0 {
+                let model_s = f.ttft.mean() * ttft_scale + output_tokens * f.speed.mean_reciprocal() / speed_scale;
+                let test = apply(mean(&test_times).unwrap_or(0.0), loop_change("test_s"));
+                facts.push(ModelFacts {
+                    model: name.clone(),
+                    model_s_per_turn: model_s,
+                    test_s_per_turn: test,
+                    tests_bound: test > model_s,
+                    amdahl_limit: loopvel_math::cycle::amdahl_limit(model_s, test),
+                });
+            }
+            models.push((name.clone(), model));
+        }
+        if !complete {
+            continue;
+        }
+        let sample_all = pick(&all, rep, &mut rng);
+        let tests_fit =
+            LognormalFit::fit(&sample_all.iter().flat_map(|r| r.turns.iter().map(|t| t.test_s)).collect::<Vec<_>>());
+        let test_s = match (tests_fit, loop_change("test_s")) {
+            (_, Some(Change::Set(v))) => Dist::constant(v),
+            (Some(f), ch) => lognormal_dist(&f, apply(1.0, ch)),
+            (None, ch) => Dist::constant(apply(mean(&test_times).unwrap_or(0.0), ch)),
+        };
+        let scenario = SimScenario {
+            loop_profile: SimLoop {
+                test_s,
+                overhead_s: apply(mean(&overheads).unwrap_or(0.0), loop_change("overhead_s")).max(0.0),
+                max_turns,
+                tests: 1,
+                parallel_tests: true,
+                flaky: 0.0,
+                max_wall_s: q.max_wall_s,
+                max_usd: q.max_usd,
+            },
+            models,
+            policies: policies.clone(),
+        };
+        let report = loopvel_sim::simulate(&scenario, q.runs, q.seed.wrapping_add(rep as u64), 2);
+        // The report keeps the scenario's order, plain loops apart from the rest;
+        // match by position because escalations differing only in `after` share a name.
+        let (mut plain, mut other) = (report.models.iter(), report.policies.iter());
+        for (i, p) in policies.iter().enumerate() {
+            let found = if matches!(p, SimPolicy::Plain { .. }) { plain.next() } else { other.next() };
+            if let Some((_, r)) = found {
+                let s = &r.summary;
+                per_policy[i].push([
+                    s.pass_rate,
+                    s.mean_time_to_pass_s.unwrap_or(f64::NAN),
+                    s.usd_per_solved.unwrap_or(f64::NAN),
+                ]);
+            }
+        }
+    }
+    Ok(assemble(&policies, &per_policy, facts, max_turns, notes))
+}
+
+/// The runs as recorded for resample 0, a bootstrap resample otherwise.
+fn pick<'a>(items: &[&'a RunTrace], rep: usize, rng: &mut Xoshiro256PlusPlus) -> Vec<&'a RunTrace> {
+    if rep == 0 {
+        items.to_vec()
+    } else {
+        (0..items.len()).map(|_| items[rng.random_range(0..items.len())]).collect()
+    }
+}
+
+fn assemble(
+    policies: &[SimPolicy],
+    per_policy: &[Vec<[f64; 3]>],
+    facts: Vec<ModelFacts>,
+    max_turns: u32,
+    notes: Vec<String>,
+) -> Prediction {
+    let reps = per_policy.iter().map(Vec::len).min().unwrap_or(0);
+    let mut wins = vec![[0usize; 3]; policies.len()];
+    // `rep` indexes the inner vector of every policy at once, not one slice.
+    #[allow(clippy::needless_range_loop)]
+    for rep in 0..reps {
+        for (metric, higher_better) in [(0, true), (1, false), (2, false)] {
+            let best = (0..policies.len()).filter(|&i| per_policy[i][rep][metric].is_finite()).max_by(|&a, &b| {
+                let (x, y) = (per_policy[a][rep][metric], per_policy[b][rep][metric]);
+                if higher_better {
+                    x.total_cmp(&y)
+                } else {
+                    y.total_cmp(&x)
+                }
+            });
+            if let Some(i) = best {
+                wins[i][metric] += 1;
+            }
+        }
+    }
+    let summarize = |values: Vec<f64>| -> Option<Predicted> {
+        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+        // A metric undefined in most resamples (no passes) is not predicted.
+        if v.len() * 2 < reps.max(1) {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        Some(Predicted {
+            value: quantile_sorted(&v, 0.5)?,
+            interval: [quantile_sorted(&v, 0.025)?, quantile_sorted(&v, 0.975)?],
+        })
+    };
+    let share = |w: usize| if reps > 0 { w as f64 / reps as f64 } else { 0.0 };
+    let rows: Vec<PolicyPrediction> = policies
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PolicyPrediction {
+            policy: label(p),
+            pass_rate: summarize(per_policy[i].iter().map(|m| m[0]).collect())
+                .unwrap_or(Predicted { value: 0.0, interval: [0.0, 0.0] }),
+            mean_time_to_pass_s: summarize(per_policy[i].iter().map(|m| m[1]).collect()),
+            usd_per_solved: summarize(per_policy[i].iter().map(|m| m[2]).collect()),
+            best_pass_rate_share: share(wins[i][0]),
+            best_time_share: share(wins[i][1]),
+            best_cost_share: share(wins[i][2]),
+        })
+        .collect();
+    let best_by = |key: &dyn Fn(&PolicyPrediction) -> Option<f64>, higher: bool| -> Option<String> {
+        rows.iter()
+            .filter_map(|r| key(r).map(|v| (r, v)))
+            .max_by(|a, b| if higher { a.1.total_cmp(&b.1) } else { b.1.total_cmp(&a.1) })
+            .map(|(r, _)| r.policy.clone())
+    };
+    Prediction {
+        best_pass_rate: best_by(&|r| Some(r.pass_rate.value), true),
+        best_time: best_by(&|r| r.mean_time_to_pass_s.map(|p| p.value), false),
+        best_cost: best_by(&|r| r.usd_per_solved.map(|p| p.value), false),
+        policies: rows,
+        models: facts,
+        max_turns,
+        notes,
+    }
+}
+
+/// A policy's name in answers: `simulate`'s, with the switch turn for escalations.
+pub fn label(p: &SimPolicy) -> String {
+    match p {
+        SimPolicy::Escalate { from, to, after } => format!("escalate({from}->{to} after {after})"),
+        other => other.name(),
+    }
+}
+
+/// Plain loops, best-of-k for k in {2, 3, 4, 6, 8} up to `max_k`, every race of
+/// two, and every escalation from one model to another after m turns (m from 1
+/// to `max_turns − 1`, at most 4 switch points spread over the budget).
+pub fn policy_list(models: &[String], max_turns: u32, max_k: u32) -> Vec<SimPolicy> {
+    let mut out: Vec<SimPolicy> = models.iter().map(|m| SimPolicy::Plain { model: m.clone() }).collect();
+    for m in models {
+        for k in [2u32, 3, 4, 6, 8].into_iter().filter(|&k| k <= max_k) {
+            out.push(SimPolicy::BestOf { model: m.clone(), k });
+        }
+    }
+    for (i, a) in models.iter().enumerate() {
+        for b in &models[i + 1..] {
+            out.push(SimPolicy::Race { a: a.clone(), b: b.clone() });
+        }
+    }
+    let switches: Vec<u32> = {
+        let mut s: Vec<u32> = (1..max_turns).collect();
+        if s.len() > 4 {
+            let n = s.len();
+            s = (0..4).map(|i| s[i * (n - 1) / 3]).collect();
+            s.dedup();
+        }
+        s
+    };
+    for a in models {
+        for b in models {
+            if a != b {
+                for &after in &switches {
+                    out.push(SimPolicy::Escalate { from: a.clone(), to: b.clone(), after });
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,425 @@
+//! Everything `loopvel report` says about one model, computed from its runs.
+//!
+//! Rules kept throughout:
+//! - a run that did not pass is censored where it stopped, never counted as
+//!   "took the whole budget to pass";
+//! - statistics over turns are bootstrapped by resampling whole runs, because
+//!   turns of one run are not independent;
+//! - every bootstrap is seeded from the model's name, so a report is
+//!   reproducible byte for byte;
+//! - with fewer than [`MIN_PASSES_TO_FIT`] passes the fitted pass and score
+//!   parameters are left out, with a note saying why.
+
+use crate::interval::{bootstrap, mean, quantile, quantile_sorted, wilson, BOOTSTRAP_REPS};
+use crate::km::{KaplanMeier, Observation};
+use crate::lognormal::LognormalFit;
+use crate::passfit::{self, TurnOutcomes};
+use crate::scorefit::{self, TurnSums};
+use crate::trace::{RunOutcome, RunTrace};
+use crate::{Estimate, MIN_PASSES_TO_FIT};
+
+/// Resamples for the score-curve fit, which refits per resample.
+const SCORE_BOOTSTRAP_REPS: usize = 200;
+
+/// Passes and runs still going at one turn.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HazardRow {
+    /// The turn.
+    pub turn: u32,
+    /// Runs that started this turn.
+    pub at_risk: u64,
+    /// Runs that passed on it.
+    pub passed: u64,
+    /// `passed / at_risk`.
+    pub rate: f64,
+    /// Wilson 95% interval of the rate.
+    pub ci: Option<[f64; 2]>,
+}
+
+/// Distribution of the score after `turn` turns over all runs (a run that
+/// already stopped keeps its last score: 1 if it passed).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ScoreRow {
+    /// The turn.
+    pub turn: u32,
+    /// Median score.
+    pub median: f64,
+    /// 10th percentile.
+    pub p10: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// Mean score.
+    pub mean: f64,
+}
+
+/// Where a turn's time goes: mean seconds per turn of each part.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TimeSplit {
+    /// In the model call (TTFT + generation), s per turn.
+    pub model_s: Estimate,
+    /// Running the tests, s per turn.
+    pub test_s: Estimate,
+    /// Harness work outside model and tests, s per turn.
+    pub overhead_s: Estimate,
+    /// Waiting on rate limits and retries, s per turn.
+    pub retry_wait_s: Estimate,
+    /// Share of turn time spent in tests.
+    pub test_share: f64,
+    /// Share of turn time spent in the model.
+    pub model_share: f64,
+    /// True when the tests take longer than the model: speeding the model up cannot
+    /// more than halve the turn (Amdahl).
+    pub tests_bound: bool,
+}
+
+/// Fitted loop parameters, each with a 95% interval; `None` where the data are too few.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Fit {
+    /// Chance the first attempt passes (solvable task): censored MLE, profile interval.
+    pub p_first: Option<Estimate>,
+    /// Chance a later turn passes given no pass yet.
+    pub p_retry: Option<Estimate>,
+    /// Share of tasks solvable at all.
+    pub ceiling: Option<Estimate>,
+    /// Share of remaining failing tests fixed per turn (least squares, bootstrap interval).
+    pub r: Option<Estimate>,
+    /// Share of tests passing after the first attempt.
+    pub first_score: Option<Estimate>,
+    /// Median time to first token, s (lognormal fit).
+    pub ttft_median_s: Option<Estimate>,
+    /// 90th percentile time to first token, s.
+    pub ttft_p90_s: Option<Estimate>,
+    /// Median decode speed, tokens/s.
+    pub tokens_per_s_median: Option<Estimate>,
+    /// 90th percentile decode speed, tokens/s.
+    pub tokens_per_s_p90: Option<Estimate>,
+    /// Mean output tokens per turn.
+    pub output_tokens_mean: Option<Estimate>,
+    /// Mean cost per turn, USD.
+    pub usd_per_turn: Option<Estimate>,
+}
+
+/// One model's report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModelSummary {
+    /// Model name.
+    pub model: String,
+    /// Distinct tasks it ran on.
+    pub tasks: usize,
+    /// Runs.
+    pub runs: u64,
+    /// Runs that passed.
+    pub passes: u64,
+    /// Runs that ended in an error (censored where they stopped).
+    pub errors: u64,
+    /// Share of runs that passed.
+    pub pass_rate: f64,
+    /// Wilson 95% interval.
+    pub pass_rate_ci: Option<[f64; 2]>,
+    /// Share of runs that passed on the first turn.
+    pub one_shot_rate: f64,
+    /// Wilson 95% interval.
+    pub one_shot_rate_ci: Option<[f64; 2]>,
+    /// Median turns among passes (the talk's "median 2 turns").
+    pub median_turns: Option<f64>,
+    /// Median turns to pass from Kaplan–Meier by turn (censoring-aware); `None` = not reached.
+    pub km_median_turns: Option<f64>,
+    /// Mean time to pass among passes, s.
+    pub mean_time_to_pass_s: Option<f64>,
+    /// Bootstrap 95% interval.
+    pub mean_time_to_pass_ci: Option<[f64; 2]>,
+    /// P90 time to pass among passes, s.
+    pub p90_time_to_pass_s: Option<f64>,
+    /// Bootstrap 95% interval.
+    pub p90_time_to_pass_ci: Option<[f64; 2]>,
+    /// Median time to pass from Kaplan–Meier (censoring-aware); `None` = not reached.
+    pub km_median_time_to_pass_s: Option<f64>,
+    /// Mean wall time per run, s.
+    pub mean_run_wall_s: f64,
+    /// Cost per solved task, USD (all spend / passes), bootstrap interval.
+    pub usd_per_solved: Option<Estimate>,
+    /// Kaplan–Meier passed share by time: `[t_s, passed_share]`.
+    pub km: Vec<[f64; 2]>,
+    /// Its Greenwood 95% band: `[t_s, low, high]`.
+    pub km_band: Vec<[f64; 3]>,
+    /// Kaplan–Meier passed share by turn: `[turn, passed_share, low, high]`.
+    pub km_turns: Vec<[f64; 4]>,
+    /// Per-turn pass rate among runs still going.
+    pub hazard: Vec<HazardRow>,
+    /// Score after each turn.
+    pub score_by_turn: Vec<ScoreRow>,
+    /// Where the time goes.
+    pub time_split: TimeSplit,
+    /// Fitted parameters.
+    pub fit: Fit,
+    /// What a reader should know: too few runs to fit, errors, censoring.
+    pub notes: Vec<String>,
+}
+
+/// A run reduced to what the bootstraps resample.
+#[derive(Debug, Clone, Copy)]
+struct RunRow {
+    passed: bool,
+    time_to_pass_s: f64,
+    turns: f64,
+    model_s: f64,
+    test_s: f64,
+    overhead_s: f64,
+    retry_wait_s: f64,
+    usd: f64,
+    output_tokens: f64,
+    output_turns: f64,
+}
+
+/// Summaries of every model in `runs`, in order of first appearance.
+pub fn summarize(runs: &[RunTrace]) -> Vec<ModelSummary> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in runs {
+        if !names.contains(&r.model.as_str()) {
+            names.push(&r.model);
+        }
+    }
+    names
+        .iter()
+        .map(|name| {
+            let mine: Vec<&RunTrace> = runs.iter().filter(|r| r.model == *name).collect();
+            summarize_model(name, &mine)
+        })
+        .collect()
+}
+
+/// A stable seed from a name (FNV-1a), so reports reproduce.
+pub fn seed_of(name: &str, salt: u64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The pass-model counts of some runs.
+pub fn turn_outcomes<'a>(runs: impl IntoIterator<Item = &'a RunTrace>) -> TurnOutcomes {
+    let mut t = TurnOutcomes::default();
+    for r in runs {
+        t.add(r.passed().then(|| r.turn_count()), r.turn_count());
+    }
+    t
+}
+
+/// One model's summary.
+pub fn summarize_model(name: &str, runs: &[&RunTrace]) -> ModelSummary {
+    let n = runs.len() as u64;
+    let passes = runs.iter().filter(|r| r.passed()).count() as u64;
+    let errors = runs.iter().filter(|r| r.outcome == RunOutcome::Error).count() as u64;
+    let one_shot = runs.iter().filter(|r| r.passed() && r.turn_count() == 1).count() as u64;
+    let mut tasks: Vec<&str> = runs.iter().map(|r| r.task.as_str()).collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    let mut notes = Vec::new();
+
+    let rows: Vec<RunRow> = runs
+        .iter()
+        .map(|r| {
+            let outs: Vec<f64> = r.turns.iter().filter_map(|t| t.output_tokens).collect();
+            RunRow {
+                passed: r.passed(),
+                time_to_pass_s: r.time_to_pass_s.unwrap_or(f64::NAN),
+                turns: f64::from(r.turn_count()),
+                model_s: r.total(|t| t.model_s),
+                test_s: r.total(|t| t.test_s),
+                overhead_s: r.total(|t| t.overhead_s),
+                retry_wait_s: r.total(|t| t.retry_wait_s),
+                usd: r.usd,
+                output_tokens: outs.iter().sum(),
+                output_turns: outs.len() as f64,
+            }
+        })
+        .collect();
+    let seed = |salt| seed_of(name, salt);
+
+    let pass_times = |rs: &[RunRow]| -> Vec<f64> {
+        rs.iter().filter(|r| r.passed && r.time_to_pass_s.is_finite()).map(|r| r.time_to_pass_s).collect()
+    };
+    let mean_ttp = |rs: &[RunRow]| mean(&pass_times(rs));
+    let p90_ttp = |rs: &[RunRow]| quantile(&pass_times(rs), 0.9);
+    let ratio = |rs: &[RunRow], part: fn(&RunRow) -> f64, per: fn(&RunRow) -> f64| -> Option<f64> {
+        let den: f64 = rs.iter().map(per).sum();
+        (den > 0.0).then(|| rs.iter().map(part).sum::<f64>() / den)
+    };
+    let per_turn = |part: fn(&RunRow) -> f64, salt| -> Estimate {
+        let stat = |rs: &[RunRow]| ratio(rs, part, |r| r.turns);
+        Estimate::new(stat(&rows).unwrap_or(0.0), bootstrap(&rows, BOOTSTRAP_REPS, seed(salt), stat))
+    };
+
+    // Kaplan–Meier by time and by turn.
+    let by_time: Vec<Observation> = runs
+        .iter()
+        .map(|r| Observation { time: r.time_to_pass_s.filter(|_| r.passed()).unwrap_or(r.wall_s), passed: r.passed() })
+        .collect();
+    let km_time = KaplanMeier::fit(&by_time);
+    let by_turn: Vec<Observation> =
+        runs.iter().map(|r| Observation { time: f64::from(r.turn_count()), passed: r.passed() }).collect();
+    let km_turn = KaplanMeier::fit(&by_turn);
+
+    // Hazard by turn.
+    let max_turn = runs.iter().map(|r| r.turn_count()).max().unwrap_or(0);
+    let hazard = (1..=max_turn)
+        .map(|k| {
+            let at_risk = runs.iter().filter(|r| r.turn_count() >= k).count() as u64;
+            let passed = runs.iter().filter(|r| r.passed() && r.turn_count() == k).count() as u64;
+            HazardRow {
+                turn: k,
+                at_risk,
+                passed,
+                rate: if at_risk > 0 { passed as f64 / at_risk as f64 } else { 0.0 },
+                ci: wilson(passed, at_risk).map(|(a, b)| [a, b]),
+            }
+        })
+        .collect();
+
+    // Scores by turn, carried forward; the score fit uses the same carried values.
+    let carried: Vec<Vec<f64>> = runs.iter().map(|r| carried_scores(r, max_turn)).collect();
+    let score_by_turn = (1..=max_turn)
+        .map(|k| {
+            let mut at: Vec<f64> = carried.iter().map(|c| c[k as usize - 1]).collect();
+            at.sort_by(f64::total_cmp);
+            ScoreRow {
+                turn: k,
+                median: quantile_sorted(&at, 0.5).unwrap_or(0.0),
+                p10: quantile_sorted(&at, 0.1).unwrap_or(0.0),
+                p90: quantile_sorted(&at, 0.9).unwrap_or(0.0),
+                mean: mean(&at).unwrap_or(0.0),
+            }
+        })
+        .collect();
+
+    // Time split.
+    let model_s = per_turn(|r| r.model_s, 11);
+    let test_s = per_turn(|r| r.test_s, 12);
+    let overhead_s = per_turn(|r| r.overhead_s, 13);
+    let retry_wait_s = per_turn(|r| r.retry_wait_s, 14);
+    let turn_total = model_s.value + test_s.value + overhead_s.value + retry_wait_s.value;
+    let share = |x: f64| if turn_total > 0.0 { x / turn_total } else { 0.0 };
+    let time_split = TimeSplit {
+        test_share: share(test_s.value),
+        model_share: share(model_s.value),
+        tests_bound: test_s.value > model_s.value,
+        model_s,
+        test_s,
+        overhead_s,
+        retry_wait_s,
+    };
+
+    // Fits.
+    let enough = passes >= MIN_PASSES_TO_FIT;
+    if !enough {
+        notes.push(format!(
+            "{passes} passes (fewer than {MIN_PASSES_TO_FIT}): p_first, p_retry, ceiling, r and first_score are not fitted; run more replicates"
+        ));
+    }
+    let pass_fit = if enough { passfit::fit(&turn_outcomes(runs.iter().copied())) } else { None };
+    let score = if enough { score_fit_with_ci(&carried, seed(21)) } else { None };
+    let ttft =
+        LognormalFit::fit(&runs.iter().flat_map(|r| r.turns.iter().filter_map(|t| t.ttft_s)).collect::<Vec<_>>());
+    let speed =
+        LognormalFit::fit(&runs.iter().flat_map(|r| r.turns.iter().filter_map(|t| t.tokens_per_s)).collect::<Vec<_>>());
+    let output_stat = |rs: &[RunRow]| ratio(rs, |r| r.output_tokens, |r| r.output_turns);
+    let fit = Fit {
+        p_first: pass_fit.as_ref().map(|f| Estimate::new(f.estimate.p_first, Some(f.p_first_ci))),
+        p_retry: pass_fit.as_ref().map(|f| Estimate::new(f.estimate.p_retry, Some(f.p_retry_ci))),
+        ceiling: pass_fit.as_ref().map(|f| Estimate::new(f.estimate.ceiling, Some(f.ceiling_ci))),
+        r: score.map(|(f, r_ci, _)| Estimate::new(f.r, r_ci)),
+        first_score: score.map(|(f, _, fs_ci)| Estimate::new(f.first_score, fs_ci)),
+        ttft_median_s: ttft.map(|f| Estimate::new(f.median(), Some(f.median_ci()))),
+        ttft_p90_s: ttft.map(|f| Estimate::new(f.p90(), Some(f.p90_ci()))),
+        tokens_per_s_median: speed.map(|f| Estimate::new(f.median(), Some(f.median_ci()))),
+        tokens_per_s_p90: speed.map(|f| Estimate::new(f.p90(), Some(f.p90_ci()))),
+        output_tokens_mean: output_stat(&rows)
+            .map(|v| Estimate::new(v, bootstrap(&rows, BOOTSTRAP_REPS, seed(15), output_stat))),
+        usd_per_turn: Some(per_turn(|r| r.usd, 16)),
+    };
+    if errors > 0 {
+        notes.push(format!("{errors} runs ended in an error; they count as not passed, censored where they stopped"));
+    }
+    let censored_by_wall = runs.iter().filter(|r| !r.passed() && r.stop_reason == "max_wall").count();
+    if censored_by_wall > 0 {
+        notes.push(format!("{censored_by_wall} runs hit the wall-time budget (censored there)"));
+    }
+
+    let usd_solved = |rs: &[RunRow]| ratio(rs, |r| r.usd, |r| if r.passed { 1.0 } else { 0.0 });
+    let pass_t = pass_times(&rows);
+    ModelSummary {
+        model: name.to_string(),
+        tasks: tasks.len(),
+        runs: n,
+        passes,
+        errors,
+        pass_rate: if n > 0 { passes as f64 / n as f64 } else { 0.0 },
+        pass_rate_ci: wilson(passes, n).map(|(a, b)| [a, b]),
+        one_shot_rate: if n > 0 { one_shot as f64 / n as f64 } else { 0.0 },
+        one_shot_rate_ci: wilson(one_shot, n).map(|(a, b)| [a, b]),
+        median_turns: quantile(
+            &runs.iter().filter(|r| r.passed()).map(|r| f64::from(r.turn_count())).collect::<Vec<_>>(),
+            0.5,
+        ),
+        km_median_turns: km_turn.median(),
+        mean_time_to_pass_s: mean(&pass_t),
+        mean_time_to_pass_ci: bootstrap(&rows, BOOTSTRAP_REPS, seed(1), mean_ttp).map(|(a, b)| [a, b]),
+        p90_time_to_pass_s: quantile(&pass_t, 0.9),
+        p90_time_to_pass_ci: bootstrap(&rows, BOOTSTRAP_REPS, seed(2), p90_ttp).map(|(a, b)| [a, b]),
+        km_median_time_to_pass_s: km_time.median(),
+        mean_run_wall_s: mean(&runs.iter().map(|r| r.wall_s).collect::<Vec<_>>()).unwrap_or(0.0),
+        usd_per_solved: usd_solved(&rows)
+            .map(|v| Estimate::new(v, bootstrap(&rows, BOOTSTRAP_REPS, seed(3), usd_solved))),
+        km: km_time.passed_steps().iter().map(|p| [p[0], p[1]]).collect(),
+        km_band: km_time.passed_steps().iter().map(|p| [p[0], p[2], p[3]]).collect(),
+        km_turns: km_turn.passed_steps(),
+        hazard,
+        score_by_turn,
+        time_split,
+        fit,
+        notes,
+    }
+}
+
+/// Score after each turn `1..=horizon`: the run's own score while it ran,
+/// then its last score (1 after a pass). A turn without tests keeps the
+/// previous score (0 before any).
+fn carried_scores(run: &RunTrace, horizon: u32) -> Vec<f64> {
+    let mut out = Vec::with_capacity(horizon as usize);
+    let mut last = 0.0;
+    for k in 1..=horizon {
+        if let Some(t) = run.turns.get(k as usize - 1) {
+            if let Some(s) = t.score {
+                last = s;
+            }
+            if run.passed() && k == run.turn_count() {
+                last = 1.0;
+            }
+        }
+        out.push(last);
+    }
+    out
+}
+
+/// The compounding-curve fit on carried scores, with bootstrap intervals of `r` and `first_score`.
+type ScoreFitCi = (scorefit::ScoreFit, Option<(f64, f64)>, Option<(f64, f64)>);
+
+fn score_fit_with_ci(carried: &[Vec<f64>], seed: u64) -> Option<ScoreFitCi> {
+    let sums_of = |rs: &[&Vec<f64>]| -> Vec<TurnSums> {
+        let mut s = Vec::new();
+        for c in rs {
+            for (i, &v) in c.iter().enumerate() {
+                scorefit::add_point(&mut s, i as u32 + 1, v);
+            }
+        }
+        s
+    };
+    let all: Vec<&Vec<f64>> = carried.iter().collect();
+    let best = scorefit::fit_sums(&sums_of(&all))?;
+    let r_ci = bootstrap(&all, SCORE_BOOTSTRAP_REPS, seed, |rs| scorefit::fit_sums(&sums_of(rs)).map(|f| f.r));
+    let fs_ci =
+        bootstrap(&all, SCORE_BOOTSTRAP_REPS, seed, |rs| scorefit::fit_sums(&sums_of(rs)).map(|f| f.first_score));
+    Some((best, r_ci, fs_ci))
+}
