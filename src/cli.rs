@@ -28,6 +28,12 @@ pub enum Command {
     Run(RunArgs),
     /// Write the recorded runs and turns as JSON lines or CSV.
     Export(ExportArgs),
+    /// What the recorded runs say, with intervals: pass rates, time to pass
+    /// (Kaplan–Meier, censoring-aware), where the time goes, fitted loop parameters.
+    Report(ReportArgs),
+    /// Which model and loop policy to use for a budget, predicted from the
+    /// fitted parameters (with their uncertainty) through the simulator.
+    Predict(PredictArgs),
     /// Work with task directories (task.toml, files, tests, solution/).
     Tasks {
         /// What to do.
@@ -189,4 +195,69 @@ pub enum ExportRecords {
     Turns,
     /// Both.
     All,
+}
+
+/// Options of `loopvel report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The database `loopvel run` recorded into.
+    #[arg(long, default_value = "loopvel.db")]
+    pub db: PathBuf,
+    /// Only these models (repeatable; default: all).
+    #[arg(long = "model", value_name = "NAME")]
+    pub models: Vec<String>,
+    /// Print the report as one JSON object.
+    #[arg(long, conflicts_with = "markdown")]
+    pub json: bool,
+    /// Print the report as Markdown tables (for a pull request).
+    #[arg(long)]
+    pub markdown: bool,
+    /// Also write a self-contained HTML report (inline SVG charts, no network) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Hold out random halves of the runs and report how often the held-out
+    /// pass rate and mean time to pass fall inside the predicted intervals.
+    #[arg(long)]
+    pub check: bool,
+    /// Random halvings for --check.
+    #[arg(long, default_value_t = 200, requires = "check")]
+    pub splits: usize,
+}
+
+/// Options of `loopvel predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The database `loopvel run` recorded into.
+    #[arg(long, default_value = "loopvel.db")]
+    pub db: PathBuf,
+    /// Wall-time budget per run, s.
+    #[arg(long)]
+    pub max_wall_s: Option<f64>,
+    /// Cost budget per run, USD.
+    #[arg(long)]
+    pub max_usd: Option<f64>,
+    /// Turn budget per run (default: the most turns a recorded run took).
+    #[arg(long)]
+    pub max_turns: Option<u32>,
+    /// Change the fitted world: models.NAME.FIELD=VALUE or loop.FIELD=VALUE;
+    /// VALUE is a number, or xF to multiply (models.fast.tokens_per_s=x10).
+    /// Model fields: tokens_per_s, ttft_s, output_tokens, usd_per_turn, p_first,
+    /// p_retry, ceiling; loop fields: test_s, overhead_s. Repeatable.
+    #[arg(long = "what-if", value_name = "KEY=VALUE")]
+    pub what_if: Vec<String>,
+    /// Largest k for best-of-k (1 to 8).
+    #[arg(long, default_value_t = 8)]
+    pub max_k: u32,
+    /// Parameter resamples (bootstrap) behind each prediction interval.
+    #[arg(long, default_value_t = 40)]
+    pub resamples: usize,
+    /// Simulated runs per policy and resample.
+    #[arg(long, default_value_t = 4000)]
+    pub runs: u64,
+    /// Seed for resampling and simulation.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print the answer as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }

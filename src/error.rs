@@ -38,6 +38,9 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Read { .. } | CliError::Scenario(_) | CliError::Usage(_) | CliError::Task(_) => 2,
+            CliError::Store(
+                loopvel_store::StoreError::Missing { .. } | loopvel_store::StoreError::NotLoopvel { .. },
+            ) => 2,
             CliError::Output(_) | CliError::CheckFailed(_) | CliError::Store(_) => 1,
         }
     }

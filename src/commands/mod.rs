@@ -2,6 +2,8 @@
 
 pub mod calc;
 pub mod export;
+pub mod predict;
+pub mod report;
 pub mod run;
 pub mod simulate;
 pub mod tasks;
@@ -18,6 +20,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Tasks { command } => tasks::run(&command, &mut out),
         Command::Run(args) => run::run(&args, &mut out),
         Command::Export(args) => export::run(&args, &mut out),
+        Command::Report(args) => report::run(&args, &mut out),
+        Command::Predict(args) => predict::run(&args, &mut out),
     }
 }
 

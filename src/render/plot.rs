@@ -17,15 +17,15 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-fn color(i: usize) -> RGBColor {
+pub(crate) fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
 /// A chart with seconds, shares or sweep values on both axes.
-type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+pub(crate) type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// One named line in the palette's `i`-th colour, with its legend entry.
-fn draw_line(chart: &mut Chart, name: &str, i: usize, points: Vec<(f64, f64)>) -> Result<(), String> {
+pub(crate) fn draw_line(chart: &mut Chart, name: &str, i: usize, points: Vec<(f64, f64)>) -> Result<(), String> {
     let c = color(i);
     chart
         .draw_series(LineSeries::new(points, c.stroke_width(2)))
@@ -36,7 +36,7 @@ fn draw_line(chart: &mut Chart, name: &str, i: usize, points: Vec<(f64, f64)>) -
 }
 
 /// The legend box, on a white background.
-fn draw_legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, position: SeriesLabelPosition) -> Result<(), String> {
+pub(crate) fn draw_legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, position: SeriesLabelPosition) -> Result<(), String> {
     chart
         .configure_series_labels()
         .position(position)
@@ -46,7 +46,7 @@ fn draw_legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, position: SeriesLabelPosit
         .map_err(err)
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> String {
+pub(crate) fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("cannot draw the chart: {e:?}")
 }
 

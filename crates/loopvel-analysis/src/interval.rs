@@ -2,7 +2,7 @@
 //! the type-7 quantile (NumPy's default), and a seeded percentile bootstrap.
 
 use rand::rngs::Xoshiro256PlusPlus;
-use rand::{RngExt, SeedableRng};
+use rand::{Rng, SeedableRng};
 
 use crate::Z95;
 
@@ -61,26 +61,70 @@ pub const BOOTSTRAP_REPS: usize = 1000;
 /// with replacement, `reps` times). Items are whole runs where the statistic
 /// is over turns, so turns of one run stay together. `None` when the
 /// statistic is undefined on the sample; resamples where it is undefined are skipped.
-pub fn bootstrap<T: Clone>(
+pub fn bootstrap<T: Clone + Sync>(
     items: &[T],
     reps: usize,
     seed: u64,
-    stat: impl Fn(&[T]) -> Option<f64>,
+    stat: impl Fn(&[T]) -> Option<f64> + Sync,
 ) -> Option<(f64, f64)> {
     stat(items)?;
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let mut resample: Vec<T> = items.to_vec();
-    let mut values = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        for slot in resample.iter_mut() {
-            *slot = items[rng.random_range(0..items.len())].clone();
-        }
-        if let Some(v) = stat(&resample) {
-            values.push(v);
-        }
+    let [ci] = bootstrap_indexed(items.len(), reps, seed, |idx| {
+        let sample: Vec<T> = idx.iter().map(|&i| items[i as usize].clone()).collect();
+        [stat(&sample)]
+    });
+    ci
+}
+
+/// The percentile bootstrap of `K` statistics at once, from the same
+/// resamples: `stat` gets the indices (into the caller's `n` items) of one
+/// resample and returns each statistic, or `None` where it is undefined.
+///
+/// Resample `rep` draws from its own stream seeded by `(seed, rep)`, so the
+/// result is the same with any number of threads; resamples run in parallel.
+/// Statistics read the caller's data through the indices instead of a copy,
+/// which keeps a report of 100,000 turns under a second.
+pub fn bootstrap_indexed<const K: usize>(
+    n: usize,
+    reps: usize,
+    seed: u64,
+    stat: impl Fn(&[u32]) -> [Option<f64>; K] + Sync,
+) -> [Option<(f64, f64)>; K] {
+    use rayon::prelude::*;
+    if n == 0 || reps == 0 {
+        return [None; K];
     }
-    values.sort_by(f64::total_cmp);
-    Some((quantile_sorted(&values, 0.025)?, quantile_sorted(&values, 0.975)?))
+    let draws: Vec<[Option<f64>; K]> = (0..reps)
+        .into_par_iter()
+        .map_init(
+            || Vec::with_capacity(n),
+            |idx: &mut Vec<u32>, rep| {
+                let mut rng =
+                    Xoshiro256PlusPlus::seed_from_u64(seed ^ (rep as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                idx.clear();
+                // Lemire's multiply-shift: an index below n from 64 random bits; the bias,
+                // n / 2^64, is far below anything a bootstrap can see.
+                idx.extend((0..n).map(|_| ((u128::from(rng.next_u64()) * n as u128) >> 64) as u32));
+                stat(idx)
+            },
+        )
+        .collect();
+    std::array::from_fn(|k| {
+        let mut values: Vec<f64> = draws.iter().filter_map(|d| d[k]).filter(|v| v.is_finite()).collect();
+        values.sort_by(f64::total_cmp);
+        Some((quantile_sorted(&values, 0.025)?, quantile_sorted(&values, 0.975)?))
+    })
+}
+
+/// The type-7 `level` quantile of `values`, reordering them (linear time, no full sort).
+pub fn quantile_select(values: &mut [f64], level: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let h = (values.len() - 1) as f64 * level.clamp(0.0, 1.0);
+    let lo = h.floor() as usize;
+    let (_, &mut at_lo, above) = values.select_nth_unstable_by(lo, f64::total_cmp);
+    let at_hi = if h > lo as f64 { above.iter().copied().fold(f64::INFINITY, f64::min) } else { at_lo };
+    Some(at_lo + (h - lo as f64) * (at_hi - at_lo))
 }
 
 #[cfg(test)]
@@ -116,5 +160,14 @@ mod tests {
         assert!(a.0 < m && m < a.1, "{a:?} around {m}");
         let c = bootstrap(&xs, 500, 8, mean).unwrap();
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn selection_quantile_equals_the_sorted_one() {
+        let xs: Vec<f64> = (0..101).map(|i| f64::from((i * 37) % 101) * 0.5).collect();
+        for level in [0.0, 0.1, 0.5, 0.9, 0.975, 1.0] {
+            let mut v = xs.clone();
+            assert_eq!(quantile_select(&mut v, level), quantile(&xs, level));
+        }
     }
 }

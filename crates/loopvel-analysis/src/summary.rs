@@ -10,7 +10,7 @@
 //! - with fewer than [`MIN_PASSES_TO_FIT`] passes the fitted pass and score
 //!   parameters are left out, with a note saying why.
 
-use crate::interval::{bootstrap, mean, quantile, quantile_sorted, wilson, BOOTSTRAP_REPS};
+use crate::interval::{bootstrap_indexed, mean, quantile, quantile_select, quantile_sorted, wilson, BOOTSTRAP_REPS};
 use crate::km::{KaplanMeier, Observation};
 use crate::lognormal::LognormalFit;
 use crate::passfit::{self, TurnOutcomes};
@@ -238,19 +238,12 @@ pub fn summarize_model(name: &str, runs: &[&RunTrace]) -> ModelSummary {
         .collect();
     let seed = |salt| seed_of(name, salt);
 
-    let pass_times = |rs: &[RunRow]| -> Vec<f64> {
-        rs.iter().filter(|r| r.passed && r.time_to_pass_s.is_finite()).map(|r| r.time_to_pass_s).collect()
-    };
-    let mean_ttp = |rs: &[RunRow]| mean(&pass_times(rs));
-    let p90_ttp = |rs: &[RunRow]| quantile(&pass_times(rs), 0.9);
-    let ratio = |rs: &[RunRow], part: fn(&RunRow) -> f64, per: fn(&RunRow) -> f64| -> Option<f64> {
-        let den: f64 = rs.iter().map(per).sum();
-        (den > 0.0).then(|| rs.iter().map(part).sum::<f64>() / den)
-    };
-    let per_turn = |part: fn(&RunRow) -> f64, salt| -> Estimate {
-        let stat = |rs: &[RunRow]| ratio(rs, part, |r| r.turns);
-        Estimate::new(stat(&rows).unwrap_or(0.0), bootstrap(&rows, BOOTSTRAP_REPS, seed(salt), stat))
-    };
+    // Every run-level statistic from the same resamples; index k of `stats`.
+    let all: Vec<u32> = (0..rows.len() as u32).collect();
+    let point = run_stats(&rows, &all);
+    let cis = bootstrap_indexed(rows.len(), BOOTSTRAP_REPS, seed(1), |idx| run_stats(&rows, idx));
+    let est = |k: usize| point[k].map(|v| Estimate::new(v, cis[k]));
+    let per_turn = |k: usize| est(k).unwrap_or(Estimate { value: 0.0, ci: None });
 
     // Kaplan–Meier by time and by turn.
     let by_time: Vec<Observation> = runs
@@ -295,10 +288,10 @@ pub fn summarize_model(name: &str, runs: &[&RunTrace]) -> ModelSummary {
         .collect();
 
     // Time split.
-    let model_s = per_turn(|r| r.model_s, 11);
-    let test_s = per_turn(|r| r.test_s, 12);
-    let overhead_s = per_turn(|r| r.overhead_s, 13);
-    let retry_wait_s = per_turn(|r| r.retry_wait_s, 14);
+    let model_s = per_turn(stat::MODEL_S);
+    let test_s = per_turn(stat::TEST_S);
+    let overhead_s = per_turn(stat::OVERHEAD_S);
+    let retry_wait_s = per_turn(stat::RETRY_WAIT_S);
     let turn_total = model_s.value + test_s.value + overhead_s.value + retry_wait_s.value;
     let share = |x: f64| if turn_total > 0.0 { x / turn_total } else { 0.0 };
     let time_split = TimeSplit {
@@ -324,7 +317,6 @@ pub fn summarize_model(name: &str, runs: &[&RunTrace]) -> ModelSummary {
         LognormalFit::fit(&runs.iter().flat_map(|r| r.turns.iter().filter_map(|t| t.ttft_s)).collect::<Vec<_>>());
     let speed =
         LognormalFit::fit(&runs.iter().flat_map(|r| r.turns.iter().filter_map(|t| t.tokens_per_s)).collect::<Vec<_>>());
-    let output_stat = |rs: &[RunRow]| ratio(rs, |r| r.output_tokens, |r| r.output_turns);
     let fit = Fit {
         p_first: pass_fit.as_ref().map(|f| Estimate::new(f.estimate.p_first, Some(f.p_first_ci))),
         p_retry: pass_fit.as_ref().map(|f| Estimate::new(f.estimate.p_retry, Some(f.p_retry_ci))),
@@ -335,9 +327,8 @@ pub fn summarize_model(name: &str, runs: &[&RunTrace]) -> ModelSummary {
         ttft_p90_s: ttft.map(|f| Estimate::new(f.p90(), Some(f.p90_ci()))),
         tokens_per_s_median: speed.map(|f| Estimate::new(f.median(), Some(f.median_ci()))),
         tokens_per_s_p90: speed.map(|f| Estimate::new(f.p90(), Some(f.p90_ci()))),
-        output_tokens_mean: output_stat(&rows)
-            .map(|v| Estimate::new(v, bootstrap(&rows, BOOTSTRAP_REPS, seed(15), output_stat))),
-        usd_per_turn: Some(per_turn(|r| r.usd, 16)),
+        output_tokens_mean: est(stat::OUTPUT_TOKENS),
+        usd_per_turn: est(stat::USD_PER_TURN),
     };
     if errors > 0 {
         notes.push(format!("{errors} runs ended in an error; they count as not passed, censored where they stopped"));
@@ -347,8 +338,8 @@ pub fn summarize_model(name: &str, runs: &[&RunTrace]) -> ModelSummary {
         notes.push(format!("{censored_by_wall} runs hit the wall-time budget (censored there)"));
     }
 
-    let usd_solved = |rs: &[RunRow]| ratio(rs, |r| r.usd, |r| if r.passed { 1.0 } else { 0.0 });
-    let pass_t = pass_times(&rows);
+    let pass_t: Vec<f64> =
+        rows.iter().filter(|r| r.passed && r.time_to_pass_s.is_finite()).map(|r| r.time_to_pass_s).collect();
     ModelSummary {
         model: name.to_string(),
         tasks: tasks.len(),
@@ -365,13 +356,12 @@ pub fn summarize_model(name: &str, runs: &[&RunTrace]) -> ModelSummary {
         ),
         km_median_turns: km_turn.median(),
         mean_time_to_pass_s: mean(&pass_t),
-        mean_time_to_pass_ci: bootstrap(&rows, BOOTSTRAP_REPS, seed(1), mean_ttp).map(|(a, b)| [a, b]),
+        mean_time_to_pass_ci: cis[stat::MEAN_TTP].map(|(a, b)| [a, b]),
         p90_time_to_pass_s: quantile(&pass_t, 0.9),
-        p90_time_to_pass_ci: bootstrap(&rows, BOOTSTRAP_REPS, seed(2), p90_ttp).map(|(a, b)| [a, b]),
+        p90_time_to_pass_ci: cis[stat::P90_TTP].map(|(a, b)| [a, b]),
         km_median_time_to_pass_s: km_time.median(),
         mean_run_wall_s: mean(&runs.iter().map(|r| r.wall_s).collect::<Vec<_>>()).unwrap_or(0.0),
-        usd_per_solved: usd_solved(&rows)
-            .map(|v| Estimate::new(v, bootstrap(&rows, BOOTSTRAP_REPS, seed(3), usd_solved))),
+        usd_per_solved: est(stat::USD_PER_SOLVED),
         km: km_time.passed_steps().iter().map(|p| [p[0], p[1]]).collect(),
         km_band: km_time.passed_steps().iter().map(|p| [p[0], p[2], p[3]]).collect(),
         km_turns: km_turn.passed_steps(),
@@ -407,19 +397,71 @@ fn carried_scores(run: &RunTrace, horizon: u32) -> Vec<f64> {
 type ScoreFitCi = (scorefit::ScoreFit, Option<(f64, f64)>, Option<(f64, f64)>);
 
 fn score_fit_with_ci(carried: &[Vec<f64>], seed: u64) -> Option<ScoreFitCi> {
-    let sums_of = |rs: &[&Vec<f64>]| -> Vec<TurnSums> {
+    let sums_of = |idx: &[u32]| -> Vec<TurnSums> {
         let mut s = Vec::new();
-        for c in rs {
-            for (i, &v) in c.iter().enumerate() {
-                scorefit::add_point(&mut s, i as u32 + 1, v);
+        for &i in idx {
+            for (k, &v) in carried[i as usize].iter().enumerate() {
+                scorefit::add_point(&mut s, k as u32 + 1, v);
             }
         }
         s
     };
-    let all: Vec<&Vec<f64>> = carried.iter().collect();
+    let all: Vec<u32> = (0..carried.len() as u32).collect();
     let best = scorefit::fit_sums(&sums_of(&all))?;
-    let r_ci = bootstrap(&all, SCORE_BOOTSTRAP_REPS, seed, |rs| scorefit::fit_sums(&sums_of(rs)).map(|f| f.r));
-    let fs_ci =
-        bootstrap(&all, SCORE_BOOTSTRAP_REPS, seed, |rs| scorefit::fit_sums(&sums_of(rs)).map(|f| f.first_score));
+    let [r_ci, fs_ci] = bootstrap_indexed(carried.len(), SCORE_BOOTSTRAP_REPS, seed, |idx| {
+        let f = scorefit::fit_sums(&sums_of(idx));
+        [f.map(|f| f.r), f.map(|f| f.first_score)]
+    });
     Some((best, r_ci, fs_ci))
+}
+
+/// Indices of the run-level statistics [`run_stats`] returns.
+mod stat {
+    pub const MEAN_TTP: usize = 0;
+    pub const P90_TTP: usize = 1;
+    pub const MODEL_S: usize = 2;
+    pub const TEST_S: usize = 3;
+    pub const OVERHEAD_S: usize = 4;
+    pub const RETRY_WAIT_S: usize = 5;
+    pub const USD_PER_TURN: usize = 6;
+    pub const OUTPUT_TOKENS: usize = 7;
+    pub const USD_PER_SOLVED: usize = 8;
+    pub const COUNT: usize = 9;
+}
+
+/// Every run-level statistic of the runs at `idx` (a resample, or all runs):
+/// means over passes, and per-turn ratios of sums (runs weighted by their turns).
+fn run_stats(rows: &[RunRow], idx: &[u32]) -> [Option<f64>; stat::COUNT] {
+    let mut sums = [0.0f64; 9];
+    let mut pass_times = Vec::with_capacity(idx.len());
+    let (mut turns, mut output_turns, mut passes) = (0.0, 0.0, 0.0);
+    for &i in idx {
+        let r = &rows[i as usize];
+        if r.passed {
+            passes += 1.0;
+            if r.time_to_pass_s.is_finite() {
+                pass_times.push(r.time_to_pass_s);
+            }
+        }
+        turns += r.turns;
+        output_turns += r.output_turns;
+        sums[stat::MODEL_S] += r.model_s;
+        sums[stat::TEST_S] += r.test_s;
+        sums[stat::OVERHEAD_S] += r.overhead_s;
+        sums[stat::RETRY_WAIT_S] += r.retry_wait_s;
+        sums[stat::USD_PER_TURN] += r.usd;
+        sums[stat::OUTPUT_TOKENS] += r.output_tokens;
+    }
+    let per = |x: f64, n: f64| (n > 0.0).then(|| x / n);
+    [
+        mean(&pass_times),
+        quantile_select(&mut pass_times, 0.9),
+        per(sums[stat::MODEL_S], turns),
+        per(sums[stat::TEST_S], turns),
+        per(sums[stat::OVERHEAD_S], turns),
+        per(sums[stat::RETRY_WAIT_S], turns),
+        per(sums[stat::USD_PER_TURN], turns),
+        per(sums[stat::OUTPUT_TOKENS], output_turns),
+        per(sums[stat::USD_PER_TURN], passes),
+    ]
 }

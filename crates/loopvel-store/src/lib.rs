@@ -30,6 +30,18 @@ pub enum StoreError {
         /// Why.
         source: rusqlite::Error,
     },
+    /// No file at the path.
+    #[error("no database at {path}: record runs first with `loopvel run --db {path}`, or check the --db path")]
+    Missing {
+        /// The path.
+        path: String,
+    },
+    /// The file is SQLite (or not) but has no loopvel schema.
+    #[error("{path} is not a loopvel database (no loopvel schema in it); give the file `loopvel run --db` wrote")]
+    NotLoopvel {
+        /// The path.
+        path: String,
+    },
     /// The file was made by a newer loopvel.
     #[error("database {path} has schema version {found}; this loopvel knows up to {known}: upgrade loopvel")]
     TooNew {
@@ -43,6 +55,62 @@ pub enum StoreError {
 }
 
 const SCHEMA_VERSION: i64 = 1;
+
+/// A finished run with its turns, for reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRun {
+    /// Run id.
+    pub run_id: i64,
+    /// Plan id.
+    pub plan_id: i64,
+    /// Task name.
+    pub task: String,
+    /// Model name.
+    pub model: String,
+    /// Replicate number.
+    pub replicate: u32,
+    /// pass, fail or error.
+    pub outcome: String,
+    /// Why it stopped.
+    pub stop_reason: String,
+    /// Wall time to green, s.
+    pub time_to_pass_s: Option<f64>,
+    /// Wall time of the run, s.
+    pub wall_s: f64,
+    /// Cost, USD.
+    pub usd: f64,
+    /// The turns in order.
+    pub turns: Vec<StoredTurn>,
+}
+
+/// One turn of a [`StoredRun`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StoredTurn {
+    /// 1-based turn.
+    pub turn: u32,
+    /// Time to first token, s.
+    pub ttft_s: Option<f64>,
+    /// Decode speed, tokens/s.
+    pub tokens_per_s: Option<f64>,
+    /// Output tokens.
+    pub output_tokens: Option<f64>,
+    /// Model call time, s.
+    pub model_s: f64,
+    /// Test time, s.
+    pub test_s: f64,
+    /// Harness time, s.
+    pub overhead_s: f64,
+    /// Retry and rate-limit waits, s.
+    pub retry_wait_s: f64,
+    /// Wall time, s.
+    pub wall_s: f64,
+    /// Cost, USD.
+    pub usd: f64,
+    /// Share of tests passing.
+    pub score: Option<f64>,
+    /// Grade.
+    pub grade: String,
+}
 
 const SCHEMA: &str = "
 CREATE TABLE plans (
@@ -210,6 +278,85 @@ impl Store {
                 .map_err(err)?;
         }
         Ok(Store { conn: Mutex::new(conn), path: shown })
+    }
+
+    /// Open a database that must already exist (reports never create one):
+    /// a missing file, or a file that is not a loopvel database, is an error
+    /// that says so and what to do.
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        let shown = path.display().to_string();
+        if !path.is_file() {
+            return Err(StoreError::Missing { path: shown });
+        }
+        let err = |source| StoreError::Sql { path: shown.clone(), source };
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { path: shown, found: version, known: SCHEMA_VERSION });
+        }
+        if version < 1 {
+            return Err(StoreError::NotLoopvel { path: shown });
+        }
+        Ok(Store { conn: Mutex::new(conn), path: shown })
+    }
+
+    /// Every finished run with its turns, in run order.
+    pub fn read_runs(&self) -> Result<Vec<StoredRun>, StoreError> {
+        self.with(|c| {
+            let mut runs: Vec<StoredRun> = c
+                .prepare(
+                    "SELECT r.id, r.plan_id, t.name, m.name, r.replicate, COALESCE(r.outcome, 'error'),
+                            COALESCE(r.stop_reason, 'error'), r.time_to_pass_s, COALESCE(r.wall_s, 0), COALESCE(r.usd, 0)
+                     FROM runs r JOIN tasks t ON t.id = r.task_id JOIN models m ON m.id = r.model_id
+                     WHERE r.status = 'done' ORDER BY r.id",
+                )?
+                .query_map([], |r| {
+                    Ok(StoredRun {
+                        run_id: r.get(0)?,
+                        plan_id: r.get(1)?,
+                        task: r.get(2)?,
+                        model: r.get(3)?,
+                        replicate: r.get(4)?,
+                        outcome: r.get(5)?,
+                        stop_reason: r.get(6)?,
+                        time_to_pass_s: r.get(7)?,
+                        wall_s: r.get(8)?,
+                        usd: r.get(9)?,
+                        turns: Vec::new(),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let index: std::collections::HashMap<i64, usize> =
+                runs.iter().enumerate().map(|(i, r)| (r.run_id, i)).collect();
+            let mut stmt = c.prepare(
+                "SELECT u.run_id, u.turn, u.ttft_s, u.tokens_per_s, u.output_tokens, COALESCE(u.model_s, 0),
+                        COALESCE(u.test_s, 0), COALESCE(u.overhead_s, 0), COALESCE(u.retry_wait_s, 0),
+                        COALESCE(u.wall_s, 0), COALESCE(u.usd, 0), u.score, u.grade
+                 FROM turns u JOIN runs r ON r.id = u.run_id WHERE r.status = 'done' ORDER BY u.run_id, u.turn",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let run_id: i64 = r.get(0)?;
+                let Some(&i) = index.get(&run_id) else { continue };
+                runs[i].turns.push(StoredTurn {
+                    turn: r.get(1)?,
+                    ttft_s: r.get(2)?,
+                    tokens_per_s: r.get(3)?,
+                    output_tokens: r.get::<_, Option<i64>>(4)?.map(|v| v as f64),
+                    model_s: r.get(5)?,
+                    test_s: r.get(6)?,
+                    overhead_s: r.get(7)?,
+                    retry_wait_s: r.get(8)?,
+                    wall_s: r.get(9)?,
+                    usd: r.get(10)?,
+                    score: r.get(11)?,
+                    grade: r.get(12)?,
+                });
+            }
+            Ok(runs)
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {

@@ -1,0 +1,221 @@
+//! `loopvel predict`: rank models and policies for a budget from the fitted parameters.
+
+use std::io::Write;
+
+use loopvel_analysis::predict::{self, Change, Prediction, Question, WhatIf, LOOP_FIELDS, MODEL_FIELDS};
+use loopvel_math::units::{percent, seconds, usd};
+use serde_json::json;
+
+use crate::cli::PredictArgs;
+use crate::commands::report::load;
+use crate::error::CliError;
+use crate::render::calc::table;
+use crate::render::wrap;
+
+/// Reads `models.NAME.FIELD=VALUE` or `loop.FIELD=VALUE`; VALUE a number or `xF`.
+pub fn parse_what_if(text: &str) -> Result<WhatIf, CliError> {
+    let bad = |why: String| CliError::Usage(format!("--what-if {text}: {why}"));
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| bad("expected KEY=VALUE, e.g. models.fast.tokens_per_s=x10 or loop.test_s=30".into()))?;
+    let (model, field) = if let Some(rest) = key.strip_prefix("models.") {
+        let (name, field) = rest
+            .rsplit_once('.')
+            .ok_or_else(|| bad("a model key is models.NAME.FIELD, e.g. models.fast.tokens_per_s".into()))?;
+        if !MODEL_FIELDS.contains(&field) {
+            return Err(bad(format!("unknown model field {field:?}; one of {}", MODEL_FIELDS.join(", "))));
+        }
+        (Some(name.to_string()), field.to_string())
+    } else if let Some(field) = key.strip_prefix("loop.") {
+        if !LOOP_FIELDS.contains(&field) {
+            return Err(bad(format!("unknown loop field {field:?}; one of {}", LOOP_FIELDS.join(", "))));
+        }
+        (None, field.to_string())
+    } else {
+        return Err(bad("the key starts with models.NAME. or loop.".into()));
+    };
+    let v = value.trim();
+    let (scale, number) = match v.strip_prefix('x').or_else(|| v.strip_prefix('×')) {
+        Some(f) => (true, f),
+        None => (false, v),
+    };
+    let x: f64 = number.parse().map_err(|_| bad(format!("{v:?} is not a number or xFACTOR (x10, x0.5)")))?;
+    if !x.is_finite() || x < 0.0 || (scale && x == 0.0) {
+        return Err(bad(format!("{v:?} must be a finite number ≥ 0 (a factor > 0)")));
+    }
+    let probability = matches!(field.as_str(), "p_first" | "p_retry" | "ceiling");
+    if probability && !scale && x > 1.0 {
+        return Err(bad(format!("{field} is a probability; give a value from 0 to 1")));
+    }
+    Ok(WhatIf { model, field, change: if scale { Change::Scale(x) } else { Change::Set(x) } })
+}
+
+/// Predict.
+pub fn run(args: &PredictArgs, out: &mut impl Write) -> Result<(), CliError> {
+    if !(1..=8).contains(&args.max_k) {
+        return Err(CliError::Usage(format!("--max-k {}: give 1 to 8", args.max_k)));
+    }
+    for (flag, v) in [("--max-wall-s", args.max_wall_s), ("--max-usd", args.max_usd)] {
+        if let Some(v) = v {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(CliError::Usage(format!("{flag} {v}: give a number > 0")));
+            }
+        }
+    }
+    if args.max_turns == Some(0) {
+        return Err(CliError::Usage("--max-turns 0: give at least 1".into()));
+    }
+    if args.resamples == 0 || args.runs == 0 {
+        return Err(CliError::Usage("--resamples and --runs must be at least 1".into()));
+    }
+    let what_ifs = args.what_if.iter().map(|w| parse_what_if(w)).collect::<Result<Vec<_>, _>>()?;
+    let runs = load(&args.db, &[])?;
+    let question = |what_ifs: Vec<WhatIf>| Question {
+        max_turns: args.max_turns,
+        max_wall_s: args.max_wall_s,
+        max_usd: args.max_usd,
+        resamples: args.resamples,
+        runs: args.runs,
+        seed: args.seed,
+        max_k: args.max_k,
+        what_ifs,
+    };
+    let err = |e: predict::PredictError| CliError::Usage(format!("{}: {e}", args.db.display()));
+    let baseline = predict::predict(&runs, &question(Vec::new())).map_err(err)?;
+    let changed =
+        if what_ifs.is_empty() { None } else { Some(predict::predict(&runs, &question(what_ifs)).map_err(err)?) };
+    if args.json {
+        let v = json!({ "db": args.db.display().to_string(), "as_recorded": baseline, "what_if": changed.as_ref().map(|c| json!({ "changes": args.what_if, "prediction": c })) });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
+        return Ok(());
+    }
+    let budget = format!(
+        "{} turns, {}, {}",
+        baseline.max_turns,
+        args.max_wall_s.map_or("no wall-time budget".into(), |s| format!("{} wall time", seconds(s))),
+        args.max_usd.map_or("no cost budget".into(), |u| format!("{} per run", usd(u)))
+    );
+    writeln!(
+        out,
+        "loopvel predict — {}: budget per run {budget}; {} parameter resamples × {} simulated runs per policy\n",
+        args.db.display(),
+        args.resamples,
+        args.runs
+    )?;
+    match &changed {
+        None => write!(out, "{}", text(&baseline, "As recorded"))?,
+        Some(c) => {
+            write!(out, "{}", answers(&baseline, "As recorded"))?;
+            writeln!(out)?;
+            write!(out, "{}", text(c, &format!("What if {}", args.what_if.join(", "))))?;
+        }
+    }
+    Ok(())
+}
+
+fn best_line(
+    p: &Prediction,
+    name: &Option<String>,
+    what: &str,
+    metric: impl Fn(&predict::PolicyPrediction) -> (String, f64),
+) -> String {
+    match name.as_ref().and_then(|n| p.policies.iter().find(|r| &r.policy == n)) {
+        None => format!("  {what:<28} n/a (no policy passes)\n"),
+        Some(r) => {
+            let (shown, share) = metric(r);
+            format!("  {what:<28} {:<34} {shown}; best in {} of resamples\n", r.policy, percent(share))
+        }
+    }
+}
+
+fn range(p: Option<predict::Predicted>, f: fn(f64) -> String) -> String {
+    p.map_or("n/a".into(), |p| format!("{} ({})", f(p.value), crate::render::span(p.interval[0], p.interval[1], f)))
+}
+
+/// The three answers.
+fn answers(p: &Prediction, heading: &str) -> String {
+    let mut s = format!("{heading} — median over resamples (95% prediction interval):\n");
+    s.push_str(&best_line(p, &p.best_pass_rate, "highest pass rate", |r| {
+        (range(Some(r.pass_rate), percent), r.best_pass_rate_share)
+    }));
+    s.push_str(&best_line(p, &p.best_time, "lowest mean time to pass", |r| {
+        (range(r.mean_time_to_pass_s, seconds), r.best_time_share)
+    }));
+    s.push_str(&best_line(p, &p.best_cost, "lowest cost per solved task", |r| {
+        (range(r.usd_per_solved, usd), r.best_cost_share)
+    }));
+    s
+}
+
+/// The answers, every policy, and what bounds each loop.
+fn text(p: &Prediction, heading: &str) -> String {
+    let mut s = answers(p, heading);
+    let mut t = table(
+        ["policy", "pass rate", "mean time to pass", "cost per solved task", "best: pass / time / cost"]
+            .map(String::from)
+            .to_vec(),
+    );
+    for r in &p.policies {
+        t.add_row(vec![
+            r.policy.clone(),
+            range(Some(r.pass_rate), percent),
+            range(r.mean_time_to_pass_s, seconds),
+            range(r.usd_per_solved, usd),
+            format!(
+                "{} / {} / {}",
+                percent(r.best_pass_rate_share),
+                percent(r.best_time_share),
+                percent(r.best_cost_share)
+            ),
+        ]);
+    }
+    s.push_str(&format!("\nEvery policy (95% prediction intervals; 'best' = share of resamples it won)\n{t}\n"));
+    s.push_str("\nWhat bounds each loop\n");
+    for m in &p.models {
+        let line = if m.tests_bound {
+            format!(
+                "- {}: the tests bound this loop: {} of tests against {} of model per turn; even an infinitely fast model speeds the turn up at most {}.",
+                m.model,
+                seconds(m.test_s_per_turn),
+                seconds(m.model_s_per_turn),
+                m.amdahl_limit.map_or("unboundedly".into(), loopvel_math::units::factor)
+            )
+        } else {
+            format!(
+                "- {}: the model bounds this loop: {} of model against {} of tests per turn, so a faster model shortens it.",
+                m.model,
+                seconds(m.model_s_per_turn),
+                seconds(m.test_s_per_turn)
+            )
+        };
+        s.push_str(&format!("{}\n", wrap(&line, 100).replace('\n', "\n  ")));
+    }
+    for n in &p.notes {
+        s.push_str(&format!("{}\n", wrap(&format!("- {n}"), 100).replace('\n', "\n  ")));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_ifs_parse_with_dotted_model_names() {
+        let w = parse_what_if("models.qwen-0.5b.tokens_per_s=x10").unwrap();
+        assert_eq!(w.model.as_deref(), Some("qwen-0.5b"));
+        assert_eq!(w.field, "tokens_per_s");
+        assert_eq!(w.change, Change::Scale(10.0));
+        assert_eq!(parse_what_if("loop.test_s=30").unwrap().change, Change::Set(30.0));
+        for bad in [
+            "loop.test_s",
+            "loop.speed=3",
+            "models.a.p_first=2",
+            "models.a.ttft_s=fast",
+            "models.tokens_per_s=x2",
+            "x=1",
+        ] {
+            assert!(parse_what_if(bad).is_err(), "{bad}");
+        }
+    }
+}

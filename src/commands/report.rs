@@ -1,0 +1,119 @@
+//! `loopvel report`: read the runs, compute the statistics, print them.
+
+use std::io::Write;
+
+use loopvel_analysis::check::{self, Coverage};
+use loopvel_analysis::summary::{self, ModelSummary};
+use loopvel_analysis::trace::{RunOutcome, RunTrace, TurnTrace};
+use loopvel_store::{Store, StoredRun};
+
+use crate::cli::ReportArgs;
+use crate::error::CliError;
+use crate::render;
+
+/// Seed of the hold-out splits (fixed so `--check` reproduces).
+const CHECK_SEED: u64 = 20_261_128;
+
+/// The runs of a database as the statistics see them.
+pub fn load(db: &std::path::Path, models: &[String]) -> Result<Vec<RunTrace>, CliError> {
+    let store = Store::open_existing(db)?;
+    let runs: Vec<RunTrace> = store
+        .read_runs()?
+        .into_iter()
+        .filter(|r| models.is_empty() || models.contains(&r.model))
+        .map(to_trace)
+        .collect();
+    if runs.is_empty() {
+        let which = if models.is_empty() { String::new() } else { format!(" for --model {}", models.join(", ")) };
+        return Err(CliError::Usage(format!(
+            "{}: no finished runs{which}; record some with `loopvel run --db {}`",
+            db.display(),
+            db.display()
+        )));
+    }
+    Ok(runs)
+}
+
+fn to_trace(r: StoredRun) -> RunTrace {
+    let outcome = match r.outcome.as_str() {
+        "pass" => RunOutcome::Pass,
+        "fail" => RunOutcome::Fail,
+        _ => RunOutcome::Error,
+    };
+    RunTrace {
+        run_id: r.run_id,
+        task: r.task,
+        model: r.model,
+        outcome,
+        stop_reason: r.stop_reason,
+        time_to_pass_s: r.time_to_pass_s,
+        wall_s: r.wall_s,
+        usd: r.usd,
+        turns: r
+            .turns
+            .into_iter()
+            .map(|t| TurnTrace {
+                turn: t.turn,
+                ttft_s: t.ttft_s,
+                tokens_per_s: t.tokens_per_s,
+                output_tokens: t.output_tokens,
+                model_s: t.model_s,
+                test_s: t.test_s,
+                overhead_s: t.overhead_s,
+                retry_wait_s: t.retry_wait_s,
+                wall_s: t.wall_s,
+                usd: t.usd,
+                score: t.score,
+                grade: t.grade,
+            })
+            .collect(),
+    }
+}
+
+/// What `report` computed, for every output format.
+pub struct Report {
+    /// The database, as given.
+    pub db: String,
+    /// Runs read.
+    pub runs: usize,
+    /// Distinct tasks.
+    pub tasks: usize,
+    /// Per model.
+    pub models: Vec<ModelSummary>,
+    /// Hold-out coverage, with `--check`.
+    pub check: Option<Vec<Coverage>>,
+    /// Splits asked for.
+    pub splits: usize,
+}
+
+/// Report.
+pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<(), CliError> {
+    let runs = load(&args.db, &args.models)?;
+    let mut tasks: Vec<&str> = runs.iter().map(|r| r.task.as_str()).collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    let report = Report {
+        db: args.db.display().to_string(),
+        runs: runs.len(),
+        tasks: tasks.len(),
+        models: summary::summarize(&runs),
+        check: args.check.then(|| check::holdout(&runs, args.splits, CHECK_SEED)),
+        splits: args.splits,
+    };
+    if let Some(path) = &args.html {
+        let html = render::report::html(&report).map_err(CliError::Usage)?;
+        std::fs::write(path, html)
+            .map_err(|e| CliError::Usage(format!("--html {}: cannot write it: {e}", path.display())))?;
+    }
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&render::report::json(&report)).unwrap_or_default())?;
+    } else if args.markdown {
+        write!(out, "{}", render::report::markdown(&report))?;
+    } else {
+        write!(out, "{}", render::report::text(&report))?;
+        if let Some(path) = &args.html {
+            writeln!(out, "\nHTML report: {}", path.display())?;
+        }
+    }
+    Ok(())
+}

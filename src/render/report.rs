@@ -1,0 +1,385 @@
+//! The `report` output: terminal tables, Markdown, JSON and a self-contained HTML page.
+//! Each table is built once as a [`Grid`] of strings and rendered in every format,
+//! so the formats cannot disagree.
+
+use loopvel_analysis::summary::ModelSummary;
+use loopvel_analysis::Estimate;
+use loopvel_math::units::{percent, seconds, usd};
+use serde_json::{json, Map, Value};
+
+use crate::commands::report::Report;
+use crate::render::calc::table;
+use crate::render::report_plot;
+use crate::render::wrap;
+
+/// A titled table of strings.
+pub struct Grid {
+    /// Title above the table.
+    pub title: String,
+    /// Column headers.
+    pub header: Vec<String>,
+    /// Rows.
+    pub rows: Vec<Vec<String>>,
+}
+
+fn interval(ci: Option<[f64; 2]>, f: fn(f64) -> String) -> String {
+    ci.map_or_else(String::new, |[a, b]| format!(" ({})", crate::render::span(a, b, f)))
+}
+
+fn with_ci(value: Option<f64>, ci: Option<[f64; 2]>, f: fn(f64) -> String) -> String {
+    value.map_or_else(|| "n/a".into(), |v| format!("{}{}", f(v), interval(ci, f)))
+}
+
+fn est(e: Option<Estimate>, f: fn(f64) -> String) -> String {
+    e.map_or_else(|| "not fitted".into(), |e| with_ci(Some(e.value), e.ci, f))
+}
+
+fn share(x: f64) -> String {
+    format!("{:.2}", x)
+}
+
+fn tokens(x: f64) -> String {
+    format!("{x:.0} tokens")
+}
+
+fn speed(x: f64) -> String {
+    format!("{x:.1} tokens/s")
+}
+
+fn turns(x: f64) -> String {
+    if x == 1.0 {
+        "1 turn".into()
+    } else if x.fract() == 0.0 {
+        format!("{x:.0} turns")
+    } else {
+        format!("{x:.1} turns")
+    }
+}
+
+/// The main table: the talk's columns with intervals.
+pub fn passing_grid(models: &[ModelSummary]) -> Grid {
+    Grid {
+        title: "Passing (95% intervals: Wilson for rates, bootstrap for times)".into(),
+        header: [
+            "model",
+            "runs",
+            "passed",
+            "pass rate",
+            "one-shot rate",
+            "median turns (passes)",
+            "mean time to pass",
+            "P90 time to pass",
+            "median time to pass (KM)",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: models
+            .iter()
+            .map(|m| {
+                vec![
+                    m.model.clone(),
+                    m.runs.to_string(),
+                    m.passes.to_string(),
+                    with_ci(Some(m.pass_rate), m.pass_rate_ci, percent),
+                    with_ci(Some(m.one_shot_rate), m.one_shot_rate_ci, percent),
+                    m.median_turns.map_or("n/a".into(), turns),
+                    with_ci(m.mean_time_to_pass_s, m.mean_time_to_pass_ci, seconds),
+                    with_ci(m.p90_time_to_pass_s, m.p90_time_to_pass_ci, seconds),
+                    m.km_median_time_to_pass_s.map_or("not reached".into(), seconds),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// Where a turn's time goes.
+pub fn time_grid(models: &[ModelSummary]) -> Grid {
+    Grid {
+        title: "Where the time goes (mean per turn, 95% bootstrap intervals)".into(),
+        header: ["model", "model call", "tests", "harness overhead", "retry wait", "tests' share", "bound by"]
+            .map(String::from)
+            .to_vec(),
+        rows: models
+            .iter()
+            .map(|m| {
+                let t = &m.time_split;
+                vec![
+                    m.model.clone(),
+                    est(Some(t.model_s), seconds),
+                    est(Some(t.test_s), seconds),
+                    est(Some(t.overhead_s), seconds),
+                    est(Some(t.retry_wait_s), seconds),
+                    percent(t.test_share),
+                    if t.tests_bound { "tests".into() } else { "model".into() },
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// Fitted parameters, one column per model.
+pub fn fit_grid(models: &[ModelSummary]) -> Grid {
+    type Row = (&'static str, fn(&ModelSummary) -> String);
+    let rows: [Row; 13] = [
+        ("p_first (first attempt passes, share)", |m| est(m.fit.p_first, share)),
+        ("p_retry (a later turn passes, share)", |m| est(m.fit.p_retry, share)),
+        ("ceiling (share of tasks solvable)", |m| est(m.fit.ceiling, share)),
+        ("r (share of failing tests fixed per turn)", |m| est(m.fit.r, share)),
+        ("first_score (share passing after turn 1)", |m| est(m.fit.first_score, share)),
+        ("TTFT median", |m| est(m.fit.ttft_median_s, seconds)),
+        ("TTFT P90", |m| est(m.fit.ttft_p90_s, seconds)),
+        ("decode speed median", |m| est(m.fit.tokens_per_s_median, speed)),
+        ("decode speed P90", |m| est(m.fit.tokens_per_s_p90, speed)),
+        ("output per turn (mean)", |m| est(m.fit.output_tokens_mean, tokens)),
+        ("cost per turn (mean)", |m| est(m.fit.usd_per_turn, usd)),
+        ("cost per solved task", |m| est(m.usd_per_solved, usd)),
+        ("median turns to pass (KM)", |m| m.km_median_turns.map_or("not reached".into(), turns)),
+    ];
+    let mut header = vec!["parameter".to_string()];
+    header.extend(models.iter().map(|m| m.model.clone()));
+    Grid {
+        title: "Fitted loop parameters (95% intervals: profile likelihood for p_first/p_retry/ceiling, bootstrap for r/first_score, lognormal for TTFT and speed)".into(),
+        header,
+        rows: rows
+            .iter()
+            .map(|(name, f)| {
+                let mut row = vec![name.to_string()];
+                row.extend(models.iter().map(f));
+                row
+            })
+            .collect(),
+    }
+}
+
+/// Per-turn pass rate among runs still going.
+pub fn hazard_grid(models: &[ModelSummary]) -> Grid {
+    let max_turn = models.iter().map(|m| m.hazard.len()).max().unwrap_or(0);
+    let mut header = vec!["turn".to_string()];
+    header.extend(models.iter().map(|m| format!("{} passed / going", m.model)));
+    Grid {
+        title: "Per-turn pass rate among runs still going (Wilson 95%)".into(),
+        header,
+        rows: (0..max_turn)
+            .map(|i| {
+                let mut row = vec![(i + 1).to_string()];
+                row.extend(models.iter().map(|m| {
+                    m.hazard.get(i).map_or(String::new(), |h| {
+                        format!("{}/{} {}{}", h.passed, h.at_risk, percent(h.rate), interval(h.ci, percent))
+                    })
+                }));
+                row
+            })
+            .collect(),
+    }
+}
+
+/// Hold-out coverage.
+pub fn check_grid(check: &[loopvel_analysis::check::Coverage]) -> Grid {
+    let pct = |a: usize, b: usize| {
+        if b == 0 {
+            "n/a".to_string()
+        } else {
+            format!("{a}/{b} ({})", percent(a as f64 / b as f64))
+        }
+    };
+    Grid {
+        title: "Hold-out check: fit on a random half, predict the other (95% prediction intervals)".into(),
+        header: ["model", "splits", "held-out pass rate inside", "held-out mean time to pass inside"]
+            .map(String::from)
+            .to_vec(),
+        rows: check
+            .iter()
+            .map(|c| {
+                vec![
+                    c.model.clone(),
+                    c.splits.to_string(),
+                    pct(c.pass_rate_inside, c.splits),
+                    pct(c.time_inside, c.time_checked),
+                ]
+            })
+            .collect(),
+    }
+}
+
+fn grids(report: &Report) -> Vec<Grid> {
+    let mut g = vec![
+        passing_grid(&report.models),
+        time_grid(&report.models),
+        fit_grid(&report.models),
+        hazard_grid(&report.models),
+    ];
+    if let Some(c) = &report.check {
+        g.push(check_grid(c));
+    }
+    g
+}
+
+fn notes(report: &Report) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for m in &report.models {
+        out.extend(m.notes.iter().map(|n| format!("{}: {n}", m.model)));
+        if m.time_split.tests_bound {
+            out.push(format!(
+                "{}: the tests take longer than the model each turn ({} of turn time): a faster model cannot even halve this loop",
+                m.model,
+                percent(m.time_split.test_share)
+            ));
+        }
+    }
+    if let Some(check) = &report.check {
+        for c in check {
+            if c.splits > 0 {
+                let share = c.pass_rate_inside as f64 / c.splits as f64;
+                if share < 0.85 {
+                    out.push(format!(
+                        "{}: only {} of held-out pass rates fell inside their 95% intervals: the runs may not be independent (same tasks, cached replies); trust the intervals less",
+                        c.model,
+                        percent(share)
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+const HOW_TO_READ: &str = "How to read it: a pass rate's interval is where the true rate lies with 95% confidence given these runs; runs that did not pass count as censored where they stopped, so the Kaplan–Meier median uses them honestly ('not reached' means fewer than half passed). Mean and P90 time to pass are over passing runs only; compare them together with the pass rate.";
+
+/// The report for a terminal.
+pub fn text(report: &Report) -> String {
+    let mut s = format!(
+        "loopvel report — {}: {} runs of {} models on {} tasks\n",
+        report.db,
+        report.runs,
+        report.models.len(),
+        report.tasks
+    );
+    for g in grids(report) {
+        let mut t = table(g.header.clone());
+        for r in &g.rows {
+            t.add_row(r.clone());
+        }
+        s.push_str(&format!("\n{}\n{t}\n", g.title));
+    }
+    let notes = notes(report);
+    if !notes.is_empty() {
+        s.push_str("\nNotes\n");
+        for n in notes {
+            s.push_str(&format!("{}\n", wrap(&format!("- {n}"), 100).replace('\n', "\n  ")));
+        }
+    }
+    s.push_str(&format!("\n{}\n", wrap(HOW_TO_READ, 100)));
+    s
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+/// The report as Markdown, for a pull request.
+pub fn markdown(report: &Report) -> String {
+    let mut s = format!(
+        "### loopvel report — `{}`: {} runs of {} models on {} tasks\n",
+        report.db,
+        report.runs,
+        report.models.len(),
+        report.tasks
+    );
+    for g in grids(report) {
+        s.push_str(&format!(
+            "\n**{}**\n\n| {} |\n|",
+            g.title,
+            g.header.iter().map(|h| md_cell(h)).collect::<Vec<_>>().join(" | ")
+        ));
+        for i in 0..g.header.len() {
+            s.push_str(if i == 0 { ":---|" } else { "---:|" });
+        }
+        s.push('\n');
+        for r in &g.rows {
+            s.push_str(&format!("| {} |\n", r.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | ")));
+        }
+    }
+    let notes = notes(report);
+    if !notes.is_empty() {
+        s.push('\n');
+        for n in notes {
+            s.push_str(&format!("- {n}\n"));
+        }
+    }
+    s.push_str(&format!("\n{HOW_TO_READ}\n"));
+    s
+}
+
+/// The report as data: `models.NAME.{…}` with every fitted entry `{value, ci}`.
+pub fn json(report: &Report) -> Value {
+    let mut models = Map::new();
+    for m in &report.models {
+        models.insert(m.model.clone(), serde_json::to_value(m).unwrap_or(Value::Null));
+    }
+    let mut root = json!({ "db": report.db, "runs": report.runs, "tasks": report.tasks, "models": models });
+    if let Some(c) = &report.check {
+        root["check"] = json!({ "splits": report.splits, "models": c });
+    }
+    root
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn html_table(g: &Grid) -> String {
+    let mut s = format!("<h2>{}</h2>\n<table>\n<thead><tr>", esc(&g.title));
+    for h in &g.header {
+        s.push_str(&format!("<th>{}</th>", esc(h)));
+    }
+    s.push_str("</tr></thead>\n<tbody>\n");
+    for r in &g.rows {
+        s.push_str("<tr>");
+        for c in r {
+            s.push_str(&format!("<td>{}</td>", esc(c)));
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</tbody>\n</table>\n");
+    s
+}
+
+const CSS: &str = "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}\
+h1{font-size:1.5em}h2{font-size:1.1em;margin-top:2em}table{border-collapse:collapse;font-size:0.85em;width:100%}\
+th,td{border-bottom:1px solid #ddd;padding:4px 6px;text-align:right}th:first-child,td:first-child{text-align:left}\
+thead th{background:#f4f4f4}figure{margin:2em 0}figcaption{font-size:0.9em;color:#444;margin-top:0.3em}\
+svg{max-width:100%;height:auto}.notes li{margin:0.3em 0}";
+
+/// The self-contained HTML page: tables, five charts, notes. No scripts, no network.
+pub fn html(report: &Report) -> Result<String, String> {
+    let mut body = String::new();
+    let g = grids(report);
+    body.push_str(&html_table(&g[0]));
+    for (id, chart) in report_plot::all(&report.models)? {
+        body.push_str(&format!(
+            "<figure id=\"{id}\">\n{}\n<figcaption>{}</figcaption>\n</figure>\n",
+            chart.svg,
+            esc(&chart.caption)
+        ));
+    }
+    for t in &g[1..] {
+        body.push_str(&html_table(t));
+    }
+    let notes = notes(report);
+    if !notes.is_empty() {
+        body.push_str("<h2>Notes</h2>\n<ul class=\"notes\">\n");
+        for n in notes {
+            body.push_str(&format!("<li>{}</li>\n", esc(&n)));
+        }
+        body.push_str("</ul>\n");
+    }
+    body.push_str(&format!("<p>{}</p>\n", esc(HOW_TO_READ)));
+    Ok(format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>loopvel report — {db}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>loopvel report</h1>\n<p>{db}: {runs} runs of {models} models on {tasks} tasks. Made by loopvel {version}.</p>\n{body}</body>\n</html>\n",
+        db = esc(&report.db),
+        runs = report.runs,
+        models = report.models.len(),
+        tasks = report.tasks,
+        version = env!("CARGO_PKG_VERSION"),
+    ))
+}

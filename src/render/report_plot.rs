@@ -1,0 +1,290 @@
+//! The report's charts, as inline SVG: every chart has a title, axes with
+//! units, a legend and a one-line caption saying how to read it.
+
+use plotters::prelude::*;
+
+use crate::render::plot::{color, draw_legend, draw_line, err};
+use loopvel_analysis::summary::ModelSummary;
+
+/// One chart and its caption.
+pub struct Chart {
+    /// The SVG document.
+    pub svg: String,
+    /// How to read it, one line.
+    pub caption: String,
+}
+
+const SIZE: (u32, u32) = (960, 540);
+
+/// All five charts with their element ids, in page order.
+pub fn all(models: &[ModelSummary]) -> Result<Vec<(&'static str, Chart)>, String> {
+    Ok(vec![
+        ("chart-km", km_by_time(models)?),
+        ("chart-fit", fit_check(models)?),
+        ("chart-score", score_by_turn(models)?),
+        ("chart-time", time_split(models)?),
+        ("chart-pareto", pareto(models)?),
+    ])
+}
+
+/// Step points of a right-continuous step curve starting at (0, 0).
+fn steps(points: impl Iterator<Item = (f64, f64)>, end: f64) -> Vec<(f64, f64)> {
+    let mut out = vec![(0.0, 0.0)];
+    let mut last = 0.0;
+    for (t, y) in points {
+        out.push((t, last));
+        out.push((t, y));
+        last = y;
+    }
+    out.push((end, last));
+    out
+}
+
+/// Success by time: Kaplan–Meier with the Greenwood band, every model on one chart.
+pub fn km_by_time(models: &[ModelSummary]) -> Result<Chart, String> {
+    let end = models.iter().flat_map(|m| m.km.last().map(|p| p[0])).fold(0.0, f64::max).max(1e-3) * 1.02;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Runs passed by time (Kaplan–Meier, shaded: 95% band)", ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..end, 0f64..100f64)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("time since the run started (s)")
+            .y_desc("runs passed (% of runs)")
+            .draw()
+            .map_err(err)?;
+        for (i, m) in models.iter().enumerate() {
+            let lo = steps(m.km_band.iter().map(|p| (p[0], 100.0 * p[1])), end);
+            let hi = steps(m.km_band.iter().map(|p| (p[0], 100.0 * p[2])), end);
+            let polygon: Vec<(f64, f64)> = hi.iter().copied().chain(lo.iter().rev().copied()).collect();
+            chart.draw_series(std::iter::once(Polygon::new(polygon, color(i).mix(0.15).filled()))).map_err(err)?;
+            draw_line(&mut chart, &m.model, i, steps(m.km.iter().map(|p| (p[0], 100.0 * p[1])), end))?;
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+        root.present().map_err(err)?;
+    }
+    Ok(Chart {
+        svg,
+        caption: "How to read it: the higher a line at a time, the more runs had all tests passing by then; runs that stopped without passing count up to when they stopped (censored). Where bands overlap, the data cannot tell the models apart there.".into(),
+    })
+}
+
+/// The fitted pass model against the observed Kaplan–Meier by turn.
+pub fn fit_check(models: &[ModelSummary]) -> Result<Chart, String> {
+    let max_turn = models.iter().map(|m| m.hazard.len()).max().unwrap_or(1).max(1) as f64;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Fitted model (dots) against what happened (line, 95% band), by turn", ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..max_turn + 0.5, 0f64..100f64)
+            .map_err(err)?;
+        chart.configure_mesh().x_desc("turn").y_desc("runs passed (% of runs)").draw().map_err(err)?;
+        for (i, m) in models.iter().enumerate() {
+            let end = max_turn + 0.5;
+            let lo = steps(m.km_turns.iter().map(|p| (p[0], 100.0 * p[2])), end);
+            let hi = steps(m.km_turns.iter().map(|p| (p[0], 100.0 * p[3])), end);
+            let polygon: Vec<(f64, f64)> = hi.iter().copied().chain(lo.iter().rev().copied()).collect();
+            chart.draw_series(std::iter::once(Polygon::new(polygon, color(i).mix(0.12).filled()))).map_err(err)?;
+            draw_line(
+                &mut chart,
+                &format!("{} observed", m.model),
+                i,
+                steps(m.km_turns.iter().map(|p| (p[0], 100.0 * p[1])), end),
+            )?;
+            if let (Some(pf), Some(pr), Some(c)) = (m.fit.p_first, m.fit.p_retry, m.fit.ceiling) {
+                let fitted = loopvel_math::hazard::PassModel { p_first: pf.value, p_retry: pr.value, ceiling: c.value };
+                let c_i = color(i);
+                chart
+                    .draw_series(
+                        (1..=max_turn as u32).map(|n| {
+                            Circle::new((f64::from(n), 100.0 * fitted.pass_by_turn(n)), 5, c_i.stroke_width(2))
+                        }),
+                    )
+                    .map_err(err)?
+                    .label(format!("{} fitted", m.model))
+                    .legend(move |(x, y)| Circle::new((x + 10, y), 5, c_i.stroke_width(2)));
+            }
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+        root.present().map_err(err)?;
+    }
+    Ok(Chart {
+        svg,
+        caption: "How to read it: dots are ceiling·(1 − (1 − p_first)(1 − p_retry)^(n−1)) from the fitted parameters; dots inside the band mean the model describes these runs; dots outside it mean it does not (models with too few passes have no dots).".into(),
+    })
+}
+
+/// Score by turn: median and the 10–90% band of the share of tests passing.
+pub fn score_by_turn(models: &[ModelSummary]) -> Result<Chart, String> {
+    let max_turn = models.iter().map(|m| m.score_by_turn.len()).max().unwrap_or(1).max(1) as f64;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Score by turn (line: median; shaded: 10th–90th percentile of runs)", ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(64)
+            .build_cartesian_2d(1f64..max_turn.max(1.5), 0f64..100f64)
+            .map_err(err)?;
+        chart.configure_mesh().x_desc("turn").y_desc("tests passing (% of the task's tests)").draw().map_err(err)?;
+        for (i, m) in models.iter().enumerate() {
+            let hi: Vec<(f64, f64)> = m.score_by_turn.iter().map(|r| (f64::from(r.turn), 100.0 * r.p90)).collect();
+            let lo: Vec<(f64, f64)> = m.score_by_turn.iter().map(|r| (f64::from(r.turn), 100.0 * r.p10)).collect();
+            let polygon: Vec<(f64, f64)> = hi.iter().copied().chain(lo.iter().rev().copied()).collect();
+            chart.draw_series(std::iter::once(Polygon::new(polygon, color(i).mix(0.12).filled()))).map_err(err)?;
+            let median: Vec<(f64, f64)> =
+                m.score_by_turn.iter().map(|r| (f64::from(r.turn), 100.0 * r.median)).collect();
+            draw_line(&mut chart, &m.model, i, median)?;
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+        root.present().map_err(err)?;
+    }
+    Ok(Chart {
+        svg,
+        caption: "How to read it: a steep rise is a loop that compounds (each turn fixes much of what is left); a flat line is a model repeating itself. A run that already stopped keeps its last score (100% once passed).".into(),
+    })
+}
+
+/// Where a turn's time goes: stacked bars per model.
+pub fn time_split(models: &[ModelSummary]) -> Result<Chart, String> {
+    const PARTS: [(&str, RGBColor); 4] = [
+        ("model call", RGBColor(31, 119, 180)),
+        ("tests", RGBColor(255, 127, 14)),
+        ("harness overhead", RGBColor(127, 127, 127)),
+        ("retry wait", RGBColor(214, 39, 40)),
+    ];
+    let values: Vec<[f64; 4]> = models
+        .iter()
+        .map(|m| {
+            let t = &m.time_split;
+            [t.model_s.value, t.test_s.value, t.overhead_s.value, t.retry_wait_s.value]
+        })
+        .collect();
+    let widest = values.iter().map(|v| v.iter().sum::<f64>()).fold(0.0, f64::max).max(1e-3) * 1.1;
+    let n = models.len().max(1) as f64;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Where a turn's time goes (mean seconds per turn)", ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(140)
+            .build_cartesian_2d(0f64..widest, -0.5f64..n - 0.5)
+            .map_err(err)?;
+        let names: Vec<String> = models.iter().map(|m| m.model.clone()).collect();
+        chart
+            .configure_mesh()
+            .x_desc("mean time per turn (s)")
+            .y_desc("model")
+            .y_labels(models.len().max(1))
+            .y_label_formatter(&|y| {
+                let i = y.round();
+                if (y - i).abs() < 1e-6 && i >= 0.0 {
+                    names.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .disable_y_mesh()
+            .draw()
+            .map_err(err)?;
+        for (p, (name, c)) in PARTS.iter().enumerate() {
+            let bars: Vec<Rectangle<(f64, f64)>> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let start: f64 = v[..p].iter().sum();
+                    let y = i as f64;
+                    Rectangle::new([(start, y - 0.3), (start + v[p], y + 0.3)], c.filled())
+                })
+                .collect();
+            let c = *c;
+            chart
+                .draw_series(bars)
+                .map_err(err)?
+                .label(*name)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], c.filled()));
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        root.present().map_err(err)?;
+    }
+    Ok(Chart {
+        svg,
+        caption: "How to read it: a faster model only shrinks the blue part; when the orange part (tests) is the larger one, the tests bound the loop and model speed cannot even halve the turn.".into(),
+    })
+}
+
+/// A model's place on the Pareto chart: palette index, model, time (s) and
+/// its interval, cost (USD) and its interval.
+type ParetoPoint<'a> = (usize, &'a ModelSummary, f64, [f64; 2], f64, [f64; 2]);
+
+/// Cost per solved task against mean time to pass, with 95% intervals: the Pareto view.
+pub fn pareto(models: &[ModelSummary]) -> Result<Chart, String> {
+    let points: Vec<ParetoPoint> = models
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let t = m.mean_time_to_pass_s?;
+            let tci = m.mean_time_to_pass_ci.unwrap_or([t, t]);
+            let c = m.usd_per_solved?;
+            Some((i, m, t, tci, c.value, c.ci.unwrap_or([c.value, c.value])))
+        })
+        .collect();
+    let x_max = points.iter().map(|p| p.3[1]).fold(0.0, f64::max).max(1e-3) * 1.15;
+    let y_max = points.iter().map(|p| p.5[1]).fold(0.0, f64::max);
+    let y_max = if y_max > 0.0 { y_max * 1.15 } else { 1.0 };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Cost against time to pass (lines: 95% intervals)", ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("mean time to pass (s)")
+            .y_desc("cost per solved task (USD)")
+            .draw()
+            .map_err(err)?;
+        for (i, m, t, tci, c, cci) in points {
+            let col = color(i);
+            chart
+                .draw_series(std::iter::once(Circle::new((t, c), 6, col.filled())))
+                .map_err(err)?
+                .label(m.model.clone())
+                .legend(move |(x, y)| Circle::new((x + 10, y), 5, col.filled()));
+            chart
+                .draw_series([
+                    PathElement::new(vec![(tci[0], c), (tci[1], c)], col.stroke_width(2)),
+                    PathElement::new(vec![(t, cci[0]), (t, cci[1])], col.stroke_width(2)),
+                ])
+                .map_err(err)?;
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        root.present().map_err(err)?;
+    }
+    Ok(Chart {
+        svg,
+        caption: "How to read it: lower left is better (faster and cheaper); a model that is both slower and dearer than another is dominated. Models with no passes are not shown; free local models sit on the zero line.".into(),
+    })
+}
