@@ -66,10 +66,10 @@ pub fn passing_grid(models: &[ModelSummary]) -> Grid {
             "passed",
             "pass rate",
             "one-shot rate",
-            "median turns (passes)",
+            "median turns",
             "mean time to pass",
             "P90 time to pass",
-            "median time to pass (KM)",
+            "KM median time to pass",
         ]
         .map(String::from)
         .to_vec(),

@@ -34,6 +34,11 @@ impl TurnOutcomes {
         }
     }
 
+    /// Whether the data say anything about `p_retry`: some run reached a second turn.
+    pub fn retries_seen(&self) -> bool {
+        self.passed_at.iter().skip(1).any(|&n| n > 0) || self.stopped_after.iter().skip(2).any(|&n| n > 0)
+    }
+
     /// Runs that passed.
     pub fn passes(&self) -> u64 {
         self.passed_at.iter().sum()

@@ -157,7 +157,12 @@ struct Fitted {
 }
 
 fn fit_runs(runs: &[&RunTrace]) -> Option<Fitted> {
-    let pass = passfit::estimate(&turn_outcomes(runs.iter().copied()))?;
+    let outcomes = turn_outcomes(runs.iter().copied());
+    let mut pass = passfit::estimate(&outcomes)?;
+    if !outcomes.retries_seen() {
+        // No run reached turn 2: the data say nothing of p_retry; assume it is p_first (noted).
+        pass.p_retry = pass.p_first;
+    }
     let turns: Vec<_> = runs.iter().flat_map(|r| r.turns.iter()).collect();
     let ttft = LognormalFit::fit(&turns.iter().filter_map(|t| t.ttft_s).collect::<Vec<_>>())?;
     let speed = LognormalFit::fit(&turns.iter().filter_map(|t| t.tokens_per_s).collect::<Vec<_>>())?;
@@ -214,6 +219,9 @@ pub fn predict(runs: &[RunTrace], q: &Question) -> Result<Prediction, PredictErr
                 ));
                 None
             } else {
+                if !turn_outcomes(mine.iter().copied()).retries_seen() {
+                    notes.push(format!("{name}: no run reached a second turn; p_retry is assumed equal to p_first"));
+                }
                 Some((name.to_string(), mine))
             }
         })

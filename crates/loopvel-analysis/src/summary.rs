@@ -311,7 +311,12 @@ pub fn summarize_model(name: &str, runs: &[&RunTrace]) -> ModelSummary {
             "{passes} passes (fewer than {MIN_PASSES_TO_FIT}): p_first, p_retry, ceiling, r and first_score are not fitted; run more replicates"
         ));
     }
-    let pass_fit = if enough { passfit::fit(&turn_outcomes(runs.iter().copied())) } else { None };
+    let outcomes = turn_outcomes(runs.iter().copied());
+    let pass_fit = if enough { passfit::fit(&outcomes) } else { None };
+    let retry_identified = outcomes.retries_seen();
+    if enough && !retry_identified {
+        notes.push("no run reached a second turn, so p_retry is not estimated".into());
+    }
     let score = if enough { score_fit_with_ci(&carried, seed(21)) } else { None };
     let ttft =
         LognormalFit::fit(&runs.iter().flat_map(|r| r.turns.iter().filter_map(|t| t.ttft_s)).collect::<Vec<_>>());
@@ -319,7 +324,10 @@ pub fn summarize_model(name: &str, runs: &[&RunTrace]) -> ModelSummary {
         LognormalFit::fit(&runs.iter().flat_map(|r| r.turns.iter().filter_map(|t| t.tokens_per_s)).collect::<Vec<_>>());
     let fit = Fit {
         p_first: pass_fit.as_ref().map(|f| Estimate::new(f.estimate.p_first, Some(f.p_first_ci))),
-        p_retry: pass_fit.as_ref().map(|f| Estimate::new(f.estimate.p_retry, Some(f.p_retry_ci))),
+        p_retry: pass_fit
+            .as_ref()
+            .filter(|_| retry_identified)
+            .map(|f| Estimate::new(f.estimate.p_retry, Some(f.p_retry_ci))),
         ceiling: pass_fit.as_ref().map(|f| Estimate::new(f.estimate.ceiling, Some(f.ceiling_ci))),
         r: score.map(|(f, r_ci, _)| Estimate::new(f.r, r_ci)),
         first_score: score.map(|(f, _, fs_ci)| Estimate::new(f.first_score, fs_ci)),
