@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use loopvel_harness::run::{play_run, History, RunJob, RunOptions};
+use loopvel_harness::run::{play_run, Clock, History, Live, RunJob, RunOptions};
 use loopvel_harness::task::Task;
 use loopvel_provider::{Api, Limiter, ModelConfig};
 use loopvel_store::Store;
@@ -116,6 +116,7 @@ fn main() {
             history: History::Full,
             feedback_bytes: 8000,
             scrub_env: vec![],
+            clock: Clock::Wall,
         };
         let limiter = Limiter::new(None, None);
         println!("Harness overhead per turn (wall − model − test − waiting), 3-turn runs, instant local server:");
@@ -151,14 +152,9 @@ fn main() {
                                 break;
                             }
                             let run_id = store.start_run(plan, tid, mid, r as u32).expect("start");
-                            let job = RunJob {
-                                task: &task,
-                                model: &model,
-                                limiter: &limiter,
-                                store: &store,
-                                run_id,
-                                options: &options,
-                            };
+                            let live = Live { model: &model, limiter: &limiter };
+                            let job =
+                                RunJob { task: &task, responder: &live, store: &store, run_id, options: &options };
                             let on_turn = |t: &loopvel_store::TurnRecord| {
                                 overheads.lock().expect("lock").push(t.overhead_s * 1000.0);
                                 tests.lock().expect("lock").push(t.test_s * 1000.0);

@@ -17,8 +17,8 @@ fn main() {
     let db = std::env::var_os("LOOPVEL_BENCH_DB").map_or_else(|| dir.path().join("big.db"), std::path::PathBuf::from);
     let _ = std::fs::remove_file(&db);
     let started = Instant::now();
-    // About 3.6 turns per run with these models and a 15-turn budget.
-    let runs_per_model = (target as f64 / (2.0 * 3.6)).ceil() as u32;
+    // About 3.5 turns per run with these models and a 15-turn budget.
+    let runs_per_model = (target as f64 / (2.0 * 3.5)).ceil() as u32;
     let turns = synthetic_db::write(&db, &synthetic_db::two_models(), runs_per_model, 15, 7);
     println!(
         "database: {} runs, {turns} turns, {:.1} MB, written in {:.1} s",

@@ -28,18 +28,62 @@ pub enum Command {
     Run(RunArgs),
     /// Write the recorded runs and turns as JSON lines or CSV.
     Export(ExportArgs),
+    /// Re-run recorded runs with the recorded model replies and the real tests,
+    /// on a virtual clock; with what-ifs, the counterfactual beside the original.
+    Replay(ReplayArgs),
     /// What the recorded runs say, with intervals: pass rates, time to pass
     /// (Kaplan–Meier, censoring-aware), where the time goes, fitted loop parameters.
     Report(ReportArgs),
     /// Which model and loop policy to use for a budget, predicted from the
     /// fitted parameters (with their uncertainty) through the simulator.
     Predict(PredictArgs),
+    /// Real small code models on this machine: set up (PyPI, checked by SHA-256),
+    /// start and stop llama.cpp servers on 127.0.0.1, print their loopvel.toml tables.
+    Local {
+        /// What to do.
+        #[command(subcommand)]
+        command: LocalCommand,
+    },
     /// Work with task directories (task.toml, files, tests, solution/).
     Tasks {
         /// What to do.
         #[command(subcommand)]
         command: TasksCommand,
     },
+}
+
+/// `loopvel local …`
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Make the venv under the cache dir, install xllamacpp, download and check
+    /// the models (default: all of qwen-0.5b, qwen-1.5b, smollm-135m).
+    Setup {
+        /// Models to set up.
+        models: Vec<String>,
+    },
+    /// Start servers (default: all set-up models) and wait until they answer.
+    Start {
+        /// Models to start.
+        models: Vec<String>,
+        /// Port (only with one model; default: the model's own port).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Seconds to wait for each server to answer /health.
+        #[arg(long, default_value_t = 180)]
+        wait_s: u64,
+    },
+    /// Stop the servers loopvel started (default: all).
+    Stop {
+        /// Models to stop.
+        models: Vec<String>,
+    },
+    /// Print the [models.*] tables for loopvel.toml (default: all models).
+    Config {
+        /// Models to include.
+        models: Vec<String>,
+    },
+    /// List the known models, whether they are set up, and which servers run.
+    Status,
 }
 
 /// `loopvel tasks …`
@@ -258,6 +302,38 @@ pub struct PredictArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Print the answer as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `loopvel replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The database to replay from.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// The database to record the replayed runs into (resumed if it has them).
+    #[arg(long)]
+    pub into: PathBuf,
+    /// Where the recorded tasks are (matched by name and content hash).
+    #[arg(long, default_value = "tasks/examples")]
+    pub tasks: PathBuf,
+    /// Only these models (repeatable; default: all).
+    #[arg(long = "model", value_name = "NAME")]
+    pub models: Vec<String>,
+    /// What if NAME generated F times faster: NAME=xF (repeatable).
+    #[arg(long = "model-speed", value_name = "NAME=xF")]
+    pub model_speed: Vec<String>,
+    /// What if NAME's time to first token were S seconds: NAME=S (repeatable).
+    #[arg(long = "ttft", value_name = "NAME=S")]
+    pub ttft: Vec<String>,
+    /// What if every test run took S seconds.
+    #[arg(long, value_name = "S")]
+    pub test_time: Option<f64>,
+    /// Runs replayed at once.
+    #[arg(long, default_value_t = 2)]
+    pub concurrency: usize,
+    /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
 }

@@ -22,6 +22,9 @@ pub enum CliError {
     /// A task directory is not usable.
     #[error(transparent)]
     Task(#[from] loopvel_harness::task::TaskError),
+    /// Local model setup or servers.
+    #[error(transparent)]
+    Local(#[from] loopvel_local::LocalError),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] loopvel_store::StoreError),
@@ -41,7 +44,8 @@ impl CliError {
             CliError::Store(
                 loopvel_store::StoreError::Missing { .. } | loopvel_store::StoreError::NotLoopvel { .. },
             ) => 2,
-            CliError::Output(_) | CliError::CheckFailed(_) | CliError::Store(_) => 1,
+            CliError::Local(loopvel_local::LocalError::UnknownModel(_) | loopvel_local::LocalError::NotSetUp(_)) => 2,
+            CliError::Output(_) | CliError::CheckFailed(_) | CliError::Store(_) | CliError::Local(_) => 1,
         }
     }
 }

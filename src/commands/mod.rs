@@ -2,7 +2,9 @@
 
 pub mod calc;
 pub mod export;
+pub mod local;
 pub mod predict;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod simulate;
@@ -18,9 +20,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Calc(args) => calc::run(&args, &mut out),
         Command::Simulate(args) => simulate::run(&args, &mut out),
         Command::Tasks { command } => tasks::run(&command, &mut out),
+        Command::Local { command } => local::run(&command, &mut out),
         Command::Run(args) => run::run(&args, &mut out),
         Command::Export(args) => export::run(&args, &mut out),
         Command::Report(args) => report::run(&args, &mut out),
+        Command::Replay(args) => replay::run(&args, &mut out).map(|_| ()),
         Command::Predict(args) => predict::run(&args, &mut out),
     }
 }

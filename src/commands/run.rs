@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use comfy_table::CellAlignment;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use loopvel_harness::run::{play_run, History, RunJob, RunOptions};
+use loopvel_harness::run::{play_run, Clock, History, Live, RunJob, RunOptions};
 use loopvel_harness::task::{discover, Task};
 use loopvel_math::units::{percent, seconds, usd};
 use loopvel_provider::{Limiter, ModelConfig};
@@ -21,7 +21,7 @@ use crate::error::CliError;
 /// FNV-1a, 64 bits: a hash that stays the same across Rust versions and
 /// machines, so a plan's key (and resuming it) survives an upgrade.
 /// Hand-rolled: five lines, and no crate offers just this.
-fn fnv1a(bytes: &[u8], mut h: u64) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8], mut h: u64) -> u64 {
     for b in bytes {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
@@ -29,10 +29,10 @@ fn fnv1a(bytes: &[u8], mut h: u64) -> u64 {
     h
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// A hash of every file of a task (paths and contents, sorted).
-fn task_hash(task: &Task) -> String {
+pub(crate) fn task_hash(task: &Task) -> String {
     fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         for e in entries.filter_map(Result::ok) {
@@ -96,12 +96,15 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
         },
         feedback_bytes: args.feedback_bytes,
         scrub_env: models.iter().filter_map(|m| m.api_key_env.clone()).collect(),
+        clock: Clock::Wall,
     };
     let store = Store::open(&args.db)?;
     // The plan: which tasks (by content), which models (config without keys), which options.
     let task_hashes: Vec<String> = tasks.iter().map(task_hash).collect();
     let model_json: Vec<String> = models.iter().map(|m| serde_json::to_string(m).unwrap_or_default()).collect();
-    let options_json = serde_json::to_string(&(&options, args.runs)).unwrap_or_default();
+    // The key leaves out --runs: running the same plan again with a larger
+    // --runs keeps what is done and adds the missing replicates.
+    let options_json = serde_json::to_string(&options).unwrap_or_default();
     let mut key = FNV_OFFSET;
     for part in task_hashes.iter().chain(&model_json).chain(std::iter::once(&options_json)) {
         key = fnv1a(part.as_bytes(), key);
@@ -196,8 +199,8 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                             break;
                         }
                     };
-                    let rj =
-                        RunJob { task, model, limiter: &limiters[job.model], store: &store, run_id, options: &options };
+                    let live = Live { model, limiter: &limiters[job.model] };
+                    let rj = RunJob { task, responder: &live, store: &store, run_id, options: &options };
                     let label = format!("{} × {} #{}", task.name, model.name, job.replicate + 1);
                     let line = bars.add(ProgressBar::new_spinner());
                     line.set_message(format!("{label}: turn 1 …"));

@@ -18,6 +18,7 @@
 
 pub mod edits;
 pub mod grade;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod task;

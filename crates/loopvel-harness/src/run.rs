@@ -4,6 +4,48 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use loopvel_provider::{complete, Completion, Limiter, Message, ModelConfig, Role};
+
+/// Where a turn's reply comes from: a live endpoint, or a recording.
+pub trait Responder: Sync {
+    /// The reply to `messages` on `turn` (1-based). An error ends the run as an error.
+    fn respond(&self, turn: u32, messages: &[Message]) -> Result<Completion, String>;
+    /// What this reply cost, USD.
+    fn usd(&self, completion: &Completion) -> f64;
+}
+
+/// A live model endpoint behind its shared limiter.
+pub struct Live<'a> {
+    /// The model.
+    pub model: &'a ModelConfig,
+    /// Its shared limits.
+    pub limiter: &'a Limiter,
+}
+
+impl Responder for Live<'_> {
+    fn respond(&self, _turn: u32, messages: &[Message]) -> Result<Completion, String> {
+        complete(self.model, messages, self.limiter).map_err(|e| e.to_string())
+    }
+    fn usd(&self, c: &Completion) -> f64 {
+        (c.input_tokens as f64 * self.model.usd_per_mtok_in + c.output_tokens as f64 * self.model.usd_per_mtok_out)
+            / 1e6
+    }
+}
+
+/// How a run's clock runs.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub enum Clock {
+    /// Wall-clock time as measured.
+    #[default]
+    Wall,
+    /// Replay: the model's time is the time its (recorded) completion says,
+    /// not the instant a recording answers in; tests and harness work are
+    /// measured, unless `test_s` pretends every test run took that long.
+    /// Nothing sleeps.
+    Virtual {
+        /// Pretend each test run took this many seconds.
+        test_s: Option<f64>,
+    },
+}
 use loopvel_store::{CallRecord, RunSummary, Store, TestRecord, TurnRecord};
 
 use crate::edits::{fenced_blocks, parse_edits, Edit, EditOp, FORMAT_INSTRUCTIONS};
@@ -39,16 +81,17 @@ pub struct RunOptions {
     /// Environment variables the tests must not see (every model's `api_key_env`).
     #[serde(skip)]
     pub scrub_env: Vec<String>,
+    /// Wall clock for live runs, a virtual one for replays.
+    #[serde(skip)]
+    pub clock: Clock,
 }
 
 /// One run to play.
 pub struct RunJob<'a> {
     /// The task.
     pub task: &'a Task,
-    /// The model.
-    pub model: &'a ModelConfig,
-    /// Its shared limits.
-    pub limiter: &'a Limiter,
+    /// Where replies come from.
+    pub responder: &'a dyn Responder,
     /// Where to record.
     pub store: &'a Store,
     /// The run's row.
@@ -133,10 +176,6 @@ fn feedback(test: Option<&TestRun>, refusals: &[String], budget: usize) -> Strin
     s
 }
 
-fn usd(model: &ModelConfig, c: &Completion) -> f64 {
-    (c.input_tokens as f64 * model.usd_per_mtok_in + c.output_tokens as f64 * model.usd_per_mtok_out) / 1e6
-}
-
 /// Play one run to its end and record every turn. Never panics on model output.
 pub fn play_run(job: &RunJob, on_turn: OnTurn) -> RunSummary {
     let started = Instant::now();
@@ -185,10 +224,12 @@ pub fn play_run(job: &RunJob, on_turn: OnTurn) -> RunSummary {
     let mut turn_start = 0.0;
     for turn in 1..=job.options.max_turns {
         let request_json = serde_json::to_string(&messages).unwrap_or_default();
-        let completion = match complete(job.model, &messages, job.limiter) {
+        let call_started = Instant::now();
+        let completion = match job.responder.respond(turn, &messages) {
             Ok(c) => c,
-            Err(e) => return fail(summary, e.to_string()),
+            Err(e) => return fail(summary, e),
         };
+        let call_measured_s = call_started.elapsed().as_secs_f64();
         let mut parsed = parse_edits(&completion.text);
         let mut refusals: Vec<String> = parsed.problems.clone();
         // Small models often answer with one bare code block. When the task has
@@ -227,11 +268,20 @@ pub fn play_run(job: &RunJob, on_turn: OnTurn) -> RunSummary {
         };
         let counts = test.as_ref().or(previous.as_ref()).and_then(|t| if t.timed_out { None } else { t.counts });
         let g = grade(&TurnResult { counts, edits_applied: applied as usize, state_seen_before, previous_passed });
-        let wall = mark.elapsed().as_secs_f64();
+        let measured = mark.elapsed().as_secs_f64();
         mark = Instant::now();
         let gen_s = completion.ttlt_s;
-        let test_s = test.as_ref().map_or(0.0, |t| t.duration_s);
-        let cost = usd(job.model, &completion);
+        let measured_test_s = test.as_ref().map_or(0.0, |t| t.duration_s);
+        let (wall, test_s) = match job.options.clock {
+            Clock::Wall => (measured, measured_test_s),
+            Clock::Virtual { test_s: pretend } => {
+                let test_s = if test.is_some() { pretend.unwrap_or(measured_test_s) } else { 0.0 };
+                // The harness's own work is measured; the model's and the tests' are the record's (or pretended).
+                let harness = (measured - call_measured_s - measured_test_s).max(0.0);
+                (gen_s + completion.retry_wait_s + test_s + harness, test_s)
+            }
+        };
+        let cost = job.responder.usd(&completion);
         let record = TurnRecord {
             turn,
             started_s: turn_start,
@@ -280,7 +330,10 @@ pub fn play_run(job: &RunJob, on_turn: OnTurn) -> RunSummary {
         summary.input_tokens += completion.input_tokens;
         summary.output_tokens += completion.output_tokens;
         summary.usd += cost;
-        let elapsed = started.elapsed().as_secs_f64();
+        let elapsed = match job.options.clock {
+            Clock::Wall => started.elapsed().as_secs_f64(),
+            Clock::Virtual { .. } => turn_start,
+        };
         if g == Grade::Pass {
             summary.outcome = "pass".into();
             summary.stop_reason = "pass".into();
@@ -322,7 +375,10 @@ pub fn play_run(job: &RunJob, on_turn: OnTurn) -> RunSummary {
             }
         }
     }
-    summary.wall_s = started.elapsed().as_secs_f64();
+    summary.wall_s = match job.options.clock {
+        Clock::Wall => started.elapsed().as_secs_f64(),
+        Clock::Virtual { .. } => turn_start,
+    };
     summary
 }
 

@@ -117,7 +117,7 @@ pub struct Message {
 }
 
 /// One retry, for the record.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct RetryNote {
     /// Attempt number that failed (1-based).
     pub attempt: u32,
@@ -129,7 +129,7 @@ pub struct RetryNote {
 
 /// A streamed reply and its timing. Times in seconds from the moment the
 /// successful attempt's request was sent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Completion {
     /// The reply text.
     pub text: String,

@@ -65,6 +65,8 @@ pub struct StoredRun {
     pub plan_id: i64,
     /// Task name.
     pub task: String,
+    /// Hash of the task's files when it ran.
+    pub task_files_hash: String,
     /// Model name.
     pub model: String,
     /// Replicate number.
@@ -81,6 +83,19 @@ pub struct StoredRun {
     pub usd: f64,
     /// The turns in order.
     pub turns: Vec<StoredTurn>,
+}
+
+/// One recorded model call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCall {
+    /// The turn it answered.
+    pub turn: u32,
+    /// The messages sent (JSON).
+    pub request_json: String,
+    /// The reply text.
+    pub reply_text: String,
+    /// The completion with its timing (JSON).
+    pub detail_json: String,
 }
 
 /// One turn of a [`StoredRun`].
@@ -308,7 +323,8 @@ impl Store {
             let mut runs: Vec<StoredRun> = c
                 .prepare(
                     "SELECT r.id, r.plan_id, t.name, m.name, r.replicate, COALESCE(r.outcome, 'error'),
-                            COALESCE(r.stop_reason, 'error'), r.time_to_pass_s, COALESCE(r.wall_s, 0), COALESCE(r.usd, 0)
+                            COALESCE(r.stop_reason, 'error'), r.time_to_pass_s, COALESCE(r.wall_s, 0), COALESCE(r.usd, 0),
+                            t.files_hash
                      FROM runs r JOIN tasks t ON t.id = r.task_id JOIN models m ON m.id = r.model_id
                      WHERE r.status = 'done' ORDER BY r.id",
                 )?
@@ -324,6 +340,7 @@ impl Store {
                         time_to_pass_s: r.get(7)?,
                         wall_s: r.get(8)?,
                         usd: r.get(9)?,
+                        task_files_hash: r.get(10)?,
                         turns: Vec::new(),
                     })
                 })?
@@ -356,6 +373,33 @@ impl Store {
                 });
             }
             Ok(runs)
+        })
+    }
+
+    /// The model calls of one run, in turn order.
+    pub fn run_calls(&self, run: i64) -> Result<Vec<StoredCall>, StoreError> {
+        self.with(|c| {
+            c.prepare(
+                "SELECT u.turn, k.request_json, k.reply_text, k.detail_json FROM calls k JOIN turns u ON u.id = k.turn_id
+                 WHERE u.run_id = ?1 ORDER BY u.turn",
+            )?
+            .query_map([run], |r| {
+                Ok(StoredCall { turn: r.get(0)?, request_json: r.get(1)?, reply_text: r.get(2)?, detail_json: r.get(3)? })
+            })?
+            .collect()
+        })
+    }
+
+    /// A plan's options as recorded (JSON), if the plan exists.
+    pub fn plan_options(&self, plan: i64) -> Result<Option<String>, StoreError> {
+        self.with(|c| c.query_row("SELECT options_json FROM plans WHERE id = ?1", [plan], |r| r.get(0)).optional())
+    }
+
+    /// A model's configuration as recorded (JSON, without secrets): the latest one of that name.
+    pub fn model_config(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            c.query_row("SELECT config_json FROM models WHERE name = ?1 ORDER BY id DESC LIMIT 1", [name], |r| r.get(0))
+                .optional()
         })
     }
 

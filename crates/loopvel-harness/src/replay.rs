@@ -1,0 +1,245 @@
+//! Replies from a recording instead of a live model.
+//!
+//! - [`RunReplay`] answers one recorded run's turns in order (`loopvel replay`):
+//!   the request the loop builds now is compared with the recorded one, and the
+//!   first difference is kept as the run's divergence (a flaky test changes the
+//!   feedback, so the request differs).
+//! - [`ReplayIndex`] answers any run from recorded calls keyed by task, model and
+//!   request content (`loopvel run --model replay:DB#MODEL`): a request never
+//!   seen is an error, never a live call.
+//!
+//! What-ifs change only the timing of a recorded reply, never its text.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use loopvel_provider::{Completion, Message};
+
+use crate::run::Responder;
+
+/// One recorded call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recording {
+    /// The messages that were sent (JSON, as recorded).
+    pub request_json: String,
+    /// The reply and its timing.
+    pub completion: Completion,
+    /// What it cost, USD.
+    pub usd: f64,
+}
+
+/// Timing what-ifs for one model's replies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// Generation after the first token runs this many times faster.
+    pub speed_factor: f64,
+    /// Time to first token becomes this, s.
+    pub ttft_s: Option<f64>,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing { speed_factor: 1.0, ttft_s: None }
+    }
+}
+
+impl Timing {
+    /// The completion as it would have been timed: TTFT replaced, generation sped up.
+    pub fn apply(&self, c: &Completion) -> Completion {
+        let mut out = c.clone();
+        let ttft = c.ttft_s.unwrap_or(0.0);
+        let generation = (c.ttlt_s - ttft).max(0.0) / self.speed_factor;
+        let new_ttft = self.ttft_s.unwrap_or(ttft);
+        if c.ttft_s.is_some() || self.ttft_s.is_some() {
+            out.ttft_s = Some(new_ttft);
+        }
+        out.ttlt_s = new_ttft + generation;
+        out.tokens_per_s = c.tokens_per_s.map(|s| s * self.speed_factor);
+        out
+    }
+}
+
+/// The message a replay gives when the loop asks for more turns than were recorded.
+pub const PAST_THE_RECORDING: &str = "the recording ends here";
+
+/// Answers one recorded run's turns in order.
+pub struct RunReplay {
+    calls: Vec<Recording>,
+    timing: Timing,
+    divergence: Mutex<Option<String>>,
+    last_usd: Mutex<f64>,
+}
+
+impl RunReplay {
+    /// The replay of `calls` (turn order) with `timing` what-ifs.
+    pub fn new(calls: Vec<Recording>, timing: Timing) -> Self {
+        RunReplay { calls, timing, divergence: Mutex::new(None), last_usd: Mutex::new(0.0) }
+    }
+
+    /// The first turn whose request differed from the recorded one, if any.
+    pub fn divergence(&self) -> Option<String> {
+        self.divergence.lock().map_or(None, |d| d.clone())
+    }
+}
+
+impl Responder for RunReplay {
+    fn respond(&self, turn: u32, messages: &[Message]) -> Result<Completion, String> {
+        let Some(rec) = self.calls.get(turn as usize - 1) else {
+            return Err(format!(
+                "{PAST_THE_RECORDING}: turn {turn} was never recorded ({} recorded)",
+                self.calls.len()
+            ));
+        };
+        let now = serde_json::to_string(messages).unwrap_or_default();
+        if now != rec.request_json {
+            if let Ok(mut d) = self.divergence.lock() {
+                d.get_or_insert_with(|| {
+                    format!("turn {turn}: the request differs from the recorded one (different test output or files)")
+                });
+            }
+        }
+        if let Ok(mut u) = self.last_usd.lock() {
+            *u = rec.usd;
+        }
+        Ok(self.timing.apply(&rec.completion))
+    }
+    /// The recorded cost of the reply just given.
+    fn usd(&self, _c: &Completion) -> f64 {
+        self.last_usd.lock().map_or(0.0, |u| *u)
+    }
+}
+
+/// Recorded calls keyed by task, model and request content.
+#[derive(Debug, Default)]
+pub struct ReplayIndex {
+    calls: HashMap<(String, String, String), Recording>,
+    source: String,
+}
+
+impl ReplayIndex {
+    /// An empty index naming its source (for messages).
+    pub fn new(source: &str) -> Self {
+        ReplayIndex { calls: HashMap::new(), source: source.to_string() }
+    }
+
+    /// Adds a recorded call of `model` on `task`.
+    pub fn insert(&mut self, task: &str, model: &str, rec: Recording) {
+        self.calls.insert((task.to_string(), model.to_string(), rec.request_json.clone()), rec);
+    }
+
+    /// Calls held.
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// A responder for one task and model.
+    pub fn for_run<'a>(&'a self, task: &'a str, model: &'a str) -> IndexedReplay<'a> {
+        IndexedReplay { index: self, task, model, last_usd: Mutex::new(0.0) }
+    }
+}
+
+/// [`ReplayIndex`] answering for one task and model.
+pub struct IndexedReplay<'a> {
+    index: &'a ReplayIndex,
+    task: &'a str,
+    model: &'a str,
+    last_usd: Mutex<f64>,
+}
+
+impl Responder for IndexedReplay<'_> {
+    fn respond(&self, turn: u32, messages: &[Message]) -> Result<Completion, String> {
+        let request = serde_json::to_string(messages).unwrap_or_default();
+        let key = (self.task.to_string(), self.model.to_string(), request);
+        match self.index.calls.get(&key) {
+            Some(rec) => {
+                if let Ok(mut u) = self.last_usd.lock() {
+                    *u = rec.usd;
+                }
+                Ok(rec.completion.clone())
+            }
+            None => Err(format!(
+                "replay miss: {} has no recorded call of {} on {} with this request (turn {turn}); a replay never calls a live model",
+                self.index.source, self.model, self.task
+            )),
+        }
+    }
+    /// The recorded cost of the reply just given.
+    fn usd(&self, _c: &Completion) -> f64 {
+        self.last_usd.lock().map_or(0.0, |u| *u)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loopvel_provider::Role;
+
+    fn completion(ttft: f64, ttlt: f64) -> Completion {
+        Completion {
+            text: "x".into(),
+            ttft_s: Some(ttft),
+            reasoning_ttft_s: None,
+            reasoning_chars: 0,
+            ttlt_s: ttlt,
+            output_tokens: 100,
+            output_tokens_estimated: false,
+            input_tokens: 10,
+            input_tokens_estimated: false,
+            tokens_per_s: Some(10.0),
+            retry_wait_s: 0.0,
+            attempts: 1,
+            retries: Vec::new(),
+            finish_reason: None,
+        }
+    }
+
+    #[test]
+    fn what_ifs_scale_generation_and_replace_ttft() {
+        let c = completion(1.0, 11.0);
+        let t = Timing { speed_factor: 10.0, ttft_s: None }.apply(&c);
+        assert_eq!((t.ttft_s, t.ttlt_s, t.tokens_per_s), (Some(1.0), 2.0, Some(100.0)));
+        let t = Timing { speed_factor: 1.0, ttft_s: Some(0.1) }.apply(&c);
+        assert!((t.ttlt_s - 10.1).abs() < 1e-12);
+        assert_eq!(Timing::default().apply(&c), c);
+    }
+
+    #[test]
+    fn a_run_replay_answers_in_order_notes_a_divergence_and_stops_at_the_end() {
+        let msgs = vec![Message { role: Role::User, content: "hi".into() }];
+        let rec = Recording {
+            request_json: serde_json::to_string(&msgs).unwrap(),
+            completion: completion(1.0, 2.0),
+            usd: 0.5,
+        };
+        let r = RunReplay::new(vec![rec], Timing::default());
+        assert!(r.respond(1, &msgs).is_ok());
+        assert_eq!(r.divergence(), None);
+        let other = vec![Message { role: Role::User, content: "changed".into() }];
+        assert!(r.respond(1, &other).is_ok());
+        assert!(r.divergence().unwrap().contains("turn 1"));
+        assert!(r.respond(2, &msgs).unwrap_err().starts_with(PAST_THE_RECORDING));
+    }
+
+    #[test]
+    fn an_index_miss_is_an_error() {
+        let msgs = vec![Message { role: Role::User, content: "hi".into() }];
+        let mut idx = ReplayIndex::new("old.db");
+        idx.insert(
+            "t",
+            "m",
+            Recording {
+                request_json: serde_json::to_string(&msgs).unwrap(),
+                completion: completion(1.0, 2.0),
+                usd: 0.0,
+            },
+        );
+        assert!(idx.for_run("t", "m").respond(1, &msgs).is_ok());
+        let e = idx.for_run("t", "other").respond(1, &msgs).unwrap_err();
+        assert!(e.contains("replay miss") && e.contains("old.db"), "{e}");
+    }
+}

@@ -1,0 +1,347 @@
+//! `loopvel replay`: recorded replies, real tests, a virtual clock.
+//!
+//! Each recorded run is played again through the same loop (`play_run`) with
+//! its recorded replies in order. The tests really run; the model's time is
+//! the recorded one (scaled by what-ifs), the tests' is measured (or the
+//! `--test-time` what-if), and nothing sleeps. Unchanged, a replay must give
+//! each run's outcome, turns and grades exactly; any difference is reported
+//! per run (a flaky test, a changed task). With what-ifs, every run is played
+//! twice into DST: once unchanged (under its model's name) and once with the
+//! what-ifs (under `NAME (what-if)`), so `loopvel report --db DST` shows the
+//! counterfactual beside the original.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use loopvel_harness::replay::{Recording, RunReplay, Timing, PAST_THE_RECORDING};
+use loopvel_harness::run::{play_run, Clock, History, RunJob, RunOptions};
+use loopvel_harness::task::{discover, Task};
+use loopvel_provider::Completion;
+use loopvel_store::{Store, StoredRun};
+use serde_json::{json, Value};
+
+use crate::cli::ReplayArgs;
+use crate::commands::run::{fnv1a, task_hash, FNV_OFFSET};
+use crate::error::CliError;
+
+/// What happened to one replayed run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Replayed {
+    /// Source run id.
+    pub source_run: i64,
+    /// Task.
+    pub task: String,
+    /// Model name in the destination.
+    pub model: String,
+    /// True for the unchanged replay (the one that must reproduce the record).
+    pub unchanged: bool,
+    /// Outcome then and now.
+    pub outcome: (String, String),
+    /// Turns then and now.
+    pub turns: (u32, u32),
+    /// Time to pass then and now (s; virtual now).
+    pub time_to_pass_s: (Option<f64>, Option<f64>),
+    /// Differences from the record (unchanged replays only), empty when exact.
+    pub differences: Vec<String>,
+}
+
+/// The whole replay.
+#[derive(Debug, serde::Serialize)]
+pub struct ReplayResult {
+    /// Runs replayed.
+    pub runs: Vec<Replayed>,
+    /// Source runs skipped, with why.
+    pub skipped: Vec<String>,
+    /// Seconds the replay took.
+    pub elapsed_s: f64,
+}
+
+fn parse_pairs(flag: &str, items: &[String], factor: bool) -> Result<HashMap<String, f64>, CliError> {
+    let mut out = HashMap::new();
+    for item in items {
+        let bad = |why: &str| CliError::Usage(format!("{flag} {item}: {why}"));
+        let (name, value) = item.rsplit_once('=').ok_or_else(|| bad("expected NAME=VALUE"))?;
+        let v =
+            if factor { value.strip_prefix('x').or_else(|| value.strip_prefix('×')).unwrap_or(value) } else { value };
+        let x: f64 = v
+            .parse()
+            .map_err(|_| bad(if factor { "the value is xFACTOR, e.g. x10" } else { "the value is seconds" }))?;
+        if !x.is_finite() || x < 0.0 || (factor && x == 0.0) {
+            return Err(bad("give a finite number ≥ 0 (a factor > 0)"));
+        }
+        out.insert(name.to_string(), x);
+    }
+    Ok(out)
+}
+
+/// The loop options a run was recorded with (its plan's options).
+fn recorded_options(json: &str) -> Option<RunOptions> {
+    let v: Value = serde_json::from_str(json).ok()?;
+    // Plans recorded before the key left out --runs store `[options, runs]`.
+    let o = if v.is_array() { v.get(0)? } else { &v };
+    Some(RunOptions {
+        max_turns: o.get("max_turns")?.as_u64()? as u32,
+        max_wall_s: o.get("max_wall_s").and_then(Value::as_f64),
+        max_usd: o.get("max_usd").and_then(Value::as_f64),
+        history: if o.get("history")?.as_str()? == "last" { History::Last } else { History::Full },
+        feedback_bytes: o.get("feedback_bytes")?.as_u64()? as usize,
+        scrub_env: Vec::new(),
+        clock: Clock::Wall,
+    })
+}
+
+struct Job<'a> {
+    source: &'a StoredRun,
+    task: &'a Task,
+    calls: Vec<Recording>,
+    options: RunOptions,
+    name: String,
+    timing: Timing,
+    unchanged: bool,
+    plan: i64,
+    task_id: i64,
+    model_id: i64,
+}
+
+/// Replay; returns what happened (also printed).
+pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliError> {
+    if args.concurrency == 0 || args.concurrency > 64 {
+        return Err(CliError::Usage(format!("--concurrency {}: give 1 to 64", args.concurrency)));
+    }
+    if args.test_time.is_some_and(|t| !(t.is_finite() && t >= 0.0)) {
+        return Err(CliError::Usage("--test-time: give seconds ≥ 0".into()));
+    }
+    let speed = parse_pairs("--model-speed", &args.model_speed, true)?;
+    let ttft = parse_pairs("--ttft", &args.ttft, false)?;
+    let started = Instant::now();
+    let src = Store::open_existing(&args.db)?;
+    let runs: Vec<StoredRun> =
+        src.read_runs()?.into_iter().filter(|r| args.models.is_empty() || args.models.contains(&r.model)).collect();
+    let names: Vec<&str> = {
+        let mut n: Vec<&str> = runs.iter().map(|r| r.model.as_str()).collect();
+        n.sort_unstable();
+        n.dedup();
+        n
+    };
+    for name in speed.keys().chain(ttft.keys()) {
+        if !names.contains(&name.as_str()) {
+            return Err(CliError::Usage(format!(
+                "what-if names model {name:?}, which has no runs in {}; models: {}",
+                args.db.display(),
+                names.join(", ")
+            )));
+        }
+    }
+    let tasks = discover(&args.tasks)?;
+    let by_name: HashMap<&str, (&Task, String)> = tasks.iter().map(|t| (t.name.as_str(), (t, task_hash(t)))).collect();
+    let dst = Store::open(&args.into)?;
+    let any_what_if = !speed.is_empty() || !ttft.is_empty() || args.test_time.is_some();
+    let mut skipped = Vec::new();
+    let mut jobs = Vec::new();
+    for r in &runs {
+        let Some((task, hash)) = by_name.get(r.task.as_str()) else {
+            skipped.push(format!(
+                "run {} ({} × {}): no task {} in {}",
+                r.run_id,
+                r.task,
+                r.model,
+                r.task,
+                args.tasks.display()
+            ));
+            continue;
+        };
+        if *hash != r.task_files_hash {
+            skipped.push(format!(
+                "run {} ({} × {}): the task's files in {} changed since the recording; replay needs the same files",
+                r.run_id,
+                r.task,
+                r.model,
+                args.tasks.display()
+            ));
+            continue;
+        }
+        let Some(options) = src.plan_options(r.plan_id)?.as_deref().and_then(recorded_options) else {
+            skipped.push(format!("run {}: its plan's options cannot be read", r.run_id));
+            continue;
+        };
+        let mut calls = Vec::new();
+        for (c, t) in src.run_calls(r.run_id)?.into_iter().zip(&r.turns) {
+            let Ok(completion) = serde_json::from_str::<Completion>(&c.detail_json) else {
+                skipped.push(format!("run {} turn {}: the recorded call cannot be read", r.run_id, c.turn));
+                break;
+            };
+            calls.push(Recording { request_json: c.request_json, completion, usd: t.usd });
+        }
+        if calls.len() != r.turns.len() {
+            continue;
+        }
+        let what_if =
+            Timing { speed_factor: speed.get(&r.model).copied().unwrap_or(1.0), ttft_s: ttft.get(&r.model).copied() };
+        let mut variants = vec![(r.model.clone(), Timing::default(), None, true)];
+        if any_what_if {
+            let mut label = Vec::new();
+            if let Some(f) = speed.get(&r.model) {
+                label.push(format!("x{f} speed"));
+            }
+            if let Some(t) = ttft.get(&r.model) {
+                label.push(format!("TTFT {t} s"));
+            }
+            if let Some(t) = args.test_time {
+                label.push(format!("tests {t} s"));
+            }
+            if !label.is_empty() {
+                variants.push((format!("{} ({})", r.model, label.join(", ")), what_if, args.test_time, false));
+            }
+        }
+        for (name, timing, test_s, unchanged) in variants {
+            let mut options = options.clone();
+            options.clock = Clock::Virtual { test_s };
+            let key = format!("{:016x}", {
+                let mut h = fnv1a(b"replay", FNV_OFFSET);
+                h = fnv1a(args.db.display().to_string().as_bytes(), h);
+                h = fnv1a(&r.plan_id.to_le_bytes(), h);
+                fnv1a(name.as_bytes(), h)
+            });
+            let plan = dst.plan(&key, &format!("replay of {} plan {}", args.db.display(), r.plan_id), "replay")?;
+            let task_id = dst.task(&task.name, hash, &task.prompt, &task.test)?;
+            let config = src.model_config(&r.model)?.unwrap_or_else(|| "{}".into());
+            let model_id = dst.model(&name, &config)?;
+            jobs.push(Job {
+                source: r,
+                task,
+                calls: calls.clone(),
+                options,
+                name,
+                timing,
+                unchanged,
+                plan,
+                task_id,
+                model_id,
+            });
+        }
+    }
+    if jobs.is_empty() {
+        return Err(CliError::Usage(format!(
+            "nothing to replay from {}: {}",
+            args.db.display(),
+            if skipped.is_empty() { "no finished runs".to_string() } else { skipped.join("; ") }
+        )));
+    }
+    let total = jobs.len();
+    let queue = Mutex::new(jobs.into_iter().collect::<VecDeque<_>>());
+    let results: Mutex<Vec<Replayed>> = Mutex::new(Vec::new());
+    let failure: Mutex<Option<String>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..args.concurrency.min(total) {
+            s.spawn(|| {
+                while let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
+                    match replay_one(&dst, job) {
+                        Ok(r) => results.lock().map(|mut v| v.push(r)).unwrap_or(()),
+                        Err(e) => {
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert(e);
+                            }
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().unwrap_or(None) {
+        return Err(CliError::Usage(format!("replay into {}: {e}", args.into.display())));
+    }
+    let mut runs = results.into_inner().unwrap_or_default();
+    runs.sort_by_key(|r| (r.source_run, !r.unchanged));
+    let result = ReplayResult { runs, skipped, elapsed_s: started.elapsed().as_secs_f64() };
+    print(&result, args, out)?;
+    Ok(result)
+}
+
+fn replay_one(dst: &Store, job: Job) -> Result<Replayed, String> {
+    let run_id = dst.start_run(job.plan, job.task_id, job.model_id, job.source.replicate).map_err(|e| e.to_string())?;
+    let responder = RunReplay::new(job.calls, job.timing);
+    let grades: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let on_turn = |t: &loopvel_store::TurnRecord| {
+        if let Ok(mut g) = grades.lock() {
+            g.push(t.grade.clone());
+        }
+    };
+    let rj = RunJob { task: job.task, responder: &responder, store: dst, run_id, options: &job.options };
+    let mut summary = play_run(&rj, &on_turn);
+    // Past the recording is not a model error: the run stops where the record stops.
+    if summary.error.as_deref().is_some_and(|e| e.starts_with(PAST_THE_RECORDING)) {
+        summary.outcome = "fail".into();
+        summary.stop_reason = "recording_ended".into();
+    }
+    dst.finish_run(run_id, &summary).map_err(|e| e.to_string())?;
+    let src = job.source;
+    let now_grades = grades.into_inner().unwrap_or_default();
+    let mut differences = Vec::new();
+    if job.unchanged {
+        if summary.outcome != src.outcome {
+            differences.push(format!("outcome {} (recorded {})", summary.outcome, src.outcome));
+        }
+        if summary.turns as usize != src.turns.len() {
+            differences.push(format!("{} turns (recorded {})", summary.turns, src.turns.len()));
+        }
+        for (i, (now, then)) in now_grades.iter().zip(src.turns.iter().map(|t| &t.grade)).enumerate() {
+            if now != then {
+                differences.push(format!("turn {} graded {now} (recorded {then})", i + 1));
+            }
+        }
+        if let Some(d) = responder.divergence() {
+            differences.push(d);
+        }
+    }
+    Ok(Replayed {
+        source_run: src.run_id,
+        task: src.task.clone(),
+        model: job.name,
+        unchanged: job.unchanged,
+        outcome: (src.outcome.clone(), summary.outcome.clone()),
+        turns: (src.turns.len() as u32, summary.turns),
+        time_to_pass_s: (src.time_to_pass_s, summary.time_to_pass_s),
+        differences,
+    })
+}
+
+fn print(result: &ReplayResult, args: &ReplayArgs, out: &mut impl Write) -> Result<(), CliError> {
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&json!(result)).unwrap_or_default())?;
+        return Ok(());
+    }
+    let unchanged: Vec<&Replayed> = result.runs.iter().filter(|r| r.unchanged).collect();
+    let exact = unchanged.iter().filter(|r| r.differences.is_empty()).count();
+    writeln!(
+        out,
+        "loopvel replay: {} runs from {} replayed into {} in {:.1} s (recorded replies, real tests, virtual clock)",
+        result.runs.len(),
+        args.db.display(),
+        args.into.display(),
+        result.elapsed_s
+    )?;
+    writeln!(
+        out,
+        "unchanged replays that reproduce the record exactly (outcome, turns, every grade): {exact} of {}",
+        unchanged.len()
+    )?;
+    for r in unchanged.iter().filter(|r| !r.differences.is_empty()) {
+        writeln!(out, "  diverged: run {} ({} × {}): {}", r.source_run, r.task, r.model, r.differences.join("; "))?;
+    }
+    for s in &result.skipped {
+        writeln!(out, "  skipped: {s}")?;
+    }
+    let changed: Vec<&Replayed> = result.runs.iter().filter(|r| !r.unchanged).collect();
+    if !changed.is_empty() {
+        writeln!(
+            out,
+            "what-if runs: {} (see them beside the originals: loopvel report --db {})",
+            changed.len(),
+            args.into.display()
+        )?;
+    }
+    Ok(())
+}
