@@ -17,6 +17,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole job offline in under a minute, no key, no model server: the
+    /// math on the talk's scenario, a replay of a real recorded run with the
+    /// real tests, and a report (terminal + demo-report.html).
+    Demo(DemoArgs),
     /// Compare models on one loop with exact formulas: cycle time, turns and
     /// time to all tests passing, pass rate, time and cost to pass, policies,
     /// break-even, and a verdict.
@@ -336,4 +340,15 @@ pub struct ReplayArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Options of `loopvel demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The loopvel repository (it needs examples/, demo/ and tasks/examples/).
+    #[arg(long, default_value = ".")]
+    pub root: PathBuf,
+    /// Where to write the HTML report.
+    #[arg(long, default_value = "demo-report.html")]
+    pub html: PathBuf,
 }

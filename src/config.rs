@@ -66,6 +66,9 @@ fn defaults(name: String, api: Api, base_url: String, model: String) -> ModelCon
 }
 
 /// `openai:MODEL`, `anthropic:MODEL` or `ollama:MODEL`.
+/// The `base_url` prefix that marks a replay model: no HTTP, answers from a database.
+pub const REPLAY_SCHEME: &str = "replay:";
+
 fn shorthand(spec: &str) -> Result<Option<ModelConfig>, CliError> {
     let Some((provider, model)) = spec.split_once(':') else { return Ok(None) };
     let name = spec.to_string();
@@ -84,10 +87,19 @@ fn shorthand(spec: &str) -> Result<Option<ModelConfig>, CliError> {
             c
         }
         "ollama" => defaults(name, Api::OpenAi, "http://127.0.0.1:11434/v1".into(), model.into()),
+        // replay:DB#MODEL answers from MODEL's recorded calls in DB (see commands::run).
+        "replay" => {
+            let Some((db, recorded)) = model.rsplit_once('#') else {
+                return Err(CliError::Usage(format!(
+                    "--model {spec}: a replay model is replay:DATABASE#MODEL, e.g. replay:loopvel.db#qwen-0.5b"
+                )));
+            };
+            defaults(format!("{recorded} (replay)"), Api::OpenAi, format!("{REPLAY_SCHEME}{db}"), recorded.into())
+        }
         other => {
             return Err(CliError::Usage(format!(
-                "--model {spec}: unknown provider `{other}`; use openai:MODEL, anthropic:MODEL, ollama:MODEL, or a \
-                 name from loopvel.toml"
+                "--model {spec}: unknown provider `{other}`; use openai:MODEL, anthropic:MODEL, ollama:MODEL, \
+                 replay:DATABASE#MODEL, or a name from loopvel.toml"
             )))
         }
     };

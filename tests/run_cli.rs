@@ -407,3 +407,123 @@ fn a_test_that_sleeps_forever_is_killed_at_its_timeout_with_its_children() {
     std::thread::sleep(Duration::from_millis(3500));
     assert!(!marker.exists(), "a child of the killed test outlived it");
 }
+
+/// Two recorded runs: FAIL → PARTIAL → PASS, and a one-shot PASS.
+fn record_two_runs(dir: &Path) {
+    task(dir);
+    let step = |text: &str| Step::Reply { pieces: reply(text), first_ms: 200, gap_ms: 100 };
+    let server = serve(
+        vec![
+            step("calc.sh\n```sh\nA=0\nB=0\nC=0\n```\n"),
+            step("calc.sh\n```sh\nA=1\nB=1\nC=0\n```\n"),
+            step("calc.sh\n```sh\nA=1\nB=1\nC=1\n```\n"),
+            step("calc.sh\n```sh\nA=1\nB=1\nC=1\n```\n"),
+        ],
+        false,
+    );
+    config(dir, &server.url, "openai");
+    let o = loopvel(dir, &["run", "--tasks", "abc", "--model", "fake", "--runs", "2", "--max-turns", "5"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn sql_f64(db: &Path, sql: &str) -> Vec<f64> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut s = c.prepare(sql).unwrap();
+    s.query_map([], |r| r.get::<_, f64>(0)).unwrap().map(Result::unwrap).collect()
+}
+
+#[test]
+fn an_unchanged_replay_reproduces_every_run_exactly_on_a_virtual_clock() {
+    let dir = scratch("replay");
+    record_two_runs(&dir);
+    let started = std::time::Instant::now();
+    let o = loopvel(&dir, &["replay", "--db", "loopvel.db", "--into", "replay.db", "--tasks", ".", "--json"]);
+    let took = started.elapsed().as_secs_f64();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for r in runs {
+        assert_eq!(r["differences"].as_array().unwrap().len(), 0, "{r}");
+        assert_eq!(r["outcome"][0], r["outcome"][1]);
+        assert_eq!(r["turns"][0], r["turns"][1]);
+    }
+    let turns: Vec<u64> = runs.iter().map(|r| r["turns"][1].as_u64().unwrap()).collect();
+    assert_eq!(turns, vec![3, 1]);
+    // The virtual clock counts the recorded model time (≥ 0.4 s per reply)…
+    let model = sql_f64(&dir.join("replay.db"), "SELECT SUM(gen_s) FROM turns");
+    let wall = sql_f64(&dir.join("replay.db"), "SELECT SUM(wall_s) FROM runs");
+    assert!(model[0] >= 4.0 * 0.4 - 0.05, "recorded model time {model:?}");
+    assert!(wall[0] >= model[0], "virtual wall {wall:?} includes model time {model:?}");
+    // …without waiting for it.
+    assert!(took < model[0] + 1.0, "replay took {took} s for {} s of recorded model time", model[0]);
+}
+
+#[test]
+fn what_ifs_recompute_the_timeline_beside_the_original() {
+    let dir = scratch("whatif");
+    record_two_runs(&dir);
+    let o = loopvel(
+        &dir,
+        &[
+            "replay",
+            "--db",
+            "loopvel.db",
+            "--into",
+            "whatif.db",
+            "--tasks",
+            ".",
+            "--test-time",
+            "30",
+            "--model-speed",
+            "fake=x10",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("2 of 2"), "{out}");
+    let db = dir.join("whatif.db");
+    let original = sql_f64(&db, "SELECT r.time_to_pass_s FROM runs r JOIN models m ON m.id = r.model_id WHERE m.name = 'fake' ORDER BY r.replicate");
+    let changed = sql_f64(
+        &db,
+        "SELECT r.time_to_pass_s FROM runs r JOIN models m ON m.id = r.model_id WHERE m.name = 'fake (x10 speed, tests 30 s)' ORDER BY r.replicate",
+    );
+    assert_eq!((original.len(), changed.len()), (2, 2), "{original:?} {changed:?}");
+    // Run 1 ran its tests three times, run 2 once: 30 s each, plus a little model and harness time.
+    assert!((90.0..91.5).contains(&changed[0]), "{changed:?}");
+    assert!((30.0..30.8).contains(&changed[1]), "{changed:?}");
+    assert!(original[0] < 5.0 && original[1] < 2.0, "{original:?}");
+    let o = loopvel(&dir, &["report", "--db", "whatif.db"]);
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert!(report.contains("fake (x10 speed, tests 30 s)") && report.contains("tests"), "{report}");
+}
+
+#[test]
+fn the_replay_provider_answers_from_the_record_and_a_miss_is_an_error() {
+    let dir = scratch("replayprovider");
+    record_two_runs(&dir);
+    let o = loopvel(
+        &dir,
+        &["run", "--tasks", "abc", "--model", "replay:loopvel.db#fake", "--runs", "2", "--db", "again.db"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let outcomes = {
+        let c = rusqlite::Connection::open(dir.join("again.db")).unwrap();
+        let mut s = c.prepare("SELECT outcome, turns FROM runs ORDER BY replicate").unwrap();
+        s.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(outcomes, vec![("pass".to_string(), 3), ("pass".to_string(), 1)]);
+    // A third replicate has no recording: an error, never a live call.
+    let o = loopvel(
+        &dir,
+        &["run", "--tasks", "abc", "--model", "replay:loopvel.db#fake", "--runs", "3", "--db", "third.db"],
+    );
+    let c = rusqlite::Connection::open(dir.join("third.db")).unwrap();
+    let errors: String = c
+        .query_row("SELECT group_concat(error) FROM runs WHERE outcome = 'error'", [], |r| r.get(0))
+        .unwrap_or_default();
+    assert!(errors.contains("replay miss"), "{errors} / {}", String::from_utf8_lossy(&o.stderr));
+}

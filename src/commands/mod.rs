@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod calc;
+pub mod demo;
 pub mod export;
 pub mod local;
 pub mod predict;
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Calc(args) => calc::run(&args, &mut out),
+        Command::Demo(args) => demo::run(&args, &mut out),
         Command::Simulate(args) => simulate::run(&args, &mut out),
         Command::Tasks { command } => tasks::run(&command, &mut out),
         Command::Local { command } => local::run(&command, &mut out),

@@ -141,9 +141,17 @@ fn answers(p: &Prediction, heading: &str) -> String {
     s.push_str(&best_line(p, &p.best_time, "lowest mean time to pass", |r| {
         (range(r.mean_time_to_pass_s, seconds), r.best_time_share)
     }));
-    s.push_str(&best_line(p, &p.best_cost, "lowest cost per solved task", |r| {
-        (range(r.usd_per_solved, usd), r.best_cost_share)
-    }));
+    let all_free = p.policies.iter().all(|r| r.usd_per_solved.is_none_or(|c| c.interval[1] == 0.0));
+    if all_free {
+        s.push_str(&format!(
+            "  {:<28} n/a: every policy costs $0.00 here (no prices recorded, e.g. local models)\n",
+            "lowest cost per solved task"
+        ));
+    } else {
+        s.push_str(&best_line(p, &p.best_cost, "lowest cost per solved task", |r| {
+            (range(r.usd_per_solved, usd), r.best_cost_share)
+        }));
+    }
     s
 }
 
@@ -190,6 +198,14 @@ fn text(p: &Prediction, heading: &str) -> String {
         };
         s.push_str(&format!("{}\n", wrap(&line, 100).replace('\n', "\n  ")));
     }
+    s.push_str(&format!(
+        "{}\n",
+        wrap(
+            "- best-of-k and race assume the candidates generate in parallel, each at the model's own speed (true of hosted APIs, not of one local server that answers one request at a time).",
+            100
+        )
+        .replace('\n', "\n  ")
+    ));
     for n in &p.notes {
         s.push_str(&format!("{}\n", wrap(&format!("- {n}"), 100).replace('\n', "\n  ")));
     }

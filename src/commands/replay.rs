@@ -43,8 +43,11 @@ pub struct Replayed {
     pub turns: (u32, u32),
     /// Time to pass then and now (s; virtual now).
     pub time_to_pass_s: (Option<f64>, Option<f64>),
-    /// Differences from the record (unchanged replays only), empty when exact.
+    /// Differences in outcome, turns or grades from the record (unchanged replays only), empty when exact.
     pub differences: Vec<String>,
+    /// Where the request the loop built differed from the recorded one although
+    /// the grades agree (test output that changes run to run).
+    pub request_note: Option<String>,
 }
 
 /// The whole replay.
@@ -229,6 +232,28 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
             if skipped.is_empty() { "no finished runs".to_string() } else { skipped.join("; ") }
         )));
     }
+    // Resume: runs already replayed into DST are kept, not played again.
+    let mut already = 0usize;
+    let mut done_by_plan: HashMap<i64, std::collections::HashSet<(i64, i64, u32)>> = HashMap::new();
+    let mut pending = Vec::new();
+    for job in jobs {
+        let done = match done_by_plan.entry(job.plan) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(dst.finished_runs(job.plan)?),
+        };
+        if done.contains(&(job.task_id, job.model_id, job.source.replicate)) {
+            already += 1;
+        } else {
+            pending.push(job);
+        }
+    }
+    if already > 0 {
+        skipped.push(format!(
+            "{already} runs were already replayed into {} (kept; use a new --into to replay them again)",
+            args.into.display()
+        ));
+    }
+    let jobs = pending;
     let total = jobs.len();
     let queue = Mutex::new(jobs.into_iter().collect::<VecDeque<_>>());
     let results: Mutex<Vec<Replayed>> = Mutex::new(Vec::new());
@@ -292,10 +317,8 @@ fn replay_one(dst: &Store, job: Job) -> Result<Replayed, String> {
                 differences.push(format!("turn {} graded {now} (recorded {then})", i + 1));
             }
         }
-        if let Some(d) = responder.divergence() {
-            differences.push(d);
-        }
     }
+    let request_note = if job.unchanged { responder.divergence() } else { None };
     Ok(Replayed {
         source_run: src.run_id,
         task: src.task.clone(),
@@ -305,6 +328,7 @@ fn replay_one(dst: &Store, job: Job) -> Result<Replayed, String> {
         turns: (src.turns.len() as u32, summary.turns),
         time_to_pass_s: (src.time_to_pass_s, summary.time_to_pass_s),
         differences,
+        request_note,
     })
 }
 
@@ -329,7 +353,19 @@ fn print(result: &ReplayResult, args: &ReplayArgs, out: &mut impl Write) -> Resu
         unchanged.len()
     )?;
     for r in unchanged.iter().filter(|r| !r.differences.is_empty()) {
-        writeln!(out, "  diverged: run {} ({} × {}): {}", r.source_run, r.task, r.model, r.differences.join("; "))?;
+        let why = r.request_note.as_deref().map_or(String::new(), |n| format!(" (first difference: {n})"));
+        writeln!(
+            out,
+            "  diverged: run {} ({} × {}): {}{why}",
+            r.source_run,
+            r.task,
+            r.model,
+            r.differences.join("; ")
+        )?;
+    }
+    let notes = unchanged.iter().filter(|r| r.differences.is_empty() && r.request_note.is_some()).count();
+    if notes > 0 {
+        writeln!(out, "  {notes} exact runs saw test output that differs from the record in ways the grades ignore")?;
     }
     for s in &result.skipped {
         writeln!(out, "  skipped: {s}")?;

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use comfy_table::CellAlignment;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use loopvel_harness::run::{play_run, Clock, History, Live, RunJob, RunOptions};
+use loopvel_harness::replay::{Recording, ReplayIndex};
+use loopvel_harness::run::{play_run, Clock, History, Live, Responder, RunJob, RunOptions};
 use loopvel_harness::task::{discover, Task};
 use loopvel_math::units::{percent, seconds, usd};
 use loopvel_provider::{Limiter, ModelConfig};
@@ -53,6 +54,27 @@ pub(crate) fn task_hash(task: &Task) -> String {
         h = fnv1a(&bytes, h);
     }
     format!("{h:016x}")
+}
+
+/// Every recorded call of `model` in `db`, keyed for a replay model.
+fn replay_index(db: &std::path::Path, model: &str) -> Result<ReplayIndex, CliError> {
+    let store = Store::open_existing(db)?;
+    let mut index = ReplayIndex::new(&db.display().to_string());
+    for r in store.read_runs()?.into_iter().filter(|r| r.model == model) {
+        for (c, t) in store.run_calls(r.run_id)?.into_iter().zip(&r.turns) {
+            if let Ok(completion) = serde_json::from_str(&c.detail_json) {
+                index.insert(&r.task, model, Recording { request_json: c.request_json, completion, usd: t.usd });
+            }
+        }
+    }
+    if index.is_empty() {
+        return Err(CliError::Usage(format!(
+            "--model replay:{}#{model}: no recorded calls of {model} in {}",
+            db.display(),
+            db.display()
+        )));
+    }
+    Ok(index)
 }
 
 struct Job {
@@ -148,6 +170,14 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
         args.db.display()
     );
     let limiters: Vec<Limiter> = models.iter().map(|m| Limiter::new(m.max_concurrent, m.rps)).collect();
+    // replay:DB#MODEL models answer from recorded calls; load each database once.
+    let mut replays: Vec<Option<ReplayIndex>> = Vec::new();
+    for m in &models {
+        replays.push(match m.base_url.strip_prefix(crate::config::REPLAY_SCHEME) {
+            Some(db) => Some(replay_index(std::path::Path::new(db), &m.model)?),
+            None => None,
+        });
+    }
     let queue = Mutex::new(queue);
     let finished = AtomicUsize::new(skipped);
     let passed = AtomicUsize::new(0);
@@ -200,7 +230,12 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                         }
                     };
                     let live = Live { model, limiter: &limiters[job.model] };
-                    let rj = RunJob { task, responder: &live, store: &store, run_id, options: &options };
+                    let replayed = replays[job.model].as_ref().map(|idx| idx.for_run(&task.name, &model.model));
+                    let responder: &dyn Responder = match &replayed {
+                        Some(r) => r,
+                        None => &live,
+                    };
+                    let rj = RunJob { task, responder, store: &store, run_id, options: &options };
                     let label = format!("{} × {} #{}", task.name, model.name, job.replicate + 1);
                     let line = bars.add(ProgressBar::new_spinner());
                     line.set_message(format!("{label}: turn 1 …"));

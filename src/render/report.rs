@@ -228,6 +228,13 @@ fn notes(report: &Report) -> Vec<String> {
     }
     if let Some(check) = &report.check {
         for c in check {
+            if c.time_checked > 0 && (c.time_inside as f64) < 0.85 * c.time_checked as f64 {
+                out.push(format!(
+                    "{}: only {} of held-out mean times to pass fell inside their 95% intervals: too few passes, or times that vary by task more than by chance; trust the time intervals less",
+                    c.model,
+                    percent(c.time_inside as f64 / c.time_checked as f64)
+                ));
+            }
             if c.splits > 0 {
                 let share = c.pass_rate_inside as f64 / c.splits as f64;
                 if share < 0.85 {

@@ -10,7 +10,8 @@
 //! The prediction intervals are for a second sample, not for the parameter:
 //! pass rate `p̂ ± z·√(p̃(1−p̃)(1/n₁ + 1/n₂))` with the Agresti–Coull `p̃`
 //! (so 0/n and n/n still give a width), mean time to pass
-//! `m̂ ± z·s·√(1/k₁ + 1/k₂)` over the k passes of each half.
+//! `m̂ ± t·s·√(1/k₁ + 1/k₂)` over the k passes of each half, with Student's
+//! t for `k₁ − 1` degrees of freedom (a handful of passes gives a wide interval, as it should).
 
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::SliceRandom;
@@ -90,6 +91,9 @@ fn inside_mean_time(fit: &[&RunTrace], held: &[&RunTrace]) -> Option<bool> {
     }
     let m = mean(&a)?;
     let sd = (a.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (a.len() as f64 - 1.0)).sqrt();
-    let half = Z95 * sd * (1.0 / a.len() as f64 + 1.0 / b.len() as f64).sqrt();
+    let t = statrs::distribution::StudentsT::new(0.0, 1.0, a.len() as f64 - 1.0)
+        .map(|d| statrs::distribution::ContinuousCDF::inverse_cdf(&d, 0.975))
+        .unwrap_or(Z95);
+    let half = t * sd * (1.0 / a.len() as f64 + 1.0 / b.len() as f64).sqrt();
     Some((mean(&b)? - m).abs() <= half)
 }

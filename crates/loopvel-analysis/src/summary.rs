@@ -314,6 +314,12 @@ pub fn summarize_model(name: &str, runs: &[&RunTrace]) -> ModelSummary {
     let outcomes = turn_outcomes(runs.iter().copied());
     let pass_fit = if enough { passfit::fit(&outcomes) } else { None };
     let retry_identified = outcomes.retries_seen();
+    if pass_fit.as_ref().is_some_and(|f| f.estimate.p_retry < 0.01 && f.ceiling_ci.1 - f.ceiling_ci.0 > 0.5) {
+        notes.push(
+            "no run passed after its first turn, so p_first and ceiling trade off (only their product, the one-shot rate, is pinned down): their intervals are wide"
+                .into(),
+        );
+    }
     if enough && !retry_identified {
         notes.push("no run reached a second turn, so p_retry is not estimated".into());
     }

@@ -59,6 +59,63 @@ impl Timing {
     }
 }
 
+/// A request with the parts that change from run to run masked: the
+/// workspace's temporary directory name, durations printed by test
+/// runners (`in 0.14s`, `0.003s`) and object addresses (`at 0x7ff75e338400`). Replays compare and look up requests in
+/// this form, so a re-run of the same tests on the same code matches.
+/// Hand-rolled: two fixed patterns do not justify a regex dependency.
+pub fn normalize_request(request: &str) -> String {
+    const WS: &str = "loopvel-ws-";
+    let mut out = String::with_capacity(request.len());
+    let chars: Vec<char> = request.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        // The workspace directory: `loopvel-ws-` and its random suffix.
+        if chars[i..].starts_with(&WS.chars().collect::<Vec<_>>()) {
+            out.push_str(WS);
+            out.push('*');
+            i += WS.len();
+            while i < chars.len() && chars[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            continue;
+        }
+        // A memory address in a Python repr: `0x7ff75e338400`.
+        if chars[i] == '0' && chars.get(i + 1) == Some(&'x') && (i == 0 || !chars[i - 1].is_ascii_alphanumeric()) {
+            let mut j = i + 2;
+            while j < chars.len() && chars[j].is_ascii_hexdigit() {
+                j += 1;
+            }
+            if j - i >= 8 {
+                out.push_str("0x#");
+                i = j;
+                continue;
+            }
+        }
+        // A duration: digits[.digits] then `s` not followed by a letter or digit.
+        let starts_number = chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_ascii_alphanumeric());
+        if starts_number {
+            let mut j = i;
+            while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == '.') {
+                j += 1;
+            }
+            let unit_s = j < chars.len() && chars[j] == 's';
+            let ends = j + 1 >= chars.len() || !chars[j + 1].is_ascii_alphanumeric();
+            if unit_s && ends {
+                out.push_str("#s");
+                i = j + 1;
+                continue;
+            }
+            out.extend(&chars[i..j]);
+            i = j;
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
 /// The message a replay gives when the loop asks for more turns than were recorded.
 pub const PAST_THE_RECORDING: &str = "the recording ends here";
 
@@ -91,7 +148,7 @@ impl Responder for RunReplay {
             ));
         };
         let now = serde_json::to_string(messages).unwrap_or_default();
-        if now != rec.request_json {
+        if normalize_request(&now) != normalize_request(&rec.request_json) {
             if let Ok(mut d) = self.divergence.lock() {
                 d.get_or_insert_with(|| {
                     format!("turn {turn}: the request differs from the recorded one (different test output or files)")
@@ -109,27 +166,35 @@ impl Responder for RunReplay {
     }
 }
 
-/// Recorded calls keyed by task, model and request content.
+type Key = (String, String, String);
+
+/// Recorded calls keyed by task, model and request content. Replicates ask
+/// the same first request; each key's recordings are handed out in recorded
+/// order, so N recorded runs answer N replayed ones.
 #[derive(Debug, Default)]
 pub struct ReplayIndex {
-    calls: HashMap<(String, String, String), Recording>,
+    calls: HashMap<Key, Vec<Recording>>,
+    used: Mutex<HashMap<Key, usize>>,
     source: String,
 }
 
 impl ReplayIndex {
     /// An empty index naming its source (for messages).
     pub fn new(source: &str) -> Self {
-        ReplayIndex { calls: HashMap::new(), source: source.to_string() }
+        ReplayIndex { calls: HashMap::new(), used: Mutex::new(HashMap::new()), source: source.to_string() }
     }
 
     /// Adds a recorded call of `model` on `task`.
     pub fn insert(&mut self, task: &str, model: &str, rec: Recording) {
-        self.calls.insert((task.to_string(), model.to_string(), rec.request_json.clone()), rec);
+        self.calls
+            .entry((task.to_string(), model.to_string(), normalize_request(&rec.request_json)))
+            .or_default()
+            .push(rec);
     }
 
     /// Calls held.
     pub fn len(&self) -> usize {
-        self.calls.len()
+        self.calls.values().map(Vec::len).sum()
     }
 
     /// True when nothing was recorded.
@@ -153,20 +218,32 @@ pub struct IndexedReplay<'a> {
 
 impl Responder for IndexedReplay<'_> {
     fn respond(&self, turn: u32, messages: &[Message]) -> Result<Completion, String> {
-        let request = serde_json::to_string(messages).unwrap_or_default();
+        let request = normalize_request(&serde_json::to_string(messages).unwrap_or_default());
         let key = (self.task.to_string(), self.model.to_string(), request);
-        match self.index.calls.get(&key) {
-            Some(rec) => {
-                if let Ok(mut u) = self.last_usd.lock() {
-                    *u = rec.usd;
-                }
-                Ok(rec.completion.clone())
-            }
-            None => Err(format!(
+        let Some(recs) = self.index.calls.get(&key) else {
+            return Err(format!(
                 "replay miss: {} has no recorded call of {} on {} with this request (turn {turn}); a replay never calls a live model",
                 self.index.source, self.model, self.task
-            )),
+            ));
+        };
+        let n = {
+            let mut used = self.index.used.lock().map_err(|_| "replay index poisoned".to_string())?;
+            let n = used.entry(key).or_insert(0);
+            *n += 1;
+            *n - 1
+        };
+        let Some(rec) = recs.get(n) else {
+            return Err(format!(
+                "replay miss: all {} recorded replies of {} on {} to this request are used (turn {turn}); record more runs",
+                recs.len(),
+                self.model,
+                self.task
+            ));
+        };
+        if let Ok(mut u) = self.last_usd.lock() {
+            *u = rec.usd;
         }
+        Ok(rec.completion.clone())
     }
     /// The recorded cost of the reply just given.
     fn usd(&self, _c: &Completion) -> f64 {
@@ -226,6 +303,22 @@ mod tests {
     }
 
     #[test]
+    fn volatile_parts_of_test_output_are_masked() {
+        let a = "E (/tmp/loopvel-ws-SQPOb7/bitcount.py)\n1 error in 0.14s\nok pkg 0.003s";
+        let b = "E (/tmp/loopvel-ws-tXqwwv/bitcount.py)\n1 error in 4.37s\nok pkg 1s";
+        assert_eq!(normalize_request(a), normalize_request(b));
+        assert_eq!(normalize_request("1 error in 0.14s"), "1 error in #s");
+        assert_eq!(
+            normalize_request("<genexpr> at 0x7ff75e338400>"),
+            normalize_request("<genexpr> at 0x7ff22076c400>")
+        );
+        assert_ne!(normalize_request("x = 0x10"), normalize_request("x = 0x11"));
+        // Counts and other numbers stay: they are what the model is told.
+        assert_ne!(normalize_request("3 of 12 pass"), normalize_request("4 of 12 pass"));
+        assert_eq!(normalize_request("tests 3s2 x9s"), "tests 3s2 x9s");
+    }
+
+    #[test]
     fn an_index_miss_is_an_error() {
         let msgs = vec![Message { role: Role::User, content: "hi".into() }];
         let mut idx = ReplayIndex::new("old.db");
@@ -241,5 +334,8 @@ mod tests {
         assert!(idx.for_run("t", "m").respond(1, &msgs).is_ok());
         let e = idx.for_run("t", "other").respond(1, &msgs).unwrap_err();
         assert!(e.contains("replay miss") && e.contains("old.db"), "{e}");
+        // One recording answers one run: a second ask is a miss, not a repeat.
+        let e = idx.for_run("t", "m").respond(1, &msgs).unwrap_err();
+        assert!(e.contains("are used"), "{e}");
     }
 }
