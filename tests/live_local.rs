@@ -21,7 +21,17 @@ fn live_qwen_half_b_runs_one_real_loop_on_a_real_task() {
     let db = dir.path().join("live.db");
     let o = loopvel(
         dir.path(),
-        &["run", "--tasks", task.to_str().unwrap(), "--model", "qwen-0.5b", "--max-turns", "2", "--db", db.to_str().unwrap()],
+        &[
+            "run",
+            "--tasks",
+            task.to_str().unwrap(),
+            "--model",
+            "qwen-0.5b",
+            "--max-turns",
+            "2",
+            "--db",
+            db.to_str().unwrap(),
+        ],
     );
     let stderr = String::from_utf8_lossy(&o.stderr);
     eprintln!("{stderr}");
@@ -53,5 +63,7 @@ fn live_qwen_half_b_runs_one_real_loop_on_a_real_task() {
     assert!(total.is_some_and(|t| t > 0), "pytest counted tests");
     let runs: u32 = c.query_row("SELECT COUNT(*) FROM runs WHERE status = 'done'", [], |r| r.get(0)).unwrap();
     assert_eq!(runs, 1);
-    eprintln!("live turn 1: grade {grade}, TTFT {ttft:.2} s, {tps:.1} tokens/s, tests {test_s:.2} s, edits applied {applied}");
+    eprintln!(
+        "live turn 1: grade {grade}, TTFT {ttft:.2} s, {tps:.1} tokens/s, tests {test_s:.2} s, edits applied {applied}"
+    );
 }
