@@ -527,3 +527,29 @@ fn the_replay_provider_answers_from_the_record_and_a_miss_is_an_error() {
         .unwrap_or_default();
     assert!(errors.contains("replay miss"), "{errors} / {}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn a_run_that_ended_in_an_error_replays_to_the_same_error() {
+    let dir = scratch("replayerror");
+    task(&dir);
+    let server = serve(
+        vec![
+            Step::Reply { pieces: reply("calc.sh\n```sh\nA=1\nB=0\nC=0\n```\n"), first_ms: 50, gap_ms: 10 },
+            Step::Status { code: 500, retry_after_s: 0 },
+            Step::Status { code: 500, retry_after_s: 0 },
+            Step::Status { code: 500, retry_after_s: 0 },
+            Step::Status { code: 500, retry_after_s: 0 },
+        ],
+        false,
+    );
+    config(&dir, &server.url, "openai");
+    let o = loopvel(&dir, &["run", "--tasks", "abc", "--model", "fake", "--max-turns", "5"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = loopvel(&dir, &["replay", "--db", "loopvel.db", "--into", "replay.db", "--tasks", ".", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &v["runs"][0];
+    assert_eq!(r["outcome"][0], "error", "{r}");
+    assert_eq!(r["outcome"][1], "error", "{r}");
+    assert_eq!(r["differences"].as_array().unwrap().len(), 0, "{r}");
+}

@@ -296,10 +296,16 @@ fn replay_one(dst: &Store, job: Job) -> Result<Replayed, String> {
     };
     let rj = RunJob { task: job.task, responder: &responder, store: dst, run_id, options: &job.options };
     let mut summary = play_run(&rj, &on_turn);
-    // Past the recording is not a model error: the run stops where the record stops.
+    // Past the recording: where the recorded run itself ended in an error (a
+    // provider error, a context overflow), the replay ends in that error too;
+    // otherwise the run simply stops where the record stops.
     if summary.error.as_deref().is_some_and(|e| e.starts_with(PAST_THE_RECORDING)) {
-        summary.outcome = "fail".into();
-        summary.stop_reason = "recording_ended".into();
+        if job.source.outcome == "error" && summary.turns as usize == job.source.turns.len() {
+            summary.error = Some("the recorded run ended in an error here".into());
+        } else {
+            summary.outcome = "fail".into();
+            summary.stop_reason = "recording_ended".into();
+        }
     }
     dst.finish_run(run_id, &summary).map_err(|e| e.to_string())?;
     let src = job.source;
