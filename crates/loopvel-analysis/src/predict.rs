@@ -300,7 +300,16 @@ pub fn predict(runs: &[RunTrace], q: &Question) -> Result<Prediction, PredictErr
                 profile: None,
             };
             if rep == 0 {
-                let model_s = f.ttft.mean() * ttft_scale + output_tokens * f.speed.mean_reciprocal() / speed_scale;
+                // The recorded mean split into first-token and generation time (the
+                // lognormal means overstate it when a few long prompts make a heavy tail).
+                let turns: Vec<_> = mine.iter().flat_map(|r| r.turns.iter()).collect();
+                let ttft_mean = mean(&turns.iter().filter_map(|t| t.ttft_s).collect::<Vec<_>>()).unwrap_or(0.0);
+                let gen_mean =
+                    mean(&turns.iter().map(|t| (t.model_s - t.ttft_s.unwrap_or(0.0)).max(0.0)).collect::<Vec<_>>())
+                        .unwrap_or(0.0)
+                        * output_tokens
+                        / f.output_tokens.max(f64::MIN_POSITIVE);
+                let model_s = ttft_mean * ttft_scale + gen_mean / speed_scale;
                 let test = apply(mean(&test_times).unwrap_or(0.0), loop_change("test_s"));
                 facts.push(ModelFacts {
                     model: name.clone(),
@@ -386,7 +395,11 @@ fn assemble(
                     y.total_cmp(&x)
                 }
             });
-            if let Some(i) = best {
+            // A tie (every local model costs $0, two policies at 100%) has no winner.
+            let tied = best.is_some_and(|b| {
+                (0..policies.len()).filter(|&i| i != b && per_policy[i][rep][metric] == per_policy[b][rep][metric]).count() > 0
+            });
+            if let Some(i) = best.filter(|_| !tied) {
                 wins[i][metric] += 1;
             }
         }
