@@ -397,7 +397,7 @@ fn assemble(
             });
             // A tie (every local model costs $0, two policies at 100%) has no winner.
             let tied = best.is_some_and(|b| {
-                (0..policies.len()).filter(|&i| i != b && per_policy[i][rep][metric] == per_policy[b][rep][metric]).count() > 0
+                (0..policies.len()).any(|i| i != b && per_policy[i][rep][metric] == per_policy[b][rep][metric])
             });
             if let Some(i) = best.filter(|_| !tied) {
                 wins[i][metric] += 1;
