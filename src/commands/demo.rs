@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::time::Instant;
 
-use loopvel_analysis::summary;
 use loopvel_math::units::{percent, seconds};
 
 use crate::cli::{CalcArgs, DemoArgs, ReplayArgs, SimulateArgs};
@@ -87,17 +86,7 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), CliError> {
 
     heading(out, "4. report: what the replayed runs say, with 95% intervals")?;
     let runs = load(&replayed, &[])?;
-    let mut task_names: Vec<&str> = runs.iter().map(|r| r.task.as_str()).collect();
-    task_names.sort_unstable();
-    task_names.dedup();
-    let report = Report {
-        db: replayed.display().to_string(),
-        runs: runs.len(),
-        tasks: task_names.len(),
-        models: summary::summarize(&runs),
-        check: None,
-        splits: 0,
-    };
+    let report = Report::new(&replayed, &runs, None);
     for grid in [render::report::passing_grid(&report.models), render::report::time_grid(&report.models)] {
         let mut t = render::calc::table(grid.header.clone());
         for r in &grid.rows {

@@ -86,20 +86,27 @@ pub struct Report {
     pub splits: usize,
 }
 
+impl Report {
+    /// Everything `report` computes from `runs` of `db`; `check_splits` runs the hold-out check.
+    pub fn new(db: &std::path::Path, runs: &[RunTrace], check_splits: Option<usize>) -> Report {
+        let mut tasks: Vec<&str> = runs.iter().map(|r| r.task.as_str()).collect();
+        tasks.sort_unstable();
+        tasks.dedup();
+        Report {
+            db: db.display().to_string(),
+            runs: runs.len(),
+            tasks: tasks.len(),
+            models: summary::summarize(runs),
+            check: check_splits.map(|n| check::holdout(runs, n, CHECK_SEED)),
+            splits: check_splits.unwrap_or(0),
+        }
+    }
+}
+
 /// Report.
 pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<(), CliError> {
     let runs = load(&args.db, &args.models)?;
-    let mut tasks: Vec<&str> = runs.iter().map(|r| r.task.as_str()).collect();
-    tasks.sort_unstable();
-    tasks.dedup();
-    let report = Report {
-        db: args.db.display().to_string(),
-        runs: runs.len(),
-        tasks: tasks.len(),
-        models: summary::summarize(&runs),
-        check: args.check.then(|| check::holdout(&runs, args.splits, CHECK_SEED)),
-        splits: args.splits,
-    };
+    let report = Report::new(&args.db, &runs, args.check.then_some(args.splits));
     if let Some(path) = &args.html {
         let html = render::report::html(&report).map_err(CliError::Usage)?;
         std::fs::write(path, html)

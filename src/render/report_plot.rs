@@ -3,7 +3,7 @@
 
 use plotters::prelude::*;
 
-use crate::render::plot::{color, draw_legend, draw_line, err};
+use crate::render::plot::{color, draw_legend, draw_line, err, Chart as Chart2d};
 use loopvel_analysis::summary::ModelSummary;
 
 /// One chart and its caption.
@@ -25,6 +25,13 @@ pub fn all(models: &[ModelSummary]) -> Result<Vec<(&'static str, Chart)>, String
         ("chart-time", time_split(models)?),
         ("chart-pareto", pareto(models)?),
     ])
+}
+
+/// A shaded band between an upper and a lower line.
+fn draw_band(chart: &mut Chart2d, hi: &[(f64, f64)], lo: &[(f64, f64)], fill: RGBAColor) -> Result<(), String> {
+    let polygon: Vec<(f64, f64)> = hi.iter().copied().chain(lo.iter().rev().copied()).collect();
+    chart.draw_series(std::iter::once(Polygon::new(polygon, fill.filled()))).map_err(err)?;
+    Ok(())
 }
 
 /// Step points of a right-continuous step curve starting at (0, 0).
@@ -63,8 +70,7 @@ pub fn km_by_time(models: &[ModelSummary]) -> Result<Chart, String> {
         for (i, m) in models.iter().enumerate() {
             let lo = steps(m.km_band.iter().map(|p| (p[0], 100.0 * p[1])), end);
             let hi = steps(m.km_band.iter().map(|p| (p[0], 100.0 * p[2])), end);
-            let polygon: Vec<(f64, f64)> = hi.iter().copied().chain(lo.iter().rev().copied()).collect();
-            chart.draw_series(std::iter::once(Polygon::new(polygon, color(i).mix(0.15).filled()))).map_err(err)?;
+            draw_band(&mut chart, &hi, &lo, color(i).mix(0.15))?;
             draw_line(&mut chart, &m.model, i, steps(m.km.iter().map(|p| (p[0], 100.0 * p[1])), end))?;
         }
         draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
@@ -95,8 +101,7 @@ pub fn fit_check(models: &[ModelSummary]) -> Result<Chart, String> {
             let end = max_turn + 0.5;
             let lo = steps(m.km_turns.iter().map(|p| (p[0], 100.0 * p[2])), end);
             let hi = steps(m.km_turns.iter().map(|p| (p[0], 100.0 * p[3])), end);
-            let polygon: Vec<(f64, f64)> = hi.iter().copied().chain(lo.iter().rev().copied()).collect();
-            chart.draw_series(std::iter::once(Polygon::new(polygon, color(i).mix(0.12).filled()))).map_err(err)?;
+            draw_band(&mut chart, &hi, &lo, color(i).mix(0.12))?;
             draw_line(
                 &mut chart,
                 &format!("{} observed", m.model),
@@ -144,8 +149,7 @@ pub fn score_by_turn(models: &[ModelSummary]) -> Result<Chart, String> {
         for (i, m) in models.iter().enumerate() {
             let hi: Vec<(f64, f64)> = m.score_by_turn.iter().map(|r| (f64::from(r.turn), 100.0 * r.p90)).collect();
             let lo: Vec<(f64, f64)> = m.score_by_turn.iter().map(|r| (f64::from(r.turn), 100.0 * r.p10)).collect();
-            let polygon: Vec<(f64, f64)> = hi.iter().copied().chain(lo.iter().rev().copied()).collect();
-            chart.draw_series(std::iter::once(Polygon::new(polygon, color(i).mix(0.12).filled()))).map_err(err)?;
+            draw_band(&mut chart, &hi, &lo, color(i).mix(0.12))?;
             let median: Vec<(f64, f64)> =
                 m.score_by_turn.iter().map(|r| (f64::from(r.turn), 100.0 * r.median)).collect();
             draw_line(&mut chart, &m.model, i, median)?;

@@ -38,12 +38,7 @@ pub struct Coverage {
 
 /// Hold-out coverage per model over `splits` seeded random halvings.
 pub fn holdout(runs: &[RunTrace], splits: usize, seed: u64) -> Vec<Coverage> {
-    let mut names: Vec<&str> = Vec::new();
-    for r in runs {
-        if !names.contains(&r.model.as_str()) {
-            names.push(&r.model);
-        }
-    }
+    let names = crate::trace::model_names(runs);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     names
         .iter()

@@ -190,12 +190,7 @@ fn apply(value: f64, change: Option<Change>) -> f64 {
 
 /// Predicts for every model in `runs` with enough passes to fit.
 pub fn predict(runs: &[RunTrace], q: &Question) -> Result<Prediction, PredictError> {
-    let mut names: Vec<&str> = Vec::new();
-    for r in runs {
-        if !names.contains(&r.model.as_str()) {
-            names.push(&r.model);
-        }
-    }
+    let names = crate::trace::model_names(runs);
     for w in &q.what_ifs {
         if let Some(m) = &w.model {
             if !names.contains(&m.as_str()) {

@@ -173,12 +173,7 @@ struct RunRow {
 
 /// Summaries of every model in `runs`, in order of first appearance.
 pub fn summarize(runs: &[RunTrace]) -> Vec<ModelSummary> {
-    let mut names: Vec<&str> = Vec::new();
-    for r in runs {
-        if !names.contains(&r.model.as_str()) {
-            names.push(&r.model);
-        }
-    }
+    let names = crate::trace::model_names(runs);
     names
         .iter()
         .map(|name| {

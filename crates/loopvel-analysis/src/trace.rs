@@ -80,3 +80,14 @@ impl RunTrace {
         self.turns.iter().map(part).sum()
     }
 }
+
+/// The models of `runs`, in order of first appearance.
+pub fn model_names(runs: &[RunTrace]) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in runs {
+        if !names.contains(&r.model.as_str()) {
+            names.push(&r.model);
+        }
+    }
+    names
+}
