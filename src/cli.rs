@@ -176,7 +176,8 @@ pub struct RunArgs {
     /// Most turns per run.
     #[arg(long, default_value_t = 15)]
     pub max_turns: u32,
-    /// Wall-time budget per run, seconds.
+    /// Wall-time budget per run, seconds. Checked after each turn: a turn that
+    /// started inside the budget finishes, so a run can end past it.
     #[arg(long)]
     pub max_wall_s: Option<f64>,
     /// Cost budget per run, US dollars.
@@ -270,6 +271,10 @@ pub struct ReportArgs {
     /// Random halvings for --check.
     #[arg(long, default_value_t = 200, requires = "check")]
     pub splits: usize,
+    /// Add a table per task: each model's passes and mean time to pass there,
+    /// with intervals (where a model wins, and where not).
+    #[arg(long)]
+    pub by_task: bool,
 }
 
 /// Options of `loopvel predict`.

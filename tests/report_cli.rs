@@ -106,6 +106,29 @@ fn text_and_markdown_show_the_table_with_intervals_and_units() {
 }
 
 #[test]
+fn by_task_splits_every_run_into_its_task_and_agrees_with_the_model_totals() {
+    assert!(report_json(&[]).get("by_task").is_none(), "only with --by-task");
+    let v = report_json(&["--by-task"]);
+    let rows = v["by_task"].as_array().expect("by_task rows");
+    assert_eq!(rows.len(), 10, "the synthetic database has 10 tasks");
+    for model in ["fast", "smart"] {
+        let cells: Vec<&Value> =
+            rows.iter().flat_map(|r| r["cells"].as_array().unwrap()).filter(|c| c["model"] == model).collect();
+        assert_eq!(cells.len(), 10, "one cell per task for {model}");
+        let sum = |k: &str| cells.iter().map(|c| c[k].as_u64().unwrap()).sum::<u64>();
+        assert_eq!(sum("runs"), v["models"][model]["runs"].as_u64().unwrap());
+        assert_eq!(sum("passes"), v["models"][model]["passes"].as_u64().unwrap());
+        for c in cells.iter().filter(|c| c["passes"].as_u64() > Some(1)) {
+            let (m, ci) = (c["mean_time_to_pass_s"].as_f64().unwrap(), c["mean_time_to_pass_ci"].as_array().unwrap());
+            assert!(ci[0].as_f64().unwrap() <= m && m <= ci[1].as_f64().unwrap(), "{c}");
+        }
+    }
+    let o = loopvel(&["report", "--db", db().to_str().unwrap(), "--by-task"]);
+    let out = text(&o.stdout);
+    assert!(out.contains("By task") && out.contains("task0") && out.contains("fast mean time to pass"), "{out}");
+}
+
+#[test]
 fn too_few_passes_say_so_instead_of_fitting() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("few.db");

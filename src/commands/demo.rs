@@ -120,8 +120,15 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), CliError> {
             if m.time_split.tests_bound { "tests" } else { "model" },
         ));
     }
+    // Said only when the data say it: no model passed after its first turn.
+    let any_retry_pass = report.models.iter().any(|m| m.hazard.iter().skip(1).any(|h| h.passed > 0));
+    lines.push(if any_retry_pass {
+        "Some runs passed after a retry: the loop compounds here, so a faster loop buys more attempts that can pass.".into()
+    } else {
+        "No run passed after its first turn: these small models do not compound (when the first answer is wrong, later turns repeat it), so a faster loop buys nothing here; the talk's scenario (step 1) is where speed wins.".into()
+    });
     lines.push(
-        "Small local models below the competence threshold do not compound: when the first answer is wrong, later turns repeat it, so a faster loop buys nothing; the talk's scenario (step 1) is where speed wins. Try `loopvel replay --db demo/local.db --into whatif.db --model-speed qwen-1.5b=x10` and `loopvel report --db whatif.db`.".into(),
+        "Try `loopvel replay --db demo/local.db --into whatif.db --model-speed qwen-1.5b=x10` and `loopvel report --db whatif.db`; the three-model experiment (with SmolLM2-135M) is `loopvel report --db demo/experiment.db --by-task`.".into(),
     );
     for l in lines {
         writeln!(out, "{}", render::wrap(&format!("- {l}"), 100).replace('\n', "\n  "))?;

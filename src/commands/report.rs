@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use loopvel_analysis::check::{self, Coverage};
-use loopvel_analysis::summary::{self, ModelSummary};
+use loopvel_analysis::summary::{self, ModelSummary, TaskRow};
 use loopvel_analysis::trace::{RunOutcome, RunTrace, TurnTrace};
 use loopvel_store::{Store, StoredRun};
 
@@ -84,6 +84,8 @@ pub struct Report {
     pub check: Option<Vec<Coverage>>,
     /// Splits asked for.
     pub splits: usize,
+    /// Per task and model, with `--by-task`.
+    pub by_task: Option<Vec<TaskRow>>,
 }
 
 impl Report {
@@ -99,6 +101,7 @@ impl Report {
             models: summary::summarize(runs),
             check: check_splits.map(|n| check::holdout(runs, n, CHECK_SEED)),
             splits: check_splits.unwrap_or(0),
+            by_task: None,
         }
     }
 }
@@ -106,7 +109,10 @@ impl Report {
 /// Report.
 pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<(), CliError> {
     let runs = load(&args.db, &args.models)?;
-    let report = Report::new(&args.db, &runs, args.check.then_some(args.splits));
+    let mut report = Report::new(&args.db, &runs, args.check.then_some(args.splits));
+    if args.by_task {
+        report.by_task = Some(summary::by_task(&runs));
+    }
     if let Some(path) = &args.html {
         let html = render::report::html(&report).map_err(CliError::Usage)?;
         std::fs::write(path, html)

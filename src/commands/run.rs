@@ -146,6 +146,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
         model_ids.push(store.model(&m.name, j)?);
     }
     let done = store.finished_runs(plan)?;
+    let passed_before = store.passed_runs(plan)?;
     let mut queue = VecDeque::new();
     for (ti, tid) in task_ids.iter().enumerate() {
         for (mi, mid) in model_ids.iter().enumerate() {
@@ -180,7 +181,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     }
     let queue = Mutex::new(queue);
     let finished = AtomicUsize::new(skipped);
-    let passed = AtomicUsize::new(0);
+    let passed = AtomicUsize::new(passed_before);
     let started = Instant::now();
     let first_error: Mutex<Option<String>> = Mutex::new(None);
     let store = Arc::new(store);
@@ -194,7 +195,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     overall.set_position(skipped as u64);
-    overall.set_message("0 passed");
+    overall.set_message(format!("{passed_before} passed"));
     let all_done = AtomicBool::new(false);
     std::thread::scope(|s| {
         // Not on a terminal: besides a line per finished run, a status line every 30 s,

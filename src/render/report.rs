@@ -2,7 +2,7 @@
 //! Each table is built once as a [`Grid`] of strings and rendered in every format,
 //! so the formats cannot disagree.
 
-use loopvel_analysis::summary::ModelSummary;
+use loopvel_analysis::summary::{ModelSummary, TaskRow};
 use loopvel_analysis::Estimate;
 use loopvel_math::units::{percent, seconds, usd};
 use serde_json::{json, Map, Value};
@@ -208,10 +208,46 @@ fn grids(report: &Report) -> Vec<Grid> {
         fit_grid(&report.models),
         hazard_grid(&report.models),
     ];
+    if let Some(rows) = &report.by_task {
+        g.push(by_task_grid(rows));
+    }
     if let Some(c) = &report.check {
         g.push(check_grid(c));
     }
     g
+}
+
+/// Per task: each model's passes (Wilson 95%) and mean time to pass (bootstrap 95%).
+pub fn by_task_grid(rows: &[TaskRow]) -> Grid {
+    let mut header = vec!["task".to_string()];
+    for c in rows.first().map_or(&[][..], |r| &r.cells[..]) {
+        header.push(format!("{} passed", c.model));
+        header.push(format!("{} mean time to pass", c.model));
+    }
+    Grid {
+        title: "By task (passed / runs with Wilson 95% interval; mean time to pass over passing runs, bootstrap 95%)"
+            .into(),
+        header,
+        rows: rows
+            .iter()
+            .map(|r| {
+                let mut row = vec![r.task.clone()];
+                for c in &r.cells {
+                    row.push(if c.runs == 0 {
+                        "not run".into()
+                    } else {
+                        format!("{}/{}{}", c.passes, c.runs, interval(c.pass_rate_ci, percent))
+                    });
+                    row.push(match (c.runs, c.passes) {
+                        (0, _) => String::new(),
+                        (_, 1) => format!("{} (1 pass)", with_ci(c.mean_time_to_pass_s, None, seconds)),
+                        _ => with_ci(c.mean_time_to_pass_s, c.mean_time_to_pass_ci, seconds),
+                    });
+                }
+                row
+            })
+            .collect(),
+    }
 }
 
 fn notes(report: &Report) -> Vec<String> {
@@ -326,6 +362,9 @@ pub fn json(report: &Report) -> Value {
     let mut root = json!({ "db": report.db, "runs": report.runs, "tasks": report.tasks, "models": models });
     if let Some(c) = &report.check {
         root["check"] = json!({ "splits": report.splits, "models": c });
+    }
+    if let Some(rows) = &report.by_task {
+        root["by_task"] = serde_json::to_value(rows).unwrap_or(Value::Null);
     }
     root
 }

@@ -183,6 +183,75 @@ pub fn summarize(runs: &[RunTrace]) -> Vec<ModelSummary> {
         .collect()
 }
 
+/// One model on one task, for the by-task table: where a model wins and where not.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TaskCell {
+    /// Model name.
+    pub model: String,
+    /// Runs of this model on the task.
+    pub runs: u64,
+    /// Runs that passed.
+    pub passes: u64,
+    /// Wilson 95% interval of the pass rate.
+    pub pass_rate_ci: Option<[f64; 2]>,
+    /// Mean time to pass over passing runs, s.
+    pub mean_time_to_pass_s: Option<f64>,
+    /// Seeded bootstrap 95% interval of that mean (over the passing runs).
+    pub mean_time_to_pass_ci: Option<[f64; 2]>,
+}
+
+/// One task's row of the by-task table, one cell per model (in the order of
+/// [`summarize`]; a model that never ran the task has `runs == 0`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TaskRow {
+    /// Task name.
+    pub task: String,
+    /// Per model.
+    pub cells: Vec<TaskCell>,
+}
+
+/// Pass counts and mean time to pass per task and model, tasks sorted by name.
+///
+/// Per-task samples are small (a handful of runs), so every cell carries its
+/// interval; read a cell as "where", the per-model table as "how much".
+pub fn by_task(runs: &[RunTrace]) -> Vec<TaskRow> {
+    let models = crate::trace::model_names(runs);
+    let mut tasks: Vec<&str> = runs.iter().map(|r| r.task.as_str()).collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    tasks
+        .iter()
+        .map(|task| TaskRow {
+            task: task.to_string(),
+            cells: models
+                .iter()
+                .map(|model| {
+                    let mine: Vec<&RunTrace> = runs.iter().filter(|r| r.task == *task && r.model == *model).collect();
+                    let n = mine.len() as u64;
+                    let times: Vec<f64> = mine
+                        .iter()
+                        .filter(|r| r.passed())
+                        .filter_map(|r| r.time_to_pass_s)
+                        .filter(|t| t.is_finite())
+                        .collect();
+                    let seed = seed_of(&format!("{task}\u{1f}{model}"), 31);
+                    TaskCell {
+                        model: model.to_string(),
+                        runs: n,
+                        passes: mine.iter().filter(|r| r.passed()).count() as u64,
+                        pass_rate_ci: wilson(mine.iter().filter(|r| r.passed()).count() as u64, n).map(|(a, b)| [a, b]),
+                        mean_time_to_pass_s: mean(&times),
+                        // No interval from a single pass (it would have zero width).
+                        mean_time_to_pass_ci: crate::interval::bootstrap(&times, BOOTSTRAP_REPS, seed, |s| mean(s))
+                            .filter(|_| times.len() >= 2)
+                            .map(|(a, b)| [a, b]),
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 /// A stable seed from a name (FNV-1a), so reports reproduce.
 pub fn seed_of(name: &str, salt: u64) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
@@ -340,11 +409,17 @@ pub fn summarize_model(name: &str, runs: &[&RunTrace]) -> ModelSummary {
         usd_per_turn: est(stat::USD_PER_TURN),
     };
     if errors > 0 {
-        notes.push(format!("{errors} runs ended in an error; they count as not passed, censored where they stopped"));
+        notes.push(format!(
+            "{errors} {} in an error; they count as not passed, censored where they stopped",
+            if errors == 1 { "run ended" } else { "runs ended" }
+        ));
     }
     let censored_by_wall = runs.iter().filter(|r| !r.passed() && r.stop_reason == "max_wall").count();
     if censored_by_wall > 0 {
-        notes.push(format!("{censored_by_wall} runs hit the wall-time budget (censored there)"));
+        notes.push(format!(
+            "{censored_by_wall} {} the wall-time budget (censored there)",
+            if censored_by_wall == 1 { "run hit" } else { "runs hit" }
+        ));
     }
 
     let pass_t: Vec<f64> =
@@ -365,9 +440,11 @@ pub fn summarize_model(name: &str, runs: &[&RunTrace]) -> ModelSummary {
         ),
         km_median_turns: km_turn.median(),
         mean_time_to_pass_s: mean(&pass_t),
-        mean_time_to_pass_ci: cis[stat::MEAN_TTP].map(|(a, b)| [a, b]),
+        // One pass gives a bootstrap interval of zero width, which would read as
+        // certainty; with fewer than two passes there is no interval.
+        mean_time_to_pass_ci: cis[stat::MEAN_TTP].filter(|_| pass_t.len() >= 2).map(|(a, b)| [a, b]),
         p90_time_to_pass_s: quantile(&pass_t, 0.9),
-        p90_time_to_pass_ci: cis[stat::P90_TTP].map(|(a, b)| [a, b]),
+        p90_time_to_pass_ci: cis[stat::P90_TTP].filter(|_| pass_t.len() >= 2).map(|(a, b)| [a, b]),
         km_median_time_to_pass_s: km_time.median(),
         mean_run_wall_s: mean(&runs.iter().map(|r| r.wall_s).collect::<Vec<_>>()).unwrap_or(0.0),
         usd_per_solved: est(stat::USD_PER_SOLVED),
@@ -473,4 +550,51 @@ fn run_stats(rows: &[RunRow], idx: &[u32]) -> [Option<f64>; stat::COUNT] {
         per(sums[stat::OUTPUT_TOKENS], output_turns),
         per(sums[stat::USD_PER_TURN], passes),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(task: &str, model: &str, time_to_pass_s: Option<f64>) -> RunTrace {
+        RunTrace {
+            run_id: 0,
+            task: task.into(),
+            model: model.into(),
+            outcome: if time_to_pass_s.is_some() { RunOutcome::Pass } else { RunOutcome::Fail },
+            stop_reason: if time_to_pass_s.is_some() { "pass".into() } else { "max_turns".into() },
+            time_to_pass_s,
+            wall_s: time_to_pass_s.unwrap_or(100.0),
+            usd: 0.0,
+            turns: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn by_task_counts_each_cell_and_leaves_unrun_cells_empty() {
+        let runs = vec![
+            run("b_task", "fast", Some(10.0)),
+            run("b_task", "fast", Some(20.0)),
+            run("b_task", "fast", None),
+            run("b_task", "smart", None),
+            run("a_task", "smart", Some(50.0)),
+        ];
+        let rows = by_task(&runs);
+        assert_eq!(rows.iter().map(|r| r.task.as_str()).collect::<Vec<_>>(), ["a_task", "b_task"]);
+        let a_fast = &rows[0].cells[0];
+        assert_eq!((a_fast.model.as_str(), a_fast.runs, a_fast.passes), ("fast", 0, 0));
+        assert_eq!(a_fast.pass_rate_ci, None);
+        assert_eq!(a_fast.mean_time_to_pass_s, None);
+        let b_fast = &rows[1].cells[0];
+        assert_eq!((b_fast.runs, b_fast.passes), (3, 2));
+        assert_eq!(b_fast.mean_time_to_pass_s, Some(15.0));
+        let [lo, hi] = b_fast.mean_time_to_pass_ci.unwrap();
+        assert!((10.0..=15.0).contains(&lo) && (15.0..=20.0).contains(&hi), "{lo}–{hi}");
+        let [plo, phi] = b_fast.pass_rate_ci.unwrap();
+        assert!(plo < 2.0 / 3.0 && 2.0 / 3.0 < phi);
+        let b_smart = &rows[1].cells[1];
+        assert_eq!((b_smart.runs, b_smart.passes, b_smart.mean_time_to_pass_s), (1, 0, None));
+        let a_smart = &rows[0].cells[1];
+        assert_eq!((a_smart.passes, a_smart.mean_time_to_pass_s, a_smart.mean_time_to_pass_ci), (1, Some(50.0), None));
+    }
 }

@@ -455,6 +455,19 @@ impl Store {
         })
     }
 
+    /// How many finished runs of a plan passed, so a resumed run's progress
+    /// counts the passes recorded before it.
+    pub fn passed_runs(&self, plan: i64) -> Result<usize, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM runs WHERE plan_id = ?1 AND status = 'done' AND outcome = 'pass'",
+                [plan],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+        })
+    }
+
     /// Forget every run of a plan (`--fresh`).
     pub fn clear_plan(&self, plan: i64) -> Result<(), StoreError> {
         self.with(|c| c.execute("DELETE FROM runs WHERE plan_id = ?1", [plan]).map(|_| ()))
@@ -640,6 +653,7 @@ mod tests {
         drop(s);
         let s = Store::open(&path).unwrap();
         assert!(s.finished_runs(plan).unwrap().is_empty());
+        assert_eq!(s.passed_runs(plan).unwrap(), 0);
         let run = s.start_run(plan, task, model, 0).unwrap();
         s.record_turn(run, &turn(1, "PASS"), &call, None).unwrap();
         let summary = RunSummary {
@@ -665,5 +679,6 @@ mod tests {
         assert_eq!(runs[0]["task"], "bitcount");
         assert_eq!(runs[0]["outcome"], "pass");
         assert!(s.finished_runs(plan).unwrap().contains(&(task, model, 0)));
+        assert_eq!(s.passed_runs(plan).unwrap(), 1);
     }
 }
