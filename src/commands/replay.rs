@@ -18,6 +18,7 @@ use std::time::Instant;
 use loopvel_harness::replay::{Recording, RunReplay, Timing, PAST_THE_RECORDING};
 use loopvel_harness::run::{play_run, Clock, History, RunJob, RunOptions};
 use loopvel_harness::task::{discover, Task};
+use loopvel_math::units::seconds;
 use loopvel_provider::Completion;
 use loopvel_store::{Store, StoredRun};
 use serde_json::{json, Value};
@@ -322,6 +323,16 @@ fn replay_one(dst: &Store, job: Job) -> Result<Replayed, String> {
             if now != then {
                 differences.push(format!("turn {} graded {now} (recorded {then})", i + 1));
             }
+        }
+        // Slow tests explain most divergences on a busy machine (timeouts, budget
+        // stops moved), so say so where the re-run tests took far longer.
+        let recorded_test_s: f64 = src.turns.iter().take(summary.turns as usize).map(|t| t.test_s).sum();
+        if !differences.is_empty() && summary.test_s > 3.0 * recorded_test_s && summary.test_s - recorded_test_s > 1.0 {
+            differences.push(format!(
+                "the tests took {} here against {} recorded (a busy machine?)",
+                seconds(summary.test_s),
+                seconds(recorded_test_s)
+            ));
         }
     }
     let request_note = if job.unchanged { responder.divergence() } else { None };
