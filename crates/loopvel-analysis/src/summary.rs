@@ -242,7 +242,7 @@ pub fn by_task(runs: &[RunTrace]) -> Vec<TaskRow> {
                         pass_rate_ci: wilson(mine.iter().filter(|r| r.passed()).count() as u64, n).map(|(a, b)| [a, b]),
                         mean_time_to_pass_s: mean(&times),
                         // No interval from a single pass (it would have zero width).
-                        mean_time_to_pass_ci: crate::interval::bootstrap(&times, BOOTSTRAP_REPS, seed, |s| mean(s))
+                        mean_time_to_pass_ci: crate::interval::bootstrap(&times, BOOTSTRAP_REPS, seed, mean)
                             .filter(|_| times.len() >= 2)
                             .map(|(a, b)| [a, b]),
                     }
