@@ -410,8 +410,12 @@ pub fn summarize_model(name: &str, runs: &[&RunTrace]) -> ModelSummary {
     };
     if errors > 0 {
         notes.push(format!(
-            "{errors} {} in an error; they count as not passed, censored where they stopped",
-            if errors == 1 { "run ended" } else { "runs ended" }
+            "{errors} {}",
+            if errors == 1 {
+                "run ended in an error; it counts as not passed, censored where it stopped"
+            } else {
+                "runs ended in an error; they count as not passed, censored where they stopped"
+            }
         ));
     }
     let censored_by_wall = runs.iter().filter(|r| !r.passed() && r.stop_reason == "max_wall").count();
