@@ -234,17 +234,21 @@ pub fn by_task(runs: &[RunTrace]) -> Vec<TaskRow> {
                         .filter_map(|r| r.time_to_pass_s)
                         .filter(|t| t.is_finite())
                         .collect();
-                    let seed = seed_of(&format!("{task}\u{1f}{model}"), 31);
+                    let passes = mine.iter().filter(|r| r.passed()).count() as u64;
+                    // No interval from a single pass (it would have zero width), so no bootstrap either.
+                    let mean_time_to_pass_ci = if times.len() >= 2 {
+                        let seed = seed_of(&format!("{task}\u{1f}{model}"), 31);
+                        crate::interval::bootstrap(&times, BOOTSTRAP_REPS, seed, mean).map(|(a, b)| [a, b])
+                    } else {
+                        None
+                    };
                     TaskCell {
                         model: model.to_string(),
                         runs: n,
-                        passes: mine.iter().filter(|r| r.passed()).count() as u64,
-                        pass_rate_ci: wilson(mine.iter().filter(|r| r.passed()).count() as u64, n).map(|(a, b)| [a, b]),
+                        passes,
+                        pass_rate_ci: wilson(passes, n).map(|(a, b)| [a, b]),
                         mean_time_to_pass_s: mean(&times),
-                        // No interval from a single pass (it would have zero width).
-                        mean_time_to_pass_ci: crate::interval::bootstrap(&times, BOOTSTRAP_REPS, seed, mean)
-                            .filter(|_| times.len() >= 2)
-                            .map(|(a, b)| [a, b]),
+                        mean_time_to_pass_ci,
                     }
                 })
                 .collect(),
