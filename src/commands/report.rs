@@ -91,9 +91,7 @@ pub struct Report {
 impl Report {
     /// Everything `report` computes from `runs` of `db`; `check_splits` runs the hold-out check.
     pub fn new(db: &std::path::Path, runs: &[RunTrace], check_splits: Option<usize>) -> Report {
-        let mut tasks: Vec<&str> = runs.iter().map(|r| r.task.as_str()).collect();
-        tasks.sort_unstable();
-        tasks.dedup();
+        let tasks = loopvel_analysis::trace::task_names(runs);
         Report {
             db: db.display().to_string(),
             runs: runs.len(),

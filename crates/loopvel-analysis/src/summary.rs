@@ -216,9 +216,7 @@ pub struct TaskRow {
 /// interval; read a cell as "where", the per-model table as "how much".
 pub fn by_task(runs: &[RunTrace]) -> Vec<TaskRow> {
     let models = crate::trace::model_names(runs);
-    let mut tasks: Vec<&str> = runs.iter().map(|r| r.task.as_str()).collect();
-    tasks.sort_unstable();
-    tasks.dedup();
+    let tasks = crate::trace::task_names(runs);
     tasks
         .iter()
         .map(|task| TaskRow {
@@ -281,9 +279,7 @@ pub fn summarize_model(name: &str, runs: &[&RunTrace]) -> ModelSummary {
     let passes = runs.iter().filter(|r| r.passed()).count() as u64;
     let errors = runs.iter().filter(|r| r.outcome == RunOutcome::Error).count() as u64;
     let one_shot = runs.iter().filter(|r| r.passed() && r.turn_count() == 1).count() as u64;
-    let mut tasks: Vec<&str> = runs.iter().map(|r| r.task.as_str()).collect();
-    tasks.sort_unstable();
-    tasks.dedup();
+    let tasks = crate::trace::task_names(runs.iter().copied());
     let mut notes = Vec::new();
 
     let rows: Vec<RunRow> = runs

@@ -91,3 +91,11 @@ pub fn model_names(runs: &[RunTrace]) -> Vec<&str> {
     }
     names
 }
+
+/// The distinct tasks of `runs`, sorted by name (tables list tasks alphabetically).
+pub fn task_names<'a>(runs: impl IntoIterator<Item = &'a RunTrace>) -> Vec<&'a str> {
+    let mut names: Vec<&str> = runs.into_iter().map(|r| r.task.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
