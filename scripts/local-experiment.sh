@@ -6,7 +6,7 @@
 #
 #   bash scripts/local-experiment.sh [DB]     # default demo/experiment.db
 #
-# Needs ~5 hours on a 2-core machine. Models run one at a time (--concurrency 1),
+# Took 8.2 hours of runs on a 2-core machine (180 runs, demo/README.md). Models run one at a time (--concurrency 1),
 # each llama.cpp server on 2 threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
