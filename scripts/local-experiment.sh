@@ -6,8 +6,8 @@
 #
 #   bash scripts/local-experiment.sh [DB]     # default demo/experiment.db
 #
-# Took 8.2 hours of runs on a 2-core machine (180 runs, demo/README.md). Models run one at a time (--concurrency 1),
-# each llama.cpp server on 2 threads.
+# Took 8.2 hours of runs on a 2-core machine (180 runs, demo/README.md).
+# Models run one at a time (--concurrency 1), each llama.cpp server on 2 threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 db="${1:-demo/experiment.db}"
