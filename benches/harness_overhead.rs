@@ -69,6 +69,18 @@ fn task(dir: &Path) -> Task {
     Task::load(dir).expect("task")
 }
 
+/// The best level here, or the one `LOOPVEL_BENCH_SANDBOX` names (bwrap, landlock, none).
+fn sandbox() -> loopvel_sandbox::Sandbox {
+    use loopvel_sandbox::{Level, Requested, Sandbox};
+    let requested = match std::env::var("LOOPVEL_BENCH_SANDBOX").as_deref() {
+        Ok("bwrap") => Requested::Level(Level::Bwrap),
+        Ok("landlock") => Requested::Level(Level::Landlock),
+        Ok("none") => Requested::Level(Level::None),
+        _ => Requested::Auto,
+    };
+    Sandbox::detect(requested).expect("a sandbox level")
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
@@ -115,10 +127,11 @@ fn main() {
             max_usd: None,
             history: History::Full,
             feedback_bytes: 8000,
-            scrub_env: vec![],
+            sandbox: std::sync::Arc::new(sandbox()),
             clock: Clock::Wall,
         };
         let limiter = Limiter::new(None, None);
+        println!("Sandbox: {} (its start and cleanup count as test time, not overhead)", options.sandbox.describe());
         println!("Harness overhead per turn (wall − model − test − waiting), 3-turn runs, instant local server:");
         println!(
             "{:>12} {:>8} {:>14} {:>14} {:>14} {:>16} {:>12}",
@@ -151,7 +164,9 @@ fn main() {
                             if r >= runs {
                                 break;
                             }
-                            let run_id = store.start_run(plan, tid, mid, r as u32).expect("start");
+                            let run_id = store
+                                .start_run(plan, tid, mid, r as u32, options.sandbox.level().as_str())
+                                .expect("start");
                             let live = Live { model: &model, limiter: &limiter };
                             let job =
                                 RunJob { task: &task, responder: &live, store: &store, run_id, options: &options };

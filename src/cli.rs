@@ -54,6 +54,63 @@ pub enum Command {
         #[command(subcommand)]
         command: TasksCommand,
     },
+    /// The sandbox that model-written code runs in: which level this machine
+    /// gets, and a battery of escape probes run inside it.
+    Sandbox {
+        /// What to do.
+        #[command(subcommand)]
+        command: SandboxCommand,
+    },
+}
+
+/// `--sandbox`: how model-written code (the tests a turn runs) is confined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxArg {
+    /// The strongest level available: bwrap, else landlock; refuses when there is none.
+    Auto,
+    /// bubblewrap: namespaces, read-only root, private /tmp and home, no network.
+    Bwrap,
+    /// Landlock + seccomp: writes only in the workspace, no sockets, no ptrace.
+    Landlock,
+    /// No isolation (unsafe: the code can read your keys and rewrite results); warns on every run.
+    None,
+}
+
+impl SandboxArg {
+    /// The request this option makes.
+    pub fn requested(self) -> loopvel_sandbox::Requested {
+        use loopvel_sandbox::{Level, Requested};
+        match self {
+            SandboxArg::Auto => Requested::Auto,
+            SandboxArg::Bwrap => Requested::Level(Level::Bwrap),
+            SandboxArg::Landlock => Requested::Level(Level::Landlock),
+            SandboxArg::None => Requested::Level(Level::None),
+        }
+    }
+}
+
+/// `loopvel sandbox …`
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Print the level this machine gets, then run every escape probe inside
+    /// it (writes outside, keys, the database, network, survivors, bombs,
+    /// ptrace, …), each held or ESCAPED. Exits 1 on any escape.
+    Check {
+        /// The level to check.
+        #[arg(long, value_enum, default_value = "auto")]
+        sandbox: SandboxArg,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One probe's attack, run inside the sandbox by `sandbox check`.
+    #[command(hide = true)]
+    Probe {
+        /// The probe.
+        name: String,
+        /// Its arguments.
+        args: Vec<String>,
+    },
 }
 
 /// `loopvel local …`
@@ -98,6 +155,9 @@ pub enum TasksCommand {
     Check {
         /// A task directory, or a folder of task directories.
         dir: PathBuf,
+        /// How the tests are confined.
+        #[arg(long, value_enum, default_value = "auto")]
+        sandbox: SandboxArg,
     },
 }
 
@@ -201,6 +261,9 @@ pub struct RunArgs {
     /// Bytes of test output fed back to the model per turn (head and tail kept).
     #[arg(long, default_value_t = 8000)]
     pub feedback_bytes: usize,
+    /// How the tests (model-written code) are confined. Recorded per run.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub sandbox: SandboxArg,
 }
 
 /// `--history`
@@ -342,6 +405,9 @@ pub struct ReplayArgs {
     /// Runs replayed at once.
     #[arg(long, default_value_t = 2)]
     pub concurrency: usize,
+    /// How the re-run tests (recorded model-written code) are confined. Recorded per run.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub sandbox: SandboxArg,
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,

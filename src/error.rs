@@ -31,6 +31,9 @@ pub enum CliError {
     /// A check ran and found problems (already reported on standard output).
     #[error("{0}")]
     CheckFailed(String),
+    /// No sandbox for model-written code (or not the one asked for).
+    #[error(transparent)]
+    Sandbox(#[from] loopvel_sandbox::SandboxError),
     /// Output could not be written.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -45,7 +48,11 @@ impl CliError {
                 loopvel_store::StoreError::Missing { .. } | loopvel_store::StoreError::NotLoopvel { .. },
             ) => 2,
             CliError::Local(loopvel_local::LocalError::UnknownModel(_) | loopvel_local::LocalError::NotSetUp(_)) => 2,
-            CliError::Output(_) | CliError::CheckFailed(_) | CliError::Store(_) | CliError::Local(_) => 1,
+            CliError::Output(_)
+            | CliError::CheckFailed(_)
+            | CliError::Store(_)
+            | CliError::Local(_)
+            | CliError::Sandbox(_) => 1,
         }
     }
 }

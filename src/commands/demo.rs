@@ -5,11 +5,28 @@ use std::time::Instant;
 
 use loopvel_math::units::{percent, seconds};
 
-use crate::cli::{CalcArgs, DemoArgs, ReplayArgs, SimulateArgs};
+use crate::cli::{CalcArgs, DemoArgs, ReplayArgs, SandboxArg, SimulateArgs};
 use crate::commands::report::{load, Report};
 use crate::commands::{calc, replay, simulate};
 use crate::error::CliError;
 use crate::render;
+
+/// The demo re-runs the tests of code that two local models wrote, as
+/// recorded in `demo/local.db` (shipped with loopvel, read before it shipped):
+/// in the best sandbox here, and where this machine has none, without one,
+/// saying so. `run` and `replay` on a user's own data refuse instead.
+fn demo_sandbox() -> SandboxArg {
+    match loopvel_sandbox::Sandbox::detect(loopvel_sandbox::Requested::Auto) {
+        Ok(_) => SandboxArg::Auto,
+        Err(e) => {
+            eprintln!(
+                "loopvel demo: {e}\nloopvel demo: replaying the shipped recording without a sandbox; install \
+                 bubblewrap before running models' code of your own"
+            );
+            SandboxArg::None
+        }
+    }
+}
 
 fn heading(out: &mut impl Write, step: &str) -> Result<(), CliError> {
     writeln!(out, "\n══ {step} {}", "═".repeat(80usize.saturating_sub(step.chars().count() + 4)))?;
@@ -80,6 +97,7 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), CliError> {
             test_time: None,
             concurrency: 2,
             json: false,
+            sandbox: demo_sandbox(),
         },
         out,
     )?;

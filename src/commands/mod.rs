@@ -8,6 +8,7 @@ pub mod predict;
 pub mod replay;
 pub mod report;
 pub mod run;
+pub mod sandbox;
 pub mod simulate;
 pub mod tasks;
 
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(args) => demo::run(&args, &mut out),
         Command::Simulate(args) => simulate::run(&args, &mut out),
         Command::Tasks { command } => tasks::run(&command, &mut out),
+        Command::Sandbox { command } => sandbox::run(&command, &mut out),
         Command::Local { command } => local::run(&command, &mut out),
         Command::Run(args) => run::run(&args, &mut out),
         Command::Export(args) => export::run(&args, &mut out),

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use loopvel_harness::replay::{Recording, RunReplay, Timing, PAST_THE_RECORDING};
@@ -20,6 +20,7 @@ use loopvel_harness::run::{play_run, Clock, History, RunJob, RunOptions};
 use loopvel_harness::task::{discover, Task};
 use loopvel_math::units::seconds;
 use loopvel_provider::Completion;
+use loopvel_sandbox::Sandbox;
 use loopvel_store::{Store, StoredRun};
 use serde_json::{json, Value};
 
@@ -81,7 +82,7 @@ fn parse_pairs(flag: &str, items: &[String], factor: bool) -> Result<HashMap<Str
 }
 
 /// The loop options a run was recorded with (its plan's options).
-fn recorded_options(json: &str) -> Option<RunOptions> {
+fn recorded_options(json: &str, sandbox: &Arc<Sandbox>) -> Option<RunOptions> {
     let v: Value = serde_json::from_str(json).ok()?;
     // Plans recorded before the key left out --runs store `[options, runs]`.
     let o = if v.is_array() { v.get(0)? } else { &v };
@@ -91,7 +92,7 @@ fn recorded_options(json: &str) -> Option<RunOptions> {
         max_usd: o.get("max_usd").and_then(Value::as_f64),
         history: if o.get("history")?.as_str()? == "last" { History::Last } else { History::Full },
         feedback_bytes: o.get("feedback_bytes")?.as_u64()? as usize,
-        scrub_env: Vec::new(),
+        sandbox: sandbox.clone(),
         clock: Clock::Wall,
     })
 }
@@ -140,6 +141,7 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
     }
     let tasks = discover(&args.tasks)?;
     let by_name: HashMap<&str, (&Task, String)> = tasks.iter().map(|t| (t.name.as_str(), (t, task_hash(t)))).collect();
+    let sandbox = Arc::new(super::sandbox::open(args.sandbox, &[&args.db, &args.into], "replay")?);
     let dst = Store::open(&args.into)?;
     let any_what_if = !speed.is_empty() || !ttft.is_empty() || args.test_time.is_some();
     let mut skipped = Vec::new();
@@ -166,7 +168,7 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
             ));
             continue;
         }
-        let Some(options) = src.plan_options(r.plan_id)?.as_deref().and_then(recorded_options) else {
+        let Some(options) = src.plan_options(r.plan_id)?.as_deref().and_then(|o| recorded_options(o, &sandbox)) else {
             skipped.push(format!("run {}: its plan's options cannot be read", r.run_id));
             continue;
         };
@@ -287,7 +289,9 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
 }
 
 fn replay_one(dst: &Store, job: Job) -> Result<Replayed, String> {
-    let run_id = dst.start_run(job.plan, job.task_id, job.model_id, job.source.replicate).map_err(|e| e.to_string())?;
+    let run_id = dst
+        .start_run(job.plan, job.task_id, job.model_id, job.source.replicate, job.options.sandbox.level().as_str())
+        .map_err(|e| e.to_string())?;
     let responder = RunReplay::new(job.calls, job.timing);
     let grades: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let on_turn = |t: &loopvel_store::TurnRecord| {

@@ -108,6 +108,11 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     check(args)?;
     let tasks = discover(&args.tasks)?;
     let models = crate::config::resolve_models(args.config.as_deref(), &args.models)?;
+    let config = super::sandbox::config_to_hide(args.config.as_deref());
+    let mut hide: Vec<&std::path::Path> = vec![&args.db];
+    hide.extend(config.as_deref());
+    let sandbox = Arc::new(super::sandbox::open(args.sandbox, &hide, "run")?);
+    let level = sandbox.level().as_str();
     let options = RunOptions {
         max_turns: args.max_turns,
         max_wall_s: args.max_wall_s,
@@ -117,7 +122,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
             HistoryArg::Last => History::Last,
         },
         feedback_bytes: args.feedback_bytes,
-        scrub_env: models.iter().filter_map(|m| m.api_key_env.clone()).collect(),
+        sandbox: sandbox.clone(),
         clock: Clock::Wall,
     };
     let store = Store::open(&args.db)?;
@@ -223,7 +228,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
             workers.push(s.spawn(|| {
                 while let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
                     let (task, model) = (&tasks[job.task], &models[job.model]);
-                    let run_id = match store.start_run(plan, job.task_id, job.model_id, job.replicate) {
+                    let run_id = match store.start_run(plan, job.task_id, job.model_id, job.replicate, level) {
                         Ok(id) => id,
                         Err(e) => {
                             first_error.lock().map(|mut f| f.get_or_insert(e.to_string()).clone()).ok();

@@ -1,12 +1,12 @@
 //! `loopvel tasks check DIR`: each task's tests fail as given and pass with `solution/`.
 
 use std::io::Write;
-use std::time::Duration;
 
 use loopvel_harness::task::{discover, Task};
-use loopvel_harness::testrun::{run_tests, TestRun, TestSpec, OUTPUT_CAP};
+use loopvel_harness::testrun::{run_tests, TestRun, TestSpec};
 use loopvel_harness::workspace::Workspace;
 use loopvel_math::units::seconds;
+use loopvel_sandbox::Sandbox;
 
 use crate::cli::TasksCommand;
 use crate::error::CliError;
@@ -15,7 +15,10 @@ use crate::render;
 /// Run a `tasks` subcommand.
 pub fn run(command: &TasksCommand, out: &mut impl Write) -> Result<(), CliError> {
     match command {
-        TasksCommand::Check { dir } => check(dir, out),
+        TasksCommand::Check { dir, sandbox } => {
+            let sandbox = super::sandbox::open(*sandbox, &[], "tasks check")?;
+            check(dir, &sandbox, out)
+        }
     }
 }
 
@@ -27,18 +30,11 @@ struct Checked {
     problem: Option<String>,
 }
 
-fn tests(task: &Task, ws: &Workspace) -> std::io::Result<TestRun> {
-    let spec = TestSpec {
-        command: &task.test,
-        report: &task.report,
-        timeout: Duration::from_secs_f64(task.test_timeout_s),
-        scrub_env: &[],
-        output_cap: OUTPUT_CAP,
-    };
-    run_tests(ws.root(), &spec)
+fn tests(task: &Task, ws: &Workspace, sandbox: &Sandbox) -> std::io::Result<TestRun> {
+    run_tests(ws.root(), &TestSpec::for_task(task, sandbox))
 }
 
-fn check_one(task: Task) -> Checked {
+fn check_one(task: Task, sandbox: &Sandbox) -> Checked {
     let ws = match Workspace::create(&task) {
         Ok(ws) => ws,
         Err(e) => {
@@ -46,14 +42,14 @@ fn check_one(task: Task) -> Checked {
             return Checked { task, given: Err(e), solved: None, problem };
         }
     };
-    let given = tests(&task, &ws);
+    let given = tests(&task, &ws, sandbox);
     let mut problem = match &given {
         Err(e) => Some(format!("the test command cannot start: {e}")),
         Ok(r) if r.all_passed() => Some("its tests already pass as given: nothing to fix".into()),
         Ok(_) => None,
     };
     let solved = match ws.apply_solution() {
-        Ok(true) => Some(tests(&task, &ws)),
+        Ok(true) => Some(tests(&task, &ws, sandbox)),
         Ok(false) => {
             problem.get_or_insert("has no solution/ to check against; add the fixed files under solution/".into());
             None
@@ -82,7 +78,7 @@ fn counts(r: &std::io::Result<TestRun>) -> String {
     }
 }
 
-fn check(dir: &std::path::Path, out: &mut impl Write) -> Result<(), CliError> {
+fn check(dir: &std::path::Path, sandbox: &Sandbox, out: &mut impl Write) -> Result<(), CliError> {
     let tasks = discover(dir)?;
     let mut table = render::calc::table(
         ["task", "report", "tests as given", "with solution/", "test time as given", "test time solved", "check"]
@@ -92,7 +88,7 @@ fn check(dir: &std::path::Path, out: &mut impl Write) -> Result<(), CliError> {
     let mut failures = Vec::new();
     let n = tasks.len();
     for task in tasks {
-        let c = check_one(task);
+        let c = check_one(task, sandbox);
         let time = |r: &std::io::Result<TestRun>| r.as_ref().map_or("n/a".into(), |r| seconds(r.duration_s));
         table.add_row(vec![
             c.task.name.clone(),

@@ -64,7 +64,7 @@ pub fn write(path: &Path, models: &[SynthModel], runs_per_model: u32, max_turns:
         let model = store.model(m.name, "{}").expect("model");
         for rep in 0..runs_per_model {
             let task = tasks[(rep % 10) as usize];
-            let run = store.start_run(plan, task, model, rep).expect("start run");
+            let run = store.start_run(plan, task, model, rep, "bwrap").expect("start run");
             let solvable = rng.random::<f64>() < m.ceiling;
             let (mut wall, mut model_total, mut test_total, mut usd) = (0.0, 0.0, 0.0, 0.0);
             let mut passed_at = None;

@@ -1,7 +1,7 @@
 //! The loop that turns turns: prompt → reply → edits → tests → grade → feedback.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use loopvel_provider::{complete, Completion, Limiter, Message, ModelConfig, Role};
 
@@ -78,9 +78,9 @@ pub struct RunOptions {
     pub history: History,
     /// Bytes of test output fed back per turn (head and tail kept).
     pub feedback_bytes: usize,
-    /// Environment variables the tests must not see (every model's `api_key_env`).
+    /// Where the tests run. Not part of a plan's options: each run records its level.
     #[serde(skip)]
-    pub scrub_env: Vec<String>,
+    pub sandbox: std::sync::Arc<loopvel_sandbox::Sandbox>,
     /// Wall clock for live runs, a virtual one for replays.
     #[serde(skip)]
     pub clock: Clock,
@@ -207,13 +207,7 @@ pub fn play_run(job: &RunJob, on_turn: OnTurn) -> RunSummary {
     };
     let system = Message { role: Role::System, content: system_prompt(job.task) };
     let mut messages = vec![system.clone(), Message { role: Role::User, content: first_prompt(job.task, &ws) }];
-    let spec = TestSpec {
-        command: &job.task.test,
-        report: &job.task.report,
-        timeout: Duration::from_secs_f64(job.task.test_timeout_s),
-        scrub_env: &job.options.scrub_env,
-        output_cap: OUTPUT_CAP,
-    };
+    let spec = TestSpec::for_task(job.task, &job.options.sandbox);
     let mut seen_states: HashSet<u64> = HashSet::new();
     let mut previous: Option<TestRun> = None;
     let mut previous_passed: Option<u32> = None;

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 
+use loopvel_sandbox::Limits;
+
 use crate::report::ReportFormat;
 
 /// A task that cannot be used, and why.
@@ -41,6 +43,18 @@ struct TaskToml {
     test_timeout_s: f64,
     #[serde(default = "default_report")]
     report: String,
+    /// The tests may use the network (off by default: the sandbox has none).
+    #[serde(default)]
+    network: bool,
+    /// Variables added to the tests' environment (which is otherwise an allow-list).
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, String>,
+    /// Folders outside the workspace the tests may read (absolute paths).
+    #[serde(default)]
+    read: Vec<PathBuf>,
+    /// Caps on the tests' resources (defaults in `loopvel_sandbox::Limits`).
+    #[serde(default)]
+    limits: Limits,
 }
 
 fn default_timeout() -> f64 {
@@ -70,6 +84,14 @@ pub struct Task {
     pub test_timeout_s: f64,
     /// How tests are counted.
     pub report: ReportFormat,
+    /// The tests may use the network.
+    pub network: bool,
+    /// Variables added to the tests' environment.
+    pub env: Vec<(String, String)>,
+    /// Folders outside the workspace the tests may read.
+    pub read: Vec<PathBuf>,
+    /// Caps on the tests' resources.
+    pub limits: Limits,
     edit_set: GlobSet,
     show_set: GlobSet,
 }
@@ -110,6 +132,23 @@ impl Task {
             return Err(invalid(format!("test_timeout_s = {} must be a number of seconds > 0", t.test_timeout_s)));
         }
         let report = ReportFormat::parse(&t.report).map_err(invalid)?;
+        check_limits(&t.limits).map_err(invalid)?;
+        for (k, v) in &t.env {
+            let bad_name = k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0');
+            if bad_name {
+                return Err(invalid(format!(
+                    "env.{k:?}: a variable name is non-empty and has no '=' or NUL (nor has its value a NUL)"
+                )));
+            }
+        }
+        for p in &t.read {
+            if !p.is_absolute() {
+                return Err(invalid(format!(
+                    "read = [\"{}\"]: give absolute paths of folders the tests may read",
+                    p.display()
+                )));
+            }
+        }
         let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
         Ok(Task {
             name,
@@ -122,6 +161,10 @@ impl Task {
             test: t.test,
             test_timeout_s: t.test_timeout_s,
             report,
+            network: t.network,
+            env: t.env.into_iter().collect(),
+            read: t.read,
+            limits: t.limits,
         })
     }
 
@@ -134,6 +177,24 @@ impl Task {
     pub fn is_shown(&self, relative: &Path) -> bool {
         self.show_set.is_match(relative)
     }
+}
+
+/// Every cap must be a positive number, and large enough to start a shell.
+fn check_limits(l: &Limits) -> Result<(), String> {
+    let fields = [
+        ("memory_mb", l.memory_mb, 64),
+        ("processes", l.processes, 8),
+        ("cpu_s", l.cpu_s, 1),
+        ("file_size_mb", l.file_size_mb, 1),
+        ("open_files", l.open_files, 32),
+        ("tmp_mb", l.tmp_mb, 1),
+    ];
+    for (name, value, least) in fields {
+        if value < least {
+            return Err(format!("limits.{name} = {value} is too small to run a test command; give at least {least}"));
+        }
+    }
+    Ok(())
 }
 
 /// The tasks under `dir`: `dir` itself if it has a `task.toml`, else every

@@ -54,7 +54,8 @@ pub enum StoreError {
     },
 }
 
-const SCHEMA_VERSION: i64 = 1;
+/// 1: the first schema. 2: `runs.sandbox`, the level the run's tests ran at.
+const SCHEMA_VERSION: i64 = 2;
 
 /// A finished run with its turns, for reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +82,8 @@ pub struct StoredRun {
     pub wall_s: f64,
     /// Cost, USD.
     pub usd: f64,
+    /// The sandbox level its tests ran at (`None`: recorded before loopvel recorded it).
+    pub sandbox: Option<String>,
     /// The turns in order.
     pub turns: Vec<StoredTurn>,
 }
@@ -141,7 +144,7 @@ CREATE TABLE runs (
     task_id INTEGER NOT NULL REFERENCES tasks(id), model_id INTEGER NOT NULL REFERENCES models(id),
     replicate INTEGER NOT NULL, status TEXT NOT NULL, outcome TEXT, stop_reason TEXT, turns INTEGER,
     time_to_pass_s REAL, wall_s REAL, model_s REAL, test_s REAL, overhead_s REAL, retry_wait_s REAL,
-    input_tokens INTEGER, output_tokens INTEGER, usd REAL, error TEXT,
+    input_tokens INTEGER, output_tokens INTEGER, usd REAL, error TEXT, sandbox TEXT,
     started_at TEXT NOT NULL DEFAULT (datetime('now')), finished_at TEXT,
     UNIQUE(plan_id, task_id, model_id, replicate));
 CREATE TABLE turns (
@@ -234,7 +237,7 @@ pub struct TestRecord {
 }
 
 /// How a run ended. Times in seconds, cost in US dollars.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct RunSummary {
     /// `pass`, `fail` or `error`.
     pub outcome: String,
@@ -269,6 +272,7 @@ pub struct RunSummary {
 pub struct Store {
     conn: Mutex<Connection>,
     path: String,
+    version: i64,
 }
 
 impl Store {
@@ -291,8 +295,12 @@ impl Store {
         if version < 1 {
             conn.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
                 .map_err(err)?;
+        } else if version == 1 {
+            // Runs recorded before keep NULL: their level was not recorded.
+            conn.execute_batch("BEGIN; ALTER TABLE runs ADD COLUMN sandbox TEXT; PRAGMA user_version = 2; COMMIT;")
+                .map_err(err)?;
         }
-        Ok(Store { conn: Mutex::new(conn), path: shown })
+        Ok(Store { conn: Mutex::new(conn), path: shown, version: SCHEMA_VERSION })
     }
 
     /// Open a database that must already exist (reports never create one):
@@ -314,20 +322,31 @@ impl Store {
         if version < 1 {
             return Err(StoreError::NotLoopvel { path: shown });
         }
-        Ok(Store { conn: Mutex::new(conn), path: shown })
+        // Read as it is: a report never migrates (the shipped databases stay byte-identical).
+        Ok(Store { conn: Mutex::new(conn), path: shown, version })
+    }
+
+    /// The `runs.sandbox` column, or NULL in a database from before it.
+    fn sandbox_column(&self) -> &'static str {
+        if self.version >= 2 {
+            "r.sandbox"
+        } else {
+            "NULL"
+        }
     }
 
     /// Every finished run with its turns, in run order.
     pub fn read_runs(&self) -> Result<Vec<StoredRun>, StoreError> {
+        let sandbox = self.sandbox_column();
         self.with(|c| {
             let mut runs: Vec<StoredRun> = c
-                .prepare(
+                .prepare(&format!(
                     "SELECT r.id, r.plan_id, t.name, m.name, r.replicate, COALESCE(r.outcome, 'error'),
                             COALESCE(r.stop_reason, 'error'), r.time_to_pass_s, COALESCE(r.wall_s, 0), COALESCE(r.usd, 0),
-                            t.files_hash
+                            t.files_hash, {sandbox}
                      FROM runs r JOIN tasks t ON t.id = r.task_id JOIN models m ON m.id = r.model_id
                      WHERE r.status = 'done' ORDER BY r.id",
-                )?
+                ))?
                 .query_map([], |r| {
                     Ok(StoredRun {
                         run_id: r.get(0)?,
@@ -341,6 +360,7 @@ impl Store {
                         wall_s: r.get(8)?,
                         usd: r.get(9)?,
                         task_files_hash: r.get(10)?,
+                        sandbox: r.get(11)?,
                         turns: Vec::new(),
                     })
                 })?
@@ -473,8 +493,16 @@ impl Store {
         self.with(|c| c.execute("DELETE FROM runs WHERE plan_id = ?1", [plan]).map(|_| ()))
     }
 
-    /// Start a run, clearing what a killed earlier attempt left of it.
-    pub fn start_run(&self, plan: i64, task: i64, model: i64, replicate: u32) -> Result<i64, StoreError> {
+    /// Start a run, clearing what a killed earlier attempt left of it;
+    /// `sandbox` is the level its tests run at.
+    pub fn start_run(
+        &self,
+        plan: i64,
+        task: i64,
+        model: i64,
+        replicate: u32,
+        sandbox: &str,
+    ) -> Result<i64, StoreError> {
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute(
@@ -482,8 +510,9 @@ impl Store {
                 params![plan, task, model, replicate],
             )?;
             tx.execute(
-                "INSERT INTO runs(plan_id, task_id, model_id, replicate, status) VALUES (?1, ?2, ?3, ?4, 'running')",
-                params![plan, task, model, replicate],
+                "INSERT INTO runs(plan_id, task_id, model_id, replicate, status, sandbox)
+                 VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
+                params![plan, task, model, replicate, sandbox],
             )?;
             let id = tx.last_insert_rowid();
             tx.commit()?;
@@ -569,13 +598,14 @@ impl Store {
 
     /// One record per finished run, for export and reports.
     pub fn export_runs(&self) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, StoreError> {
-        self.rows(
+        self.rows(&format!(
             "SELECT r.id AS run_id, r.plan_id, t.name AS task, m.name AS model, r.replicate, r.outcome, r.stop_reason, r.turns,
                     r.time_to_pass_s, r.wall_s, r.model_s, r.test_s, r.overhead_s, r.retry_wait_s, r.input_tokens,
-                    r.output_tokens, r.usd, r.error
+                    r.output_tokens, r.usd, r.error, {} AS sandbox
              FROM runs r JOIN tasks t ON t.id = r.task_id JOIN models m ON m.id = r.model_id
              WHERE r.status = 'done' ORDER BY r.id",
-        )
+            self.sandbox_column()
+        ))
     }
 
     /// One record per turn of a finished run.
@@ -638,6 +668,37 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_database_is_read_as_is_and_migrated_only_when_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let s = Store::open(&path).unwrap();
+        let plan = s.plan("k", "cmd", "{}").unwrap();
+        let task = s.task("t", "h", "fix", "pytest").unwrap();
+        let model = s.model("m", "{}").unwrap();
+        let run = s.start_run(plan, task, model, 0, "landlock").unwrap();
+        let summary = RunSummary { outcome: "fail".into(), stop_reason: "max_turns".into(), ..RunSummary::default() };
+        s.finish_run(run, &summary).unwrap();
+        drop(s);
+        // Make it a version-1 file, as loopvel wrote before the sandbox column.
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("ALTER TABLE runs DROP COLUMN sandbox; PRAGMA user_version = 1;").unwrap();
+        drop(c);
+        let old = Store::open_existing(&path).unwrap();
+        assert_eq!(old.read_runs().unwrap()[0].sandbox, None);
+        assert!(old.export_runs().unwrap()[0]["sandbox"].is_null());
+        drop(old);
+        let c = Connection::open(&path).unwrap();
+        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, 1, "a report must not migrate the file");
+        drop(c);
+        let s = Store::open(&path).unwrap();
+        let run = s.start_run(plan, task, model, 1, "bwrap").unwrap();
+        s.finish_run(run, &summary).unwrap();
+        let levels: Vec<Option<String>> = s.read_runs().unwrap().into_iter().map(|r| r.sandbox).collect();
+        assert_eq!(levels, vec![None, Some("bwrap".to_string())]);
+    }
+
+    #[test]
     fn a_killed_run_is_cleared_and_played_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
@@ -647,14 +708,14 @@ mod tests {
         let task = s.task("bitcount", "abc", "fix", "pytest").unwrap();
         let model = s.model("fast", "{}").unwrap();
         let call = CallRecord { request_json: "{}".into(), reply_text: "r".into(), detail_json: "{}".into() };
-        let run = s.start_run(plan, task, model, 0).unwrap();
+        let run = s.start_run(plan, task, model, 0, "bwrap").unwrap();
         s.record_turn(run, &turn(1, "PARTIAL"), &call, None).unwrap();
         // Killed here. Reopen and start the same run again.
         drop(s);
         let s = Store::open(&path).unwrap();
         assert!(s.finished_runs(plan).unwrap().is_empty());
         assert_eq!(s.passed_runs(plan).unwrap(), 0);
-        let run = s.start_run(plan, task, model, 0).unwrap();
+        let run = s.start_run(plan, task, model, 0, "bwrap").unwrap();
         s.record_turn(run, &turn(1, "PASS"), &call, None).unwrap();
         let summary = RunSummary {
             outcome: "pass".into(),

@@ -1,0 +1,138 @@
+//! The bubblewrap command line: what the confined command sees of the machine.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::env::toolchain_dirs;
+
+/// Folders that are never masked whole (a database kept in one of them is
+/// masked file by file instead): masking them would break the command.
+const NEVER_MASK: &[&str] = &["/", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/opt", "/dev", "/proc", "/sys"];
+
+fn arg(args: &mut Vec<OsString>, parts: &[&dyn AsRef<std::ffi::OsStr>]) {
+    args.extend(parts.iter().map(|p| p.as_ref().to_owned()));
+}
+
+/// Arguments for `bwrap` up to (not including) the command.
+///
+/// Order matters: bubblewrap applies mounts in order, so the masks come
+/// first, then the toolchains are bound back read-only, then the workspace
+/// read-write (bwrap makes the mount points it needs inside a mask).
+pub(crate) fn args(
+    workspace: &Path,
+    network: bool,
+    hidden: &[PathBuf],
+    read: &[PathBuf],
+    tmp_mb: u64,
+    seccomp_fds: &[i32],
+) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    arg(&mut a, &[&"--die-with-parent", &"--new-session", &"--unshare-all", &"--cap-drop", &"ALL"]);
+    if network {
+        arg(&mut a, &[&"--share-net"]);
+    }
+    arg(&mut a, &[&"--ro-bind", &"/", &"/", &"--dev", &"/dev", &"--proc", &"/proc"]);
+    let tmp_bytes = tmp_mb.saturating_mul(1024 * 1024).to_string();
+    arg(&mut a, &[&"--size", &tmp_bytes, &"--tmpfs", &"/tmp"]);
+    // Sockets of local services (a database, Docker, D-Bus) live under /run:
+    // a read-only bind does not stop connect(2) on a socket file.
+    for run in ["/run", "/var/run", "/var/tmp"] {
+        let p = Path::new(run);
+        if p.is_dir() && !p.is_symlink() {
+            arg(&mut a, &[&"--tmpfs", &run]);
+        }
+    }
+    // The home folder (keys, shell history, cloud credentials) and the folders
+    // of the database and config are masked by empty ones.
+    let mut masks: Vec<PathBuf> = Vec::new();
+    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+        if home.is_absolute() && home.is_dir() {
+            masks.push(home);
+        }
+    }
+    let mut file_masks: Vec<PathBuf> = Vec::new();
+    for h in hidden {
+        match h.parent() {
+            Some(parent) if !NEVER_MASK.iter().any(|n| parent == Path::new(n)) && parent.is_dir() => {
+                masks.push(parent.to_path_buf())
+            }
+            _ => file_masks.push(h.clone()),
+        }
+    }
+    masks.sort();
+    masks.dedup();
+    for m in &masks {
+        if NEVER_MASK.iter().any(|n| m == Path::new(n)) {
+            continue;
+        }
+        arg(&mut a, &[&"--tmpfs", m]);
+    }
+    for dir in toolchain_dirs().into_iter().chain(read.iter().cloned()) {
+        if masks.iter().any(|m| dir.starts_with(m)) {
+            arg(&mut a, &[&"--ro-bind-try", &dir, &dir]);
+        }
+    }
+    // A hidden file that a bound-back toolchain folder holds, or that sits in
+    // a folder never masked whole: each of it and its SQLite companions.
+    for h in hidden {
+        let in_rebound = toolchain_dirs().iter().chain(read).any(|d| h.starts_with(d));
+        if in_rebound || file_masks.contains(h) {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let mut f = h.clone().into_os_string();
+                f.push(suffix);
+                if Path::new(&f).is_file() {
+                    arg(&mut a, &[&"--ro-bind", &"/dev/null", &f]);
+                }
+            }
+        }
+    }
+    // Hash of the shadow password files: readable by uid 0, which a
+    // root-run loopvel's sandbox still is (with no capabilities).
+    for f in ["/etc/shadow", "/etc/gshadow"] {
+        if Path::new(f).is_file() {
+            arg(&mut a, &[&"--ro-bind", &"/dev/null", &f]);
+        }
+    }
+    arg(&mut a, &[&"--bind", &workspace, &workspace, &"--chdir", &workspace]);
+    for fd in seccomp_fds {
+        arg(&mut a, &[&"--add-seccomp-fd", &fd.to_string()]);
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_come_before_the_workspace_and_network_is_off_by_default() {
+        let ws = Path::new("/tmp/loopvel-ws-x");
+        let db = PathBuf::from("/srv/results/loopvel.db");
+        let a: Vec<String> =
+            args(ws, false, &[db], &[], 64, &[7]).into_iter().map(|s| s.to_string_lossy().into_owned()).collect();
+        let pos = |s: &str| a.iter().position(|x| x == s);
+        assert!(pos("--share-net").is_none());
+        assert!(pos("--unshare-all").is_some());
+        let mask = a.windows(2).position(|w| w[0] == "--tmpfs" && w[1] == "/srv/results").expect("db folder masked");
+        let bind = a.windows(2).position(|w| w[0] == "--bind" && w[1] == "/tmp/loopvel-ws-x").expect("ws bound");
+        assert!(mask < bind);
+        assert!(a.windows(2).any(|w| w[0] == "--add-seccomp-fd" && w[1] == "7"));
+        let net: Vec<String> =
+            args(ws, true, &[], &[], 64, &[]).into_iter().map(|s| s.to_string_lossy().into_owned()).collect();
+        assert!(net.contains(&"--share-net".to_string()));
+    }
+
+    #[test]
+    fn a_database_in_a_system_folder_is_masked_file_by_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // /etc is never masked whole; use a real file to see the file mask.
+        let a: Vec<String> = args(dir.path(), false, &[PathBuf::from("/etc/hostname")], &[], 64, &[])
+            .into_iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
+        assert!(!a.windows(2).any(|w| w[0] == "--tmpfs" && w[1] == "/etc"));
+        if Path::new("/etc/hostname").is_file() {
+            assert!(a.windows(3).any(|w| w[0] == "--ro-bind" && w[1] == "/dev/null" && w[2] == "/etc/hostname"));
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The environment a confined command gets (an allow-list, never the
+//! parent's) and the folders it may read.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Passed through when set: locale and time zone, and the variables that
+/// tell toolchains where they live. Nothing else of loopvel's environment
+/// reaches the command (API keys included, whatever their names).
+const PASSED: &[&str] = &[
+    "PATH",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TZ",
+    "RUSTUP_TOOLCHAIN",
+    "PYENV_VERSION",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "JAVA_HOME",
+    "GOROOT",
+    "GOTOOLCHAIN",
+    "NODE_PATH",
+];
+
+/// Toolchain homes that default to a folder under `$HOME`: since `HOME` is
+/// the workspace inside, each is set to where it really is, so `cargo`
+/// (rustup's proxy), pyenv's shims and `pip install --user` packages work.
+const HOME_DEFAULTS: &[(&str, &str)] = &[
+    ("RUSTUP_HOME", ".rustup"),
+    ("CARGO_HOME", ".cargo"),
+    ("PYENV_ROOT", ".pyenv"),
+    ("PYTHONUSERBASE", ".local"),
+    ("GOPATH", "go"),
+];
+
+fn real_home() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.is_absolute() && h != Path::new("/"))
+}
+
+/// Toolchain folders the command must be able to read: the homes above and
+/// the folders of PATH, canonical, without `/` or the home folder itself.
+pub(crate) fn toolchain_dirs() -> Vec<PathBuf> {
+    let home = real_home();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for (var, default) in HOME_DEFAULTS {
+        let dir = std::env::var_os(var).map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(default)));
+        if let Some(d) = dir.filter(|d| d.is_dir()) {
+            dirs.push(d);
+        }
+    }
+    for var in ["VIRTUAL_ENV", "CONDA_PREFIX", "JAVA_HOME", "GOROOT"] {
+        if let Some(d) = std::env::var_os(var).map(PathBuf::from).filter(|d| d.is_dir()) {
+            dirs.push(d);
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path).filter(|d| d.is_absolute() && d.is_dir()));
+    }
+    let mut out: Vec<PathBuf> = Vec::new();
+    for d in dirs {
+        let d = d.canonicalize().unwrap_or(d);
+        if d == Path::new("/") || home.as_deref() == Some(d.as_path()) || out.contains(&d) {
+            continue;
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// System folders readable at the Landlock level. Not `/home`, `/root`,
+/// `/tmp`, `/var` or `/run`: that is where databases, keys and sockets live.
+pub(crate) const SYSTEM_READ: &[&str] =
+    &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/nix", "/proc", "/sys", "/dev"];
+
+/// Everything a Landlock-confined command may read (besides its workspace).
+pub(crate) fn read_roots(extra: &[PathBuf]) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = SYSTEM_READ.iter().map(PathBuf::from).filter(|p| p.exists()).collect();
+    roots.extend(toolchain_dirs());
+    roots.extend(extra.iter().cloned());
+    roots
+}
+
+/// The command's environment. `HOME` is the workspace; `TMPDIR` is `tmp`.
+pub(crate) fn build(workspace: &Path, tmp: &Path, extra: &[(String, String)]) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = Vec::new();
+    for name in PASSED {
+        if let Some(v) = std::env::var_os(name) {
+            env.push((name.into(), v));
+        }
+    }
+    let home = real_home();
+    for (var, default) in HOME_DEFAULTS {
+        let dir = std::env::var_os(var).map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(default)));
+        if let Some(d) = dir.filter(|d| d.is_dir()) {
+            env.push((var.into(), d.into_os_string()));
+        }
+    }
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
+    }
+    env.push(("HOME".into(), workspace.as_os_str().to_owned()));
+    env.push(("TMPDIR".into(), tmp.as_os_str().to_owned()));
+    env.push(("LOOPVEL_SANDBOXED".into(), "1".into()));
+    for (k, v) in extra {
+        env.retain(|(name, _)| name != k.as_str());
+        env.push((k.into(), v.into()));
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_never_pass_and_home_is_the_workspace() {
+        std::env::set_var("SANDBOX_TEST_API_KEY", "sk-should-not-pass");
+        std::env::set_var("SANDBOX_TEST_TOKEN", "tok-should-not-pass");
+        let ws = Path::new("/tmp/ws");
+        let env = build(ws, Path::new("/tmp"), &[("EXTRA".into(), "1".into())]);
+        let names: Vec<String> = env.iter().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+        assert!(!names.iter().any(|n| n.starts_with("SANDBOX_TEST")), "{names:?}");
+        assert!(env.iter().any(|(k, v)| k == "HOME" && v == "/tmp/ws"));
+        assert!(env.iter().any(|(k, v)| k == "EXTRA" && v == "1"));
+        assert!(names.contains(&"PATH".to_string()));
+    }
+
+    #[test]
+    fn read_roots_leave_out_home_tmp_and_var() {
+        let roots = read_roots(&[]);
+        for r in &roots {
+            assert_ne!(r, Path::new("/"));
+            assert!(!r.starts_with("/tmp") && !r.starts_with("/var") && !r.starts_with("/run"), "{}", r.display());
+        }
+        if let Some(home) = real_home() {
+            assert!(!roots.contains(&home));
+        }
+    }
+}

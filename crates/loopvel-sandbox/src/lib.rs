@@ -1,0 +1,278 @@
+//! Runs a command that model-written code controls, confined.
+//!
+//! Every turn, loopvel runs a task's tests, and the tests run code a model
+//! wrote. That code is hostile until proven otherwise: it must not reach a
+//! secret, the results database, the network, anything outside its
+//! workspace, or outlive its turn. This crate is the only code that starts
+//! such a process. It picks the strongest [`Level`] the machine offers:
+//!
+//! - [`Level::Bwrap`]: bubblewrap. Read-only root, the workspace the only
+//!   writable path, a private `/tmp`, `/run` and home directory (toolchains
+//!   re-exposed read-only), the database's and config's folders hidden, no
+//!   network namespace, its own pid namespace (everything dies with it),
+//!   capabilities dropped, plus the seccomp filter below.
+//! - [`Level::Landlock`]: where namespaces are not available. Landlock rules
+//!   (read only system and toolchain folders, write only the workspace and
+//!   `/dev/null`, TCP bind/connect denied, signals and abstract sockets scoped
+//!   to the sandbox) and a seccomp filter (no sockets, `ptrace`,
+//!   `process_vm_*`, `io_uring_*`, namespaces, `setsid`/`setpgid`), with
+//!   no_new_privs and capabilities dropped.
+//! - [`Level::None`]: only when asked for; limits and the kill still apply.
+//!
+//! At every level: rlimits (CPU time, file size, open files, no core dumps),
+//! a memory and a process cap (a cgroup where one is writable, else
+//! `RLIMIT_AS` / `RLIMIT_NPROC`), an environment built from an allow-list, no
+//! inherited file descriptors, and a timeout that kills every process the
+//! command started and stops reading a pipe that something holds open.
+//!
+//! ```no_run
+//! use loopvel_sandbox::{Job, Limits, Requested, Sandbox};
+//! let sandbox = Sandbox::detect(Requested::Auto)?;
+//! let ws = std::path::Path::new("/tmp/workspace");
+//! let finished = sandbox.run(&Job::new("python3 -m pytest -q", ws))?;
+//! println!("{} exited {:?} in {:.2} s", sandbox.level(), finished.exit_code, finished.duration_s);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod bwrap;
+mod cgroup;
+mod detect;
+mod env;
+mod lockdown;
+pub mod probe;
+mod spawn;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use spawn::Finished;
+
+/// How strongly code is confined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// bubblewrap: namespaces, read-only root, private /tmp, no network.
+    Bwrap,
+    /// Landlock file and TCP rules plus a seccomp filter, no namespaces.
+    Landlock,
+    /// No isolation of files or network (limits and the kill still apply).
+    None,
+}
+
+impl Level {
+    /// The name used on the command line and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Bwrap => "bwrap",
+            Level::Landlock => "landlock",
+            Level::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the user asked for (`--sandbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requested {
+    /// The strongest level this machine offers; an error when there is none.
+    Auto,
+    /// This level or an error saying why it is not available.
+    Level(Level),
+}
+
+/// Why no sandbox could be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The level asked for (or any, for auto) is not available here.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Setting up a confined process failed.
+    #[error("the sandbox could not start the command: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Resource caps for one confined command. Tasks can raise them in `task.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Memory of all processes together, MiB (cgroup; else address space per process).
+    pub memory_mb: u64,
+    /// Processes and threads at once (cgroup; else the user's count plus this).
+    pub processes: u64,
+    /// CPU time per process, s.
+    pub cpu_s: u64,
+    /// Largest file a process may write, MiB.
+    pub file_size_mb: u64,
+    /// Open file descriptors per process.
+    pub open_files: u64,
+    /// Size of the private /tmp (bwrap), MiB.
+    pub tmp_mb: u64,
+}
+
+impl Default for Limits {
+    /// Generous for a unit-test suite (cargo on 2 cores peaks near 700 MiB and
+    /// 60 threads), small enough that a bomb cannot take the machine down.
+    fn default() -> Self {
+        Limits { memory_mb: 2048, processes: 512, cpu_s: 600, file_size_mb: 256, open_files: 1024, tmp_mb: 512 }
+    }
+}
+
+/// One command to run confined.
+#[derive(Debug, Clone)]
+pub struct Job<'a> {
+    /// Run with `sh -c`.
+    pub command: &'a str,
+    /// The only writable folder, and the working directory.
+    pub workspace: &'a Path,
+    /// Kill everything after this long.
+    pub timeout: Duration,
+    /// Let the command reach the network (task.toml `network = true`).
+    pub network: bool,
+    /// Variables added to the allow-listed environment (task.toml `env`).
+    pub env: &'a [(String, String)],
+    /// Extra folders the command may read (task.toml `read`).
+    pub read: &'a [PathBuf],
+    /// Caps.
+    pub limits: Limits,
+    /// Cap on captured output, bytes (head and tail kept).
+    pub output_cap: usize,
+}
+
+impl<'a> Job<'a> {
+    /// A job with no network, no extra environment, default limits, a 60 s
+    /// timeout and a 64 KiB output cap.
+    pub fn new(command: &'a str, workspace: &'a Path) -> Job<'a> {
+        Job {
+            command,
+            workspace,
+            timeout: Duration::from_secs(60),
+            network: false,
+            env: &[],
+            read: &[],
+            limits: Limits::default(),
+            output_cap: 64 * 1024,
+        }
+    }
+}
+
+/// What this machine offers, found once, and the paths that must stay hidden.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    level: Level,
+    bwrap: Option<PathBuf>,
+    landlock_abi: i32,
+    cgroups: cgroup::Support,
+    hidden: Vec<PathBuf>,
+}
+
+impl Sandbox {
+    /// Find the level to use. `Auto` takes bubblewrap when its probe works,
+    /// else Landlock + seccomp, else refuses with how to get one.
+    pub fn detect(requested: Requested) -> Result<Sandbox, SandboxError> {
+        let found = detect::probe();
+        let level = match requested {
+            Requested::Auto => {
+                if found.bwrap.is_ok() {
+                    Level::Bwrap
+                } else if found.landlock.is_ok() {
+                    Level::Landlock
+                } else {
+                    return Err(SandboxError::Unavailable(format!(
+                        "no sandbox is available on this machine, and loopvel will not run model-written code \
+                         unconfined unless told to. bubblewrap: {}. Landlock: {}. Install bubblewrap \
+                         (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap), or pass \
+                         --sandbox none to run without isolation (unsafe: the code can read your keys and \
+                         rewrite the results)",
+                        found.bwrap.as_ref().err().map_or("", String::as_str),
+                        found.landlock.as_ref().err().map_or("", String::as_str),
+                    )));
+                }
+            }
+            Requested::Level(Level::Bwrap) => {
+                if let Err(why) = &found.bwrap {
+                    return Err(SandboxError::Unavailable(format!(
+                        "--sandbox bwrap: {why}; install bubblewrap (apt-get install bubblewrap) or leave \
+                         --sandbox out to use the best level available"
+                    )));
+                }
+                Level::Bwrap
+            }
+            Requested::Level(Level::Landlock) => {
+                if let Err(why) = &found.landlock {
+                    return Err(SandboxError::Unavailable(format!(
+                        "--sandbox landlock: {why}; leave --sandbox out to use the best level available"
+                    )));
+                }
+                Level::Landlock
+            }
+            Requested::Level(Level::None) => Level::None,
+        };
+        Ok(Sandbox {
+            level,
+            bwrap: found.bwrap.ok(),
+            landlock_abi: found.landlock_abi,
+            cgroups: found.cgroups,
+            hidden: Vec::new(),
+        })
+    }
+
+    /// The level every command runs at.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    /// The Landlock ABI the kernel offers (0: none).
+    pub fn landlock_abi(&self) -> i32 {
+        self.landlock_abi
+    }
+
+    /// How memory and processes are capped here, in words.
+    pub fn caps_in_words(&self) -> String {
+        self.cgroups.in_words()
+    }
+
+    /// Keep `path` (the results database, the config) out of the sandbox's
+    /// sight: bwrap mounts an empty folder over its folder; Landlock never
+    /// grants it (see [`Sandbox::exposed`]).
+    pub fn hide(&mut self, path: &Path) {
+        let p = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        if !self.hidden.contains(&p) {
+            self.hidden.push(p);
+        }
+    }
+
+    /// Hidden paths that this level would still let a command read, with why.
+    /// Empty at `bwrap`; at `landlock`, a hidden path inside a folder it must
+    /// grant (a toolchain, a system folder) is listed; at `none`, all of them.
+    pub fn exposed(&self, read: &[PathBuf]) -> Vec<PathBuf> {
+        match self.level {
+            Level::Bwrap => Vec::new(),
+            Level::None => self.hidden.clone(),
+            Level::Landlock => {
+                let roots = env::read_roots(read);
+                self.hidden.iter().filter(|h| roots.iter().any(|r| h.starts_with(r))).cloned().collect()
+            }
+        }
+    }
+
+    /// One line for the start of `run`, `replay` and `tasks check`.
+    pub fn describe(&self) -> String {
+        let what = match self.level {
+            Level::Bwrap => "bubblewrap: read-only root, writable workspace only, private /tmp and home, no network, own pid namespace, seccomp",
+            Level::Landlock => "Landlock + seccomp: writes only in the workspace, no sockets, no ptrace, signals scoped",
+            Level::None => "NONE: model-written code runs with your privileges, can read your keys and rewrite the results (--sandbox none)",
+        };
+        format!("sandbox: {} ({what}); caps: {}", self.level, self.cgroups.in_words())
+    }
+
+    /// Run `job.command` confined; wait for it (or kill it at the timeout),
+    /// kill whatever it left running, and return what it did.
+    pub fn run(&self, job: &Job) -> Result<Finished, SandboxError> {
+        Ok(spawn::run(self, job)?)
+    }
+}

@@ -1,0 +1,371 @@
+//! Starting a confined command, waiting for it, and making sure nothing it
+//! started outlives it.
+
+use std::ffi::CString;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use landlock::{RulesetCreated, RulesetStatus};
+use seccompiler::BpfProgram;
+use wait_timeout::ChildExt;
+
+use crate::cgroup::Cgroup;
+use crate::{bwrap, env, lockdown, Job, Level, Sandbox};
+
+/// How long the output may stay open after the command ended and everything
+/// it started was killed. Only a process out of the sandbox's reach (at level
+/// `none`, without a cgroup) can hold it that long.
+const PIPE_GRACE: Duration = Duration::from_millis(300);
+
+/// What a confined command did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// Exit code; `None` when killed (timeout or signal).
+    pub exit_code: Option<i32>,
+    /// Killed at the timeout.
+    pub timed_out: bool,
+    /// Wall time, s: from setting up the sandbox to the end of its cleanup
+    /// (the command's own run, to exit or to the kill at the timeout, inside it).
+    pub duration_s: f64,
+    /// Output (stdout and stderr as written), head and tail within the cap,
+    /// then one `[loopvel sandbox] …` line per note.
+    pub output: String,
+    /// What the sandbox did to the command beyond running it (processes left
+    /// running and killed, caps reached, output cut off), in words.
+    pub notes: Vec<String>,
+}
+
+/// Keep the first and last `cap / 2` bytes of what the command writes.
+/// Stops at EOF, or when `stop` is set and nothing more is waiting: a pipe
+/// that something holds open cannot hold the turn.
+fn capture(fd: OwnedFd, cap: usize, stop: Arc<AtomicBool>) -> String {
+    let raw = fd.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(raw, libc::F_GETFL);
+        libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    let mut file = std::fs::File::from(fd);
+    let half = cap / 2;
+    let mut head = Vec::new();
+    let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
+    let mut skipped = 0usize;
+    let mut buf = [0u8; 8192];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                for &b in &buf[..n] {
+                    if head.len() < half {
+                        head.push(b);
+                    } else {
+                        tail.push_back(b);
+                        if tail.len() > half {
+                            tail.pop_front();
+                            skipped += 1;
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if stop.load(Ordering::Acquire) {
+                    break;
+                }
+                let mut pfd = libc::pollfd { fd: raw, events: libc::POLLIN, revents: 0 };
+                // SAFETY: one pollfd on the stack.
+                unsafe { libc::poll(&mut pfd, 1, 20) };
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let mut out = String::from_utf8_lossy(&head).into_owned();
+    if skipped > 0 {
+        out.push_str(&format!("\n… [{skipped} bytes cut] …\n"));
+    }
+    out.push_str(&String::from_utf8_lossy(&tail.into_iter().collect::<Vec<u8>>()));
+    out
+}
+
+/// Everything the child does between fork and exec, prepared in the parent
+/// so that the child only makes system calls.
+struct ChildSetup {
+    cgroup_procs: Vec<CString>,
+    rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
+    keep_fds: Vec<i32>,
+    landlock: Option<RulesetCreated>,
+    filters: Option<[BpfProgram; 2]>,
+    last_cap: i32,
+}
+
+fn last_error() -> std::io::Error {
+    std::io::Error::last_os_error()
+}
+
+impl ChildSetup {
+    /// Runs in the child. Order: own process group, into the cgroup (before
+    /// anything can fork), nice 10 (many loops on few cores: the harness's
+    /// bookkeeping goes first), limits, die with the parent, no inherited
+    /// descriptors, then (Landlock level) capabilities, Landlock, seccomp.
+    fn apply(&mut self) -> std::io::Result<()> {
+        // SAFETY: async-signal-safe system calls on prepared data only.
+        unsafe {
+            if libc::setpgid(0, 0) != 0 {
+                return Err(last_error());
+            }
+            for path in &self.cgroup_procs {
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(last_error());
+                }
+                // "0" moves the writing process (cgroup v1 and v2 alike).
+                let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+                libc::close(fd);
+                if written != 1 {
+                    return Err(last_error());
+                }
+            }
+            libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+            for &(resource, value) in &self.rlimits {
+                let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
+                if libc::setrlimit(resource, &limit) != 0 {
+                    return Err(last_error());
+                }
+            }
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            // Every descriptor loopvel has open (the database among them) is closed at exec.
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) != 0 {
+                for fd in 3..4096 {
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
+            }
+            for &fd in &self.keep_fds {
+                libc::fcntl(fd, libc::F_SETFD, 0);
+            }
+        }
+        if let Some(filters) = &self.filters {
+            lockdown::drop_capabilities(self.last_cap)?;
+            let ruleset = self.landlock.take().ok_or_else(|| std::io::Error::other("Landlock ruleset used twice"))?;
+            let status = ruleset.restrict_self().map_err(|e| std::io::Error::other(e.to_string()))?;
+            if status.ruleset == RulesetStatus::NotEnforced {
+                return Err(std::io::Error::other("Landlock is not enforced by this kernel"));
+            }
+            for f in filters {
+                seccompiler::apply_filter(f).map_err(|e| std::io::Error::other(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Processes (threads included) of this user right now: the base that
+/// RLIMIT_NPROC counts from, where no cgroup caps processes.
+fn user_tasks() -> u64 {
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    let mut n = 0;
+    for e in entries.filter_map(Result::ok) {
+        let Ok(status) = std::fs::read_to_string(e.path().join("status")) else { continue };
+        let mine = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u32>().ok())
+            == Some(uid);
+        if mine {
+            n += status
+                .lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(1);
+        }
+    }
+    n
+}
+
+fn rlimits(job: &Job, cgroup: Option<&Cgroup>, sandbox: &Sandbox) -> Vec<(libc::__rlimit_resource_t, u64)> {
+    let mib = 1024 * 1024;
+    let l = &job.limits;
+    let mut r = vec![
+        (libc::RLIMIT_CPU, l.cpu_s),
+        (libc::RLIMIT_FSIZE, l.file_size_mb.saturating_mul(mib)),
+        (libc::RLIMIT_NOFILE, l.open_files),
+        (libc::RLIMIT_CORE, 0),
+    ];
+    let capped_by_cgroup = cgroup.is_some();
+    if !(capped_by_cgroup && sandbox.cgroups.memory()) {
+        r.push((libc::RLIMIT_AS, l.memory_mb.saturating_mul(mib)));
+    }
+    // SAFETY: getuid cannot fail.
+    let root = unsafe { libc::getuid() } == 0;
+    if !(capped_by_cgroup && sandbox.cgroups.pids()) && !root {
+        // RLIMIT_NPROC counts every process of the user: allow this many more.
+        r.push((libc::RLIMIT_NPROC, user_tasks().saturating_add(l.processes)));
+    }
+    r
+}
+
+/// A pipe holding `bytes`, its read end for the child: how bubblewrap takes a seccomp program.
+fn pipe_with(bytes: &[u8]) -> std::io::Result<OwnedFd> {
+    let (reader, mut writer) = std::io::pipe()?;
+    std::io::Write::write_all(&mut writer, bytes)?;
+    drop(writer);
+    Ok(OwnedFd::from(reader))
+}
+
+pub(crate) fn run(sandbox: &Sandbox, job: &Job) -> std::io::Result<crate::Finished> {
+    // The sandbox's own cost (cgroup, filters, bubblewrap's start, cleanup)
+    // is part of what a test run costs: timed from here to the end of the cleanup.
+    let started = Instant::now();
+    let ws = std::path::absolute(job.workspace)?;
+    let cgroup = Cgroup::create(&sandbox.cgroups, &job.limits)?;
+    let result = run_in(sandbox, job, &ws, cgroup.as_ref());
+    if let Some(cg) = &cgroup {
+        cg.kill_all();
+        cg.remove();
+    }
+    result.map(|mut f| {
+        f.duration_s = started.elapsed().as_secs_f64();
+        f
+    })
+}
+
+fn run_in(sandbox: &Sandbox, job: &Job, ws: &Path, cgroup: Option<&Cgroup>) -> std::io::Result<crate::Finished> {
+    let mut keep = Vec::new();
+    let mut seccomp_pipes = Vec::new();
+    let (mut cmd, tmp, landlock, filters) = match sandbox.level {
+        Level::Bwrap => {
+            let bwrap = sandbox.bwrap.clone().ok_or_else(|| std::io::Error::other("bwrap went missing"))?;
+            for p in lockdown::seccomp_filters(job.network)? {
+                let fd = pipe_with(&lockdown::program_bytes(&p))?;
+                keep.push(fd.as_raw_fd());
+                seccomp_pipes.push(fd);
+            }
+            let mut c = Command::new(bwrap);
+            c.args(bwrap::args(ws, job.network, &sandbox.hidden, job.read, job.limits.tmp_mb, &keep));
+            c.args(["--", "sh", "-c", job.command]);
+            (c, PathBuf::from("/tmp"), None, None)
+        }
+        Level::Landlock => {
+            // No private /tmp without a mount namespace: a folder in the workspace instead.
+            let tmp = ws.join(".tmp");
+            std::fs::create_dir_all(&tmp)?;
+            let ruleset = lockdown::landlock_ruleset(ws, &env::read_roots(job.read), job.network)?;
+            let mut c = Command::new("sh");
+            c.args(["-c", job.command]);
+            (c, tmp, Some(ruleset), Some(lockdown::seccomp_filters(job.network)?))
+        }
+        Level::None => {
+            let tmp = ws.join(".tmp");
+            std::fs::create_dir_all(&tmp)?;
+            let mut c = Command::new("sh");
+            c.args(["-c", job.command]);
+            (c, tmp, None, None)
+        }
+    };
+    cmd.env_clear().envs(env::build(ws, &tmp, job.env)).current_dir(ws).stdin(Stdio::null());
+    // One pipe for stdout and stderr: the output reads in the order it was written.
+    let (reader, writer) = std::io::pipe()?;
+    cmd.stdout(writer.try_clone()?).stderr(writer);
+    let mut setup = ChildSetup {
+        cgroup_procs: cgroup.map(Cgroup::procs_files).unwrap_or_default(),
+        rlimits: rlimits(job, cgroup, sandbox),
+        keep_fds: keep,
+        landlock,
+        filters,
+        last_cap: lockdown::last_cap(),
+    };
+    // SAFETY: `apply` makes only async-signal-safe system calls, on data
+    // prepared before the fork (the Landlock and seccomp steps allocate only
+    // on their error paths).
+    unsafe {
+        cmd.pre_exec(move || setup.apply());
+    }
+    let start = Instant::now();
+    let mut child = cmd.spawn()?;
+    drop(cmd);
+    drop(seccomp_pipes);
+    let group = child.id() as i32;
+    let stop = Arc::new(AtomicBool::new(false));
+    let cap = job.output_cap;
+    let stop_reader = stop.clone();
+    let out_reader = std::thread::spawn(move || capture(OwnedFd::from(reader), cap, stop_reader));
+    let (status, timed_out) = match child.wait_timeout(job.timeout)? {
+        Some(status) => (Some(status), false),
+        None => {
+            kill_group(group);
+            (child.wait().ok(), true)
+        }
+    };
+    let duration_s = start.elapsed().as_secs_f64();
+    let mut notes = Vec::new();
+    // Whatever the command left running ends with it.
+    let left = match cgroup {
+        Some(cg) => cg.count(),
+        // SAFETY: kill(2) with signal 0 only asks whether the group has members.
+        None => usize::from(unsafe { libc::kill(-group, 0) } == 0),
+    };
+    kill_group(group);
+    if let Some(cg) = cgroup {
+        cg.kill_all();
+        notes.extend(cg.events(&job.limits));
+    }
+    if left > 0 && !timed_out {
+        notes.push(match cgroup {
+            Some(_) => format!("{left} process(es) still running after the test command exited were killed"),
+            None => "processes still running after the test command exited were killed".into(),
+        });
+    }
+    if timed_out {
+        notes.push(format!("the tests ran past the {:.0} s timeout and were killed", job.timeout.as_secs_f64()));
+    }
+    let grace = Instant::now();
+    while !out_reader.is_finished() && grace.elapsed() < PIPE_GRACE {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if !out_reader.is_finished() {
+        stop.store(true, Ordering::Release);
+        notes.push("the output was still held open by a process out of the sandbox's reach; reading stopped".into());
+    }
+    let mut output = out_reader.join().unwrap_or_default();
+    for n in &notes {
+        if !output.is_empty() && !output.ends_with('\n') {
+            output.push('\n');
+        }
+        output.push_str(&format!("[loopvel sandbox] {n}\n"));
+    }
+    let exit_code = if timed_out { None } else { status.and_then(|s| s.code()) };
+    Ok(crate::Finished { exit_code, timed_out, duration_s, output, notes })
+}
+
+fn kill_group(group: i32) {
+    // SAFETY: kill(2) on the process group we created.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
+}
+
+/// Whether `/bin/true` can be started inside `cg` (cgroup detection).
+pub(crate) fn spawn_true_in(cg: &Cgroup) -> bool {
+    let files = cg.procs_files();
+    let mut cmd = Command::new("true");
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    // SAFETY: open/write/close only.
+    unsafe {
+        cmd.pre_exec(move || {
+            for path in &files {
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(last_error());
+                }
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+    cmd.status().is_ok_and(|s| s.success())
+}
