@@ -155,7 +155,6 @@ mod tests {
         assert_eq!(r.exit_code, None);
         assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
         assert!((0.25..1.5).contains(&r.duration_s), "{}", r.duration_s);
-        assert!(r.output.contains("[loopvel sandbox] the tests ran past"), "{}", r.output);
         std::thread::sleep(Duration::from_millis(2500));
         assert!(!marker.exists(), "the grandchild survived the kill");
     }

@@ -107,13 +107,15 @@ mod tests {
     #[test]
     fn masks_come_before_the_workspace_and_network_is_off_by_default() {
         let ws = Path::new("/tmp/loopvel-ws-x");
-        let db = PathBuf::from("/srv/results/loopvel.db");
+        let results = tempfile::tempdir().unwrap();
+        let db = results.path().join("loopvel.db");
+        let results = results.path().display().to_string();
         let a: Vec<String> =
             args(ws, false, &[db], &[], 64, &[7]).into_iter().map(|s| s.to_string_lossy().into_owned()).collect();
         let pos = |s: &str| a.iter().position(|x| x == s);
         assert!(pos("--share-net").is_none());
         assert!(pos("--unshare-all").is_some());
-        let mask = a.windows(2).position(|w| w[0] == "--tmpfs" && w[1] == "/srv/results").expect("db folder masked");
+        let mask = a.windows(2).position(|w| w[0] == "--tmpfs" && w[1] == results).expect("db folder masked");
         let bind = a.windows(2).position(|w| w[0] == "--bind" && w[1] == "/tmp/loopvel-ws-x").expect("ws bound");
         assert!(mask < bind);
         assert!(a.windows(2).any(|w| w[0] == "--add-seccomp-fd" && w[1] == "7"));

@@ -179,9 +179,18 @@ impl Cgroup {
             .collect()
     }
 
-    /// Processes still in the cgroup.
-    pub(crate) fn count(&self) -> usize {
-        self.pids_now().len()
+    /// Processes still in the cgroup once those already on their way out
+    /// have left (bubblewrap's outer process can exit a moment before the
+    /// namespace's init does): waits up to `settle` for the count to reach 0.
+    pub(crate) fn count_settled(&self, settle: Duration) -> usize {
+        let start = std::time::Instant::now();
+        loop {
+            let n = self.pids_now().len();
+            if n == 0 || start.elapsed() >= settle {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// SIGKILL every process in the cgroup until none is left (a fork storm

@@ -18,9 +18,14 @@ fn scenario(models: &[(&str, ModelProfile)], lp: &LoopProfile, policies: Vec<Sim
     }
 }
 
-/// `|sim − exact| ≤ 4 standard errors` (plus a hair for exact ties at zero variance).
+/// `|sim − exact| ≤ 4 standard errors`, plus 0.01% of the exact value: the
+/// standard error is the sample's, and a sample in which every run passed on
+/// the same turn has s.e. 0 while the exact mean still carries the rare later
+/// passes (seen: best-of-3 with p_first 0.95, 10 s simulated against
+/// 10.00018 s exact, a 2e-5 relative gap no sample of 20,000 runs shows).
 fn within_4_se(sim: f64, exact: f64, se: f64, what: &str) -> Result<(), TestCaseError> {
-    prop_assert!((sim - exact).abs() <= 4.0 * se + 1e-9, "{what}: simulated {sim}, exact {exact}, s.e. {se}");
+    let tolerance = 4.0 * se + 1e-4 * exact.abs() + 1e-9;
+    prop_assert!((sim - exact).abs() <= tolerance, "{what}: simulated {sim}, exact {exact}, s.e. {se}");
     Ok(())
 }
 
