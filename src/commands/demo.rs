@@ -104,7 +104,10 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), CliError> {
 
     heading(out, "4. report: what the replayed runs say, with 95% intervals")?;
     let runs = load(&replayed, &[])?;
-    let report = Report::new(&replayed, &runs, None);
+    let report = Report::new(&replayed, &runs, None).with_sandbox_levels(&replayed, &[])?;
+    if let Some(line) = render::report::sandbox_line(&report) {
+        writeln!(out, "{line}")?;
+    }
     for grid in [render::report::passing_grid(&report.models), render::report::time_grid(&report.models)] {
         let mut t = render::calc::table(grid.header.clone());
         for r in &grid.rows {

@@ -86,6 +86,8 @@ pub struct Report {
     pub splits: usize,
     /// Per task and model, with `--by-task`.
     pub by_task: Option<Vec<TaskRow>>,
+    /// Runs per sandbox level their tests ran at (`None`: not recorded).
+    pub sandbox: Vec<(Option<String>, usize)>,
 }
 
 impl Report {
@@ -100,14 +102,33 @@ impl Report {
             check: check_splits.map(|n| check::holdout(runs, n, CHECK_SEED)),
             splits: check_splits.unwrap_or(0),
             by_task: None,
+            sandbox: Vec::new(),
         }
+    }
+
+    /// Fill in the sandbox levels the runs of `models` (all when empty) were recorded at.
+    pub fn with_sandbox_levels(mut self, db: &std::path::Path, models: &[String]) -> Result<Report, CliError> {
+        let store = Store::open_existing(db)?;
+        let mut levels: Vec<(Option<String>, usize)> = Vec::new();
+        for (level, model, n) in store.sandbox_levels()? {
+            if !models.is_empty() && !models.contains(&model) {
+                continue;
+            }
+            match levels.iter_mut().find(|(l, _)| *l == level) {
+                Some((_, count)) => *count += n,
+                None => levels.push((level, n)),
+            }
+        }
+        self.sandbox = levels;
+        Ok(self)
     }
 }
 
 /// Report.
 pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<(), CliError> {
     let runs = load(&args.db, &args.models)?;
-    let mut report = Report::new(&args.db, &runs, args.check.then_some(args.splits));
+    let mut report =
+        Report::new(&args.db, &runs, args.check.then_some(args.splits)).with_sandbox_levels(&args.db, &args.models)?;
     if args.by_task {
         report.by_task = Some(summary::by_task(&runs));
     }

@@ -288,6 +288,24 @@ fn notes(report: &Report) -> Vec<String> {
 
 const HOW_TO_READ: &str = "How to read it: a pass rate's interval is where the true rate lies with 95% confidence given these runs; runs that did not pass count as censored where they stopped, so the Kaplan–Meier median uses them honestly ('not reached' means fewer than half passed). Mean and P90 time to pass are over passing runs only; compare them together with the pass rate.";
 
+/// Where the runs' tests ran, in words: "sandbox: bwrap (50 runs)". Runs
+/// at `none` are called out: their code could have changed their own results.
+pub fn sandbox_line(report: &Report) -> Option<String> {
+    if report.sandbox.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = report
+        .sandbox
+        .iter()
+        .map(|(level, n)| match level.as_deref() {
+            None => format!("not recorded for {n} runs (recorded before loopvel recorded it)"),
+            Some("none") => format!("NONE for {n} runs (unconfined: their code could have changed their own results)"),
+            Some(l) => format!("{l} for {n} runs"),
+        })
+        .collect();
+    Some(format!("Tests ran in the sandbox: {}.", parts.join("; ")))
+}
+
 /// The report for a terminal.
 pub fn text(report: &Report) -> String {
     let mut s = format!(
@@ -297,6 +315,9 @@ pub fn text(report: &Report) -> String {
         report.models.len(),
         report.tasks
     );
+    if let Some(line) = sandbox_line(report) {
+        s.push_str(&format!("{line}\n"));
+    }
     for g in grids(report) {
         let mut t = table(g.header.clone());
         for r in &g.rows {
@@ -328,6 +349,9 @@ pub fn markdown(report: &Report) -> String {
         report.models.len(),
         report.tasks
     );
+    if let Some(line) = sandbox_line(report) {
+        s.push_str(&format!("\n{line}\n"));
+    }
     for g in grids(report) {
         s.push_str(&format!(
             "\n**{}**\n\n| {} |\n|",
@@ -359,7 +383,14 @@ pub fn json(report: &Report) -> Value {
     for m in &report.models {
         models.insert(m.model.clone(), serde_json::to_value(m).unwrap_or(Value::Null));
     }
-    let mut root = json!({ "db": report.db, "runs": report.runs, "tasks": report.tasks, "models": models });
+    let sandbox: Map<String, Value> = report
+        .sandbox
+        .iter()
+        .map(|(level, n)| (level.clone().unwrap_or_else(|| "not recorded".into()), json!(n)))
+        .collect();
+    let mut root = json!({
+        "db": report.db, "runs": report.runs, "tasks": report.tasks, "sandbox": sandbox, "models": models
+    });
     if let Some(c) = &report.check {
         root["check"] = json!({ "splits": report.splits, "models": c });
     }
@@ -399,6 +430,9 @@ svg{max-width:100%;height:auto}.notes li{margin:0.3em 0}";
 /// The self-contained HTML page: tables, five charts, notes. No scripts, no network.
 pub fn html(report: &Report) -> Result<String, String> {
     let mut body = String::new();
+    if let Some(line) = sandbox_line(report) {
+        body.push_str(&format!("<p>{}</p>\n", esc(&line)));
+    }
     let g = grids(report);
     body.push_str(&html_table(&g[0]));
     for (id, chart) in report_plot::all(&report.models)? {

@@ -72,8 +72,33 @@ pub(crate) fn toolchain_dirs() -> Vec<PathBuf> {
 
 /// System folders readable at the Landlock level. Not `/home`, `/root`,
 /// `/tmp`, `/var` or `/run`: that is where databases, keys and sockets live.
-pub(crate) const SYSTEM_READ: &[&str] =
-    &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/nix", "/proc", "/sys", "/dev"];
+/// Of `/proc`, only machine-wide files: no `/proc/PID` folder, so loopvel's
+/// command line (which names the database) stays unread. Landlock cannot
+/// grant a process its own `/proc/self` (every process has another folder);
+/// tools that want it fall back (Python's subprocess closes descriptors by
+/// trying them, Rust asks the kernel for its CPUs).
+pub(crate) const SYSTEM_READ: &[&str] = &[
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc",
+    "/opt",
+    "/nix",
+    "/sys",
+    "/dev",
+    "/proc/cpuinfo",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/loadavg",
+    "/proc/uptime",
+    "/proc/version",
+    "/proc/filesystems",
+    "/proc/sys",
+];
 
 /// Everything a Landlock-confined command may read (besides its workspace).
 pub(crate) fn read_roots(extra: &[PathBuf]) -> Vec<PathBuf> {

@@ -38,6 +38,7 @@ mod bwrap;
 mod cgroup;
 mod detect;
 mod env;
+mod launch;
 mod lockdown;
 pub mod probe;
 mod spawn;

@@ -1,6 +1,5 @@
-//! Seccomp filters (both levels), the Landlock ruleset and dropping
-//! capabilities. Built in the parent; only the last step (restricting
-//! itself) happens in the child between fork and exec.
+//! Seccomp filters (both levels) and the Landlock ruleset, built in the
+//! parent; the child (`launch.rs`) only enforces them, between clone and exec.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -125,38 +124,6 @@ pub(crate) fn landlock_ruleset(workspace: &Path, read: &[PathBuf], network: bool
         .add_rules(landlock::path_beneath_rules(["/dev/null"], AccessFs::from_all(abi)))
         .map_err(err)?;
     Ok(created)
-}
-
-/// Drop every capability for good: the bounding set (so that an exec as
-/// uid 0 gets none back), the ambient set, then the current sets.
-/// Async-signal-safe: raw syscalls only (runs between fork and exec).
-pub(crate) fn drop_capabilities(last_cap: i32) -> std::io::Result<()> {
-    // SAFETY: prctl and capset with plain integer arguments / stack structs.
-    unsafe {
-        for cap in 0..=last_cap {
-            // EPERM without CAP_SETPCAP (a normal user): there is nothing to drop.
-            libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
-        }
-        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0);
-        #[repr(C)]
-        struct Header {
-            version: u32,
-            pid: i32,
-        }
-        #[repr(C)]
-        struct Data {
-            effective: u32,
-            permitted: u32,
-            inheritable: u32,
-        }
-        let header = Header { version: 0x2008_0522, pid: 0 }; // _LINUX_CAPABILITY_VERSION_3
-        let data =
-            [Data { effective: 0, permitted: 0, inheritable: 0 }, Data { effective: 0, permitted: 0, inheritable: 0 }];
-        if libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// The highest capability number this kernel knows.

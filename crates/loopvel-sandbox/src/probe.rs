@@ -43,6 +43,7 @@ pub const PROBES: &[Probe] = &[
     Probe { name: "own-env", what: "find an API key in its own environment" },
     Probe { name: "inherited-fd", what: "read the database through a descriptor loopvel left open" },
     Probe { name: "parent-proc", what: "read loopvel's /proc entries (environ, fds, memory)" },
+    Probe { name: "parent-cmdline", what: "read loopvel's command line (it names the database)" },
     Probe { name: "tcp-loopback", what: "connect to a server on 127.0.0.1" },
     Probe { name: "tcp-name", what: "connect to a server by name (localhost)" },
     Probe { name: "udp-loopback", what: "send a UDP datagram to 127.0.0.1" },
@@ -216,6 +217,10 @@ pub fn attack(name: &str, args: &[String]) -> i32 {
                 say("held: loopvel's environ, descriptors and memory are out of reach");
             }
         }
+        "parent-cmdline" => match std::fs::read(format!("/proc/{a0}/cmdline")) {
+            Ok(bytes) => say(&format!("ESCAPED read: {}", String::from_utf8_lossy(&bytes).replace('\0', " "))),
+            Err(e) => say(&format!("held: {e}")),
+        },
         "tcp-loopback" | "tcp-name" => match TcpStream::connect_timeout(
             &match std::net::ToSocketAddrs::to_socket_addrs(a0).ok().and_then(|mut i| i.next()) {
                 Some(addr) => addr,
@@ -368,12 +373,18 @@ pub fn attack(name: &str, args: &[String]) -> i32 {
             }
         }
         "capabilities" => {
-            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-            let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).map(str::trim).unwrap_or("?").to_string();
-            if u64::from_str_radix(&eff, 16) == Ok(0) {
-                say("held: CapEff 0");
+            // capget(2), not /proc/self/status: Landlock may hide /proc.
+            let header = [0x2008_0522u32, 0]; // _LINUX_CAPABILITY_VERSION_3, this process
+            let mut data = [0u32; 6]; // two {effective, permitted, inheritable}
+                                      // SAFETY: capget into our own buffers of the kernel's layout.
+            let r = unsafe { libc::syscall(libc::SYS_capget, header.as_ptr(), data.as_mut_ptr()) };
+            let effective = (u64::from(data[3]) << 32) | u64::from(data[0]);
+            if r != 0 {
+                say(&format!("capget failed: {}", errno()));
+            } else if effective == 0 {
+                say("held: no effective capability");
             } else {
-                say(&format!("ESCAPED CapEff {eff}"));
+                say(&format!("ESCAPED effective capabilities {effective:#x}"));
             }
         }
         "mount" => {
@@ -493,6 +504,7 @@ pub fn check(
             "read-db" | "write-db" | "hardlink-db" => vec![db.display().to_string()],
             "read-environ" | "own-env" | "inherited-fd" => vec![canary.clone()],
             "parent-proc" => vec![pid.to_string(), canary.clone()],
+            "parent-cmdline" => vec![pid.to_string()],
             "tcp-loopback" => vec![tcp_addr.clone()],
             "tcp-name" => vec![name_addr.clone()],
             "udp-loopback" => vec![udp_addr.clone()],
@@ -597,7 +609,7 @@ pub fn check(
             }
             "fork-storm" => {
                 let made = last_number(&output, "forked ");
-                let held = made < 1000 && made <= CHECK_LIMITS.processes;
+                let held = made <= CHECK_LIMITS.processes;
                 (held, format!("{made} forks succeeded (cap {})", CHECK_LIMITS.processes))
             }
             "memory" => {
@@ -623,7 +635,20 @@ pub fn check(
                 }
                 (alive, if alive { first(&output) } else { "the process outside was killed".into() })
             }
-            _ => (!said_escaped, first(&output)),
+            // Judged by what the attack saw: it must say it was stopped. A probe
+            // that crashed or printed nothing is not evidence of a held line.
+            _ => {
+                let said_held = output.lines().any(|l| l.starts_with("held"));
+                let held = said_held && !said_escaped;
+                (
+                    held,
+                    if said_held || said_escaped {
+                        first(&output)
+                    } else {
+                        format!("inconclusive: {}", first(&output))
+                    },
+                )
+            }
         };
         let r = ProbeResult { name: probe.name, what: probe.what, held, evidence };
         on_result(&r);

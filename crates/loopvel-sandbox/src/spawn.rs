@@ -11,11 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use landlock::{RulesetCreated, RulesetStatus};
-use seccompiler::BpfProgram;
-use wait_timeout::ChildExt;
-
 use crate::cgroup::Cgroup;
+use crate::launch::{self, Exec, Setup};
 use crate::{bwrap, env, lockdown, Job, Level, Sandbox};
 
 /// How long the output may stay open after the command ended and everything
@@ -93,77 +90,6 @@ fn capture(fd: OwnedFd, cap: usize, stop: Arc<AtomicBool>) -> String {
     out
 }
 
-/// Everything the child does between fork and exec, prepared in the parent
-/// so that the child only makes system calls.
-struct ChildSetup {
-    cgroup_procs: Vec<CString>,
-    rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
-    keep_fds: Vec<i32>,
-    landlock: Option<RulesetCreated>,
-    filters: Option<[BpfProgram; 2]>,
-    last_cap: i32,
-}
-
-fn last_error() -> std::io::Error {
-    std::io::Error::last_os_error()
-}
-
-impl ChildSetup {
-    /// Runs in the child. Order: own process group, into the cgroup (before
-    /// anything can fork), nice 10 (many loops on few cores: the harness's
-    /// bookkeeping goes first), limits, die with the parent, no inherited
-    /// descriptors, then (Landlock level) capabilities, Landlock, seccomp.
-    fn apply(&mut self) -> std::io::Result<()> {
-        // SAFETY: async-signal-safe system calls on prepared data only.
-        unsafe {
-            if libc::setpgid(0, 0) != 0 {
-                return Err(last_error());
-            }
-            for path in &self.cgroup_procs {
-                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 {
-                    return Err(last_error());
-                }
-                // "0" moves the writing process (cgroup v1 and v2 alike).
-                let written = libc::write(fd, b"0".as_ptr().cast(), 1);
-                libc::close(fd);
-                if written != 1 {
-                    return Err(last_error());
-                }
-            }
-            libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-            for &(resource, value) in &self.rlimits {
-                let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
-                if libc::setrlimit(resource, &limit) != 0 {
-                    return Err(last_error());
-                }
-            }
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
-            // Every descriptor loopvel has open (the database among them) is closed at exec.
-            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) != 0 {
-                for fd in 3..4096 {
-                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-                }
-            }
-            for &fd in &self.keep_fds {
-                libc::fcntl(fd, libc::F_SETFD, 0);
-            }
-        }
-        if let Some(filters) = &self.filters {
-            lockdown::drop_capabilities(self.last_cap)?;
-            let ruleset = self.landlock.take().ok_or_else(|| std::io::Error::other("Landlock ruleset used twice"))?;
-            let status = ruleset.restrict_self().map_err(|e| std::io::Error::other(e.to_string()))?;
-            if status.ruleset == RulesetStatus::NotEnforced {
-                return Err(std::io::Error::other("Landlock is not enforced by this kernel"));
-            }
-            for f in filters {
-                seccompiler::apply_filter(f).map_err(|e| std::io::Error::other(e.to_string()))?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Processes (threads included) of this user right now: the base that
 /// RLIMIT_NPROC counts from, where no cgroup caps processes.
 fn user_tasks() -> u64 {
@@ -204,7 +130,7 @@ fn rlimits(job: &Job, cgroup: Option<&Cgroup>, sandbox: &Sandbox) -> Vec<(libc::
     }
     // SAFETY: getuid cannot fail.
     let root = unsafe { libc::getuid() } == 0;
-    if !(capped_by_cgroup && sandbox.cgroups.pids()) && !root {
+    if !(root || capped_by_cgroup && sandbox.cgroups.pids()) {
         // RLIMIT_NPROC counts every process of the user: allow this many more.
         r.push((libc::RLIMIT_NPROC, user_tasks().saturating_add(l.processes)));
     }
@@ -236,10 +162,26 @@ pub(crate) fn run(sandbox: &Sandbox, job: &Job) -> std::io::Result<crate::Finish
     })
 }
 
+/// `sh`, as found on PATH (what `sh -c` means to a user), else /bin/sh.
+fn shell() -> CString {
+    let found = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|d| d.join("sh")).find(|p| p.is_file()));
+    let path = found.unwrap_or_else(|| PathBuf::from("/bin/sh"));
+    CString::new(path.into_os_string().into_encoded_bytes()).unwrap_or_else(|_| c"/bin/sh".to_owned())
+}
+
+fn cstring(s: impl Into<Vec<u8>>) -> std::io::Result<CString> {
+    CString::new(s).map_err(|_| std::io::Error::other("an argument or variable holds a NUL byte"))
+}
+
 fn run_in(sandbox: &Sandbox, job: &Job, ws: &Path, cgroup: Option<&Cgroup>) -> std::io::Result<crate::Finished> {
     let mut keep = Vec::new();
     let mut seccomp_pipes = Vec::new();
-    let (mut cmd, tmp, landlock, filters) = match sandbox.level {
+    let sh_c = |program: CString, mut argv: Vec<CString>| -> std::io::Result<(CString, Vec<CString>)> {
+        argv.extend([cstring("sh")?, cstring("-c")?, cstring(job.command)?]);
+        Ok((program, argv))
+    };
+    let ((program, argv), tmp, lockdown) = match sandbox.level {
         Level::Bwrap => {
             let bwrap = sandbox.bwrap.clone().ok_or_else(|| std::io::Error::other("bwrap went missing"))?;
             for p in lockdown::seccomp_filters(job.network)? {
@@ -247,63 +189,62 @@ fn run_in(sandbox: &Sandbox, job: &Job, ws: &Path, cgroup: Option<&Cgroup>) -> s
                 keep.push(fd.as_raw_fd());
                 seccomp_pipes.push(fd);
             }
-            let mut c = Command::new(bwrap);
-            c.args(bwrap::args(ws, job.network, &sandbox.hidden, job.read, job.limits.tmp_mb, &keep));
-            c.args(["--", "sh", "-c", job.command]);
-            (c, PathBuf::from("/tmp"), None, None)
+            let mut argv = vec![cstring("bwrap")?];
+            for a in bwrap::args(ws, job.network, &sandbox.hidden, job.read, job.limits.tmp_mb, &keep) {
+                argv.push(cstring(a.into_encoded_bytes())?);
+            }
+            argv.push(cstring("--")?);
+            (sh_c(cstring(bwrap.into_os_string().into_encoded_bytes())?, argv)?, PathBuf::from("/tmp"), None)
         }
         Level::Landlock => {
             // No private /tmp without a mount namespace: a folder in the workspace instead.
             let tmp = ws.join(".tmp");
             std::fs::create_dir_all(&tmp)?;
             let ruleset = lockdown::landlock_ruleset(ws, &env::read_roots(job.read), job.network)?;
-            let mut c = Command::new("sh");
-            c.args(["-c", job.command]);
-            (c, tmp, Some(ruleset), Some(lockdown::seccomp_filters(job.network)?))
+            let fd: Option<OwnedFd> = ruleset.into();
+            let fd = fd.ok_or_else(|| std::io::Error::other("Landlock is not enforced by this kernel"))?;
+            let lock = (fd, lockdown::seccomp_filters(job.network)?, lockdown::last_cap());
+            (sh_c(shell(), Vec::new())?, tmp, Some(lock))
         }
         Level::None => {
             let tmp = ws.join(".tmp");
             std::fs::create_dir_all(&tmp)?;
-            let mut c = Command::new("sh");
-            c.args(["-c", job.command]);
-            (c, tmp, None, None)
+            (sh_c(shell(), Vec::new())?, tmp, None)
         }
     };
-    cmd.env_clear().envs(env::build(ws, &tmp, job.env)).current_dir(ws).stdin(Stdio::null());
-    // One pipe for stdout and stderr: the output reads in the order it was written.
-    let (reader, writer) = std::io::pipe()?;
-    cmd.stdout(writer.try_clone()?).stderr(writer);
-    let mut setup = ChildSetup {
+    let mut envp = Vec::new();
+    for (k, v) in env::build(ws, &tmp, job.env) {
+        let mut kv = k.into_encoded_bytes();
+        kv.push(b'=');
+        kv.extend(v.into_encoded_bytes());
+        envp.push(cstring(kv)?);
+    }
+    let exec = Exec { program, argv, envp, cwd: cstring(ws.as_os_str().as_encoded_bytes())? };
+    let setup = Setup {
         cgroup_procs: cgroup.map(Cgroup::procs_files).unwrap_or_default(),
         rlimits: rlimits(job, cgroup, sandbox),
         keep_fds: keep,
-        landlock,
-        filters,
-        last_cap: lockdown::last_cap(),
+        lockdown,
     };
-    // SAFETY: `apply` makes only async-signal-safe system calls, on data
-    // prepared before the fork (the Landlock and seccomp steps allocate only
-    // on their error paths).
-    unsafe {
-        cmd.pre_exec(move || setup.apply());
-    }
-    let start = Instant::now();
-    let mut child = cmd.spawn()?;
-    drop(cmd);
+    // One pipe for stdout and stderr: the output reads in the order it was written.
+    let (reader, writer) = std::io::pipe()?;
+    let writer = OwnedFd::from(writer);
+    let pid = launch::spawn(&exec, &setup, &writer)?;
+    drop(writer);
     drop(seccomp_pipes);
-    let group = child.id() as i32;
+    let group = pid;
     let stop = Arc::new(AtomicBool::new(false));
     let cap = job.output_cap;
     let stop_reader = stop.clone();
     let out_reader = std::thread::spawn(move || capture(OwnedFd::from(reader), cap, stop_reader));
-    let (status, timed_out) = match child.wait_timeout(job.timeout)? {
-        Some(status) => (Some(status), false),
+    let (status, timed_out) = match launch::wait_timeout(pid, job.timeout)? {
+        Some(status) => (status, false),
         None => {
             kill_group(group);
-            (child.wait().ok(), true)
+            (launch::wait(pid), true)
         }
     };
-    let duration_s = start.elapsed().as_secs_f64();
+    let duration_s = 0.0; // set by `run`, which times the whole of it
     let mut notes = Vec::new();
     // Whatever the command left running ends with it.
     let left = match cgroup {
@@ -325,7 +266,7 @@ fn run_in(sandbox: &Sandbox, job: &Job, ws: &Path, cgroup: Option<&Cgroup>) -> s
     // A timeout is not a note: `timed_out` records it, and the feedback says so.
     let grace = Instant::now();
     while !out_reader.is_finished() && grace.elapsed() < PIPE_GRACE {
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(2));
     }
     if !out_reader.is_finished() {
         stop.store(true, Ordering::Release);
@@ -338,7 +279,7 @@ fn run_in(sandbox: &Sandbox, job: &Job, ws: &Path, cgroup: Option<&Cgroup>) -> s
         }
         output.push_str(&format!("[loopvel sandbox] {n}\n"));
     }
-    let exit_code = if timed_out { None } else { status.and_then(|s| s.code()) };
+    let exit_code = if timed_out || !libc::WIFEXITED(status) { None } else { Some(libc::WEXITSTATUS(status)) };
     Ok(crate::Finished { exit_code, timed_out, duration_s, output, notes })
 }
 
@@ -358,7 +299,7 @@ pub(crate) fn spawn_true_in(cg: &Cgroup) -> bool {
             for path in &files {
                 let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
                 if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(last_error());
+                    return Err(std::io::Error::last_os_error());
                 }
                 libc::close(fd);
             }

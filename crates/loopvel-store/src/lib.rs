@@ -619,6 +619,21 @@ impl Store {
         )
     }
 
+    /// Finished runs per sandbox level and model (level `None`: not recorded,
+    /// a database from before the level was), for the report's provenance line.
+    pub fn sandbox_levels(&self) -> Result<Vec<(Option<String>, String, usize)>, StoreError> {
+        let sql = format!(
+            "SELECT {}, m.name, COUNT(*) FROM runs r JOIN models m ON m.id = r.model_id
+             WHERE r.status = 'done' GROUP BY 1, 2 ORDER BY 1, 2",
+            self.sandbox_column()
+        );
+        self.with(|c| {
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as usize)))?;
+            rows.collect()
+        })
+    }
+
     /// Number of runs in any state, and of finished ones (for tests and progress).
     pub fn run_counts(&self) -> Result<(i64, i64), StoreError> {
         self.with(|c| {

@@ -1,0 +1,281 @@
+//! Starting the confined process: `clone(CLONE_VM | CLONE_VFORK)`, the way
+//! `posix_spawn` starts one, instead of `fork`.
+//!
+//! Why not `std::process::Command` with `pre_exec`: a `pre_exec` hook makes
+//! the standard library `fork`, and `fork` of a process with many threads
+//! copies its page tables under the memory-map lock and leaves every page
+//! copy-on-write until the child execs. Measured with 64 loops at once
+//! (`cargo bench --bench harness_overhead`), that stalls the other loops'
+//! threads and raised the harness overhead per turn by milliseconds. A
+//! `CLONE_VM` child shares the parent's memory and the parent thread waits
+//! until it has exec'd: nothing is copied. The price is that the child may
+//! only make system calls on data prepared here (no allocation, no locks,
+//! no panics): `child_main` keeps to that.
+
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use seccompiler::BpfProgram;
+
+/// What the child does before exec, all prepared by the parent.
+pub(crate) struct Setup {
+    pub cgroup_procs: Vec<CString>,
+    pub rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
+    /// Descriptors the command must keep (bubblewrap's seccomp programs).
+    pub keep_fds: Vec<c_int>,
+    /// Landlock level: the ruleset to enforce, the filters, the highest capability.
+    pub lockdown: Option<(OwnedFd, [BpfProgram; 2], c_int)>,
+}
+
+/// The command to exec.
+pub(crate) struct Exec {
+    pub program: CString,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+    pub cwd: CString,
+}
+
+/// Steps the child reports a failure at, by number.
+const STEPS: &[&str] = &[
+    "setpgid",
+    "joining the cgroup",
+    "setrlimit",
+    "redirecting stdin, stdout and stderr",
+    "changing to the workspace",
+    "dropping capabilities",
+    "setting no_new_privs",
+    "enforcing Landlock",
+    "loading the seccomp filter",
+    "exec",
+];
+
+/// Everything `child_main` reads: raw pointers into data the parent keeps alive.
+struct Plan<'a> {
+    exec_program: *const c_char,
+    argv: Vec<*const c_char>,
+    envp: Vec<*const c_char>,
+    cwd: *const c_char,
+    stdin: c_int,
+    stdout: c_int,
+    report: c_int,
+    setup: &'a Setup,
+    filters: Vec<libc::sock_fprog>,
+}
+
+fn errno() -> c_int {
+    // SAFETY: reads this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// The child's work. Returns only on failure, with the step and errno.
+///
+/// # Safety
+/// Runs in a `CLONE_VM` child: system calls only, no allocation, no panic.
+unsafe fn child_steps(p: &Plan) -> (c_int, c_int) {
+    let s = p.setup;
+    if libc::setpgid(0, 0) != 0 {
+        return (0, errno());
+    }
+    for path in &s.cgroup_procs {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return (1, errno());
+        }
+        // "0" moves the writing process (cgroup v1 and v2 alike).
+        let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+        let e = errno();
+        libc::close(fd);
+        if written != 1 {
+            return (1, e);
+        }
+    }
+    // Many loops on few cores: the harness's short bookkeeping goes first.
+    libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    for &(resource, value) in &s.rlimits {
+        let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
+        if libc::setrlimit(resource, &limit) != 0 {
+            return (2, errno());
+        }
+    }
+    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+    if libc::dup2(p.stdin, 0) < 0 || libc::dup2(p.stdout, 1) < 0 || libc::dup2(p.stdout, 2) < 0 {
+        return (3, errno());
+    }
+    if libc::chdir(p.cwd) != 0 {
+        return (4, errno());
+    }
+    // Every descriptor loopvel has open (the database among them) closes at exec.
+    if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) != 0 {
+        for fd in 3..65536 {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+    for &fd in &s.keep_fds {
+        libc::fcntl(fd, libc::F_SETFD, 0);
+    }
+    if let Some((ruleset, _, last_cap)) = &s.lockdown {
+        for cap in 0..=*last_cap {
+            // EPERM for a normal user: there is nothing to drop.
+            libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
+        }
+        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0);
+        let header = [0x2008_0522u32, 0]; // _LINUX_CAPABILITY_VERSION_3, this process
+        let data = [0u32; 6];
+        if libc::syscall(libc::SYS_capset, header.as_ptr(), data.as_ptr()) != 0 {
+            return (5, errno());
+        }
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return (6, errno());
+        }
+        if libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0u32) != 0 {
+            return (7, errno());
+        }
+        for f in &p.filters {
+            let prog: *const libc::sock_fprog = f;
+            if libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, prog) != 0 {
+                return (8, errno());
+            }
+        }
+    }
+    // The parent blocked every signal around clone; the command starts with
+    // default handlers (Rust ignores SIGPIPE, for one) and nothing blocked.
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    let mut empty: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut empty);
+    libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    libc::execve(p.exec_program, p.argv.as_ptr(), p.envp.as_ptr());
+    (9, errno())
+}
+
+extern "C" fn child_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `Plan` the parent keeps alive until exec (CLONE_VFORK).
+    unsafe {
+        let p = &*(arg as *const Plan);
+        let (step, e) = child_steps(p);
+        let report = [step, e];
+        libc::write(p.report, report.as_ptr().cast(), std::mem::size_of_val(&report));
+        libc::_exit(127)
+    }
+}
+
+/// Start `exec` confined by `setup`, its stdin `/dev/null`, its stdout and
+/// stderr `stdout`. Returns the pid; the caller reaps it.
+pub(crate) fn spawn(exec: &Exec, setup: &Setup, stdout: &OwnedFd) -> std::io::Result<libc::pid_t> {
+    let null = std::fs::File::open("/dev/null")?;
+    let (mut report_read, report_write) = std::io::pipe()?;
+    let ptrs = |v: &[CString]| v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let filters = match &setup.lockdown {
+        Some((_, programs, _)) => programs
+            .iter()
+            .map(|p| libc::sock_fprog { len: p.len() as u16, filter: p.as_ptr() as *mut libc::sock_filter })
+            .collect(),
+        None => Vec::new(),
+    };
+    let plan = Plan {
+        exec_program: exec.program.as_ptr(),
+        argv: ptrs(&exec.argv),
+        envp: ptrs(&exec.envp),
+        cwd: exec.cwd.as_ptr(),
+        stdin: null.as_raw_fd(),
+        stdout: stdout.as_raw_fd(),
+        report: report_write.as_raw_fd(),
+        setup,
+        filters,
+    };
+    let mut stack = vec![0u8; 256 * 1024];
+    // SAFETY: the stack outlives the child's use of it (the parent waits until
+    // exec); the top is 16-byte aligned as the ABI wants.
+    let pid = unsafe {
+        let top = stack.as_mut_ptr().add(stack.len());
+        let top = top.sub(top as usize % 16);
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        // No signal handler of ours may run in the child, on our memory.
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let pid = libc::clone(
+            child_main,
+            top.cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &plan as *const Plan as *mut c_void,
+        );
+        let e = errno();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        if pid < 0 {
+            return Err(std::io::Error::from_raw_os_error(e));
+        }
+        pid
+    };
+    drop(stack);
+    drop(report_write);
+    let mut buf = [0u8; 8];
+    let n = std::io::Read::read(&mut report_read, &mut buf)?;
+    if n == 0 {
+        return Ok(pid); // exec closed the report pipe: the command runs
+    }
+    let mut status = 0;
+    // SAFETY: reaping the child that failed before exec.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let step = i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    let e = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    let what = usize::try_from(step).ok().and_then(|s| STEPS.get(s)).copied().unwrap_or("setting up");
+    let err = std::io::Error::from_raw_os_error(e);
+    Err(std::io::Error::new(err.kind(), format!("{what} failed: {err}")))
+}
+
+/// Wait for `pid` up to `timeout`: `Some(exit status)` if it exited, `None`
+/// if it is still running. Waits on a pidfd (Linux ≥ 5.3), else polls.
+pub(crate) fn wait_timeout(pid: libc::pid_t, timeout: std::time::Duration) -> std::io::Result<Option<c_int>> {
+    let start = std::time::Instant::now();
+    // SAFETY: pidfd_open of our own child.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
+    loop {
+        let mut status = 0;
+        // SAFETY: non-blocking reap of our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            if pidfd >= 0 {
+                unsafe { libc::close(pidfd) };
+            }
+            return Ok(Some(status));
+        }
+        if r < 0 && errno() != libc::EINTR {
+            let e = std::io::Error::last_os_error();
+            if pidfd >= 0 {
+                unsafe { libc::close(pidfd) };
+            }
+            return Err(e);
+        }
+        let left = timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            if pidfd >= 0 {
+                unsafe { libc::close(pidfd) };
+            }
+            return Ok(None);
+        }
+        let ms = left.as_millis().clamp(1, 1000) as c_int;
+        if pidfd >= 0 {
+            let mut pfd = libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 };
+            // SAFETY: one pollfd on the stack.
+            unsafe { libc::poll(&mut pfd, 1, ms) };
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(ms.min(5) as u64));
+        }
+    }
+}
+
+/// Block until `pid` exits; its status.
+pub(crate) fn wait(pid: libc::pid_t) -> c_int {
+    let mut status = 0;
+    loop {
+        // SAFETY: blocking reap of our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid || (r < 0 && errno() != libc::EINTR) {
+            return status;
+        }
+    }
+}
