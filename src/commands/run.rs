@@ -269,8 +269,10 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                     let elapsed = started.elapsed().as_secs_f64();
                     let done_here = n - skipped;
                     let eta = elapsed / done_here.max(1) as f64 * (total - n) as f64;
+                    // At --sandbox none every run says so: its result is only as true as its code was honest.
+                    let unconfined = if level == "none" { " [UNSANDBOXED: --sandbox none]" } else { "" };
                     let text = format!(
-                        "[{n}/{total}] {label}: {} after {} turns ({}, {}); {} passed so far; ETA {}",
+                        "[{n}/{total}] {label}: {} after {} turns ({}, {}); {} passed so far; ETA {}{unconfined}",
                         summary.outcome,
                         summary.turns,
                         seconds(summary.wall_s),
