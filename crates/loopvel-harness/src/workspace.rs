@@ -23,6 +23,9 @@ pub enum Refusal {
     /// The path runs through a symbolic link.
     #[error("{0}: paths through symbolic links are refused")]
     Symlink(String),
+    /// The path is there but is not a regular file (a FIFO, a socket, a device).
+    #[error("{0}: not a regular file (model-run tests may have made it); refused")]
+    NotRegular(String),
     /// The SEARCH text is not in the file.
     #[error("{0}: the SEARCH text is not in the file")]
     SearchNotFound(String),
@@ -126,10 +129,13 @@ impl Workspace {
         }
         // No component that exists may be a symbolic link (model-run tests could have made one).
         let mut at = self.root().to_path_buf();
-        for part in clean.components() {
+        let parts = clean.components().count();
+        for (i, part) in clean.components().enumerate() {
             at.push(part);
             match std::fs::symlink_metadata(&at) {
                 Ok(m) if m.file_type().is_symlink() => return Err(Refusal::Symlink(raw.into())),
+                // A FIFO in the file's place would block the harness on open.
+                Ok(m) if i + 1 == parts && !m.file_type().is_file() => return Err(Refusal::NotRegular(raw.into())),
                 Ok(_) => {}
                 Err(_) => break,
             }
@@ -268,6 +274,24 @@ mod tests {
             assert!(matches!(ws.apply(&edit), Err(Refusal::Symlink(_))), "{path}");
         }
         assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_a_file_is_refused_without_blocking() {
+        let d = task_dir();
+        let ws = Workspace::create(&Task::load(d.path()).unwrap()).unwrap();
+        // As if model-written test code had replaced the editable file by a FIFO.
+        std::fs::remove_file(ws.root().join("a.py")).unwrap();
+        let fifo = std::ffi::CString::new(ws.root().join("a.py").into_os_string().into_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        for op in [
+            EditOp::Whole { content: "x = 2\n".into() },
+            EditOp::Replace { search: "x = 1\n".into(), replace: "x = 2\n".into() },
+        ] {
+            let edit = Edit { path: "a.py".into(), op };
+            assert!(matches!(ws.apply(&edit), Err(Refusal::NotRegular(_))));
+        }
+        assert!(ws.visible_files().iter().all(|(p, _, _)| p != Path::new("a.py")));
     }
 
     #[test]

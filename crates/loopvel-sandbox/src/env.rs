@@ -57,7 +57,16 @@ pub(crate) fn toolchain_dirs() -> Vec<PathBuf> {
         }
     }
     if let Some(path) = std::env::var_os("PATH") {
-        dirs.extend(std::env::split_paths(&path).filter(|d| d.is_absolute() && d.is_dir()));
+        for d in std::env::split_paths(&path).filter(|d| d.is_absolute() && d.is_dir()) {
+            // A Python venv or conda env on PATH (not activated) needs its whole
+            // folder: the interpreter finds its packages beside bin/.
+            if let Some(env_root) =
+                d.parent().filter(|p| p.join("pyvenv.cfg").is_file() || p.join("conda-meta").is_dir())
+            {
+                dirs.push(env_root.to_path_buf());
+            }
+            dirs.push(d);
+        }
     }
     let mut out: Vec<PathBuf> = Vec::new();
     for d in dirs {
