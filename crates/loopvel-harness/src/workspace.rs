@@ -37,6 +37,11 @@ pub enum Refusal {
     Io(String, String),
 }
 
+/// Largest file shown to a model, bytes: a source file of a task is far
+/// smaller, and a file model-run tests grew (tens of MB, seen) would
+/// otherwise be sent whole in every later prompt and stored with it.
+pub const MAX_SHOWN_BYTES: u64 = 256 * 1024;
+
 /// A task copied into a temporary directory (deleted on drop).
 #[derive(Debug)]
 pub struct Workspace {
@@ -181,7 +186,16 @@ impl Workspace {
                 if !(editable || self.task.is_shown(&p)) {
                     return None;
                 }
-                let content = std::fs::read_to_string(self.root().join(&p)).ok()?;
+                let full = self.root().join(&p);
+                // Model-run tests can grow a file without bound; a prompt must not follow.
+                let size = std::fs::metadata(&full).ok()?.len();
+                if size > MAX_SHOWN_BYTES {
+                    let note = format!(
+                        "[loopvel: this file is {size} bytes, over the {MAX_SHOWN_BYTES} bytes a prompt shows; not shown]\n"
+                    );
+                    return Some((p, note, editable));
+                }
+                let content = std::fs::read_to_string(full).ok()?;
                 Some((p, content, editable))
             })
             .collect();
@@ -292,6 +306,16 @@ mod tests {
             assert!(matches!(ws.apply(&edit), Err(Refusal::NotRegular(_))));
         }
         assert!(ws.visible_files().iter().all(|(p, _, _)| p != Path::new("a.py")));
+    }
+
+    #[test]
+    fn a_file_grown_past_the_cap_is_not_shown() {
+        let d = task_dir();
+        let ws = Workspace::create(&Task::load(d.path()).unwrap()).unwrap();
+        std::fs::write(ws.root().join("a.py"), "x".repeat(MAX_SHOWN_BYTES as usize + 1)).unwrap();
+        let shown = ws.visible_files();
+        let (_, content, _) = shown.iter().find(|(p, _, _)| p == Path::new("a.py")).unwrap();
+        assert!(content.starts_with("[loopvel: this file is") && content.len() < 200, "{}", &content[..100]);
     }
 
     #[test]

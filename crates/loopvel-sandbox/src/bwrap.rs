@@ -25,13 +25,32 @@ pub(crate) fn args(
     read: &[PathBuf],
     tmp_mb: u64,
     seccomp_fds: &[i32],
+    as_nobody: bool,
 ) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
-    arg(&mut a, &[&"--die-with-parent", &"--new-session", &"--unshare-all", &"--cap-drop", &"ALL"]);
-    if network {
-        arg(&mut a, &[&"--share-net"]);
+    arg(&mut a, &[&"--die-with-parent", &"--new-session"]);
+    if as_nobody {
+        // loopvel runs as root: no user namespace (uid 0 inside would still be
+        // uid 0 to the files outside); the command drops to nobody itself
+        // (`setpriv`, given the three capabilities it needs, and only those).
+        arg(&mut a, &[&"--unshare-pid", &"--unshare-ipc", &"--unshare-uts", &"--unshare-cgroup-try"]);
+        if !network {
+            arg(&mut a, &[&"--unshare-net"]);
+        }
+        arg(&mut a, &[&"--cap-drop", &"ALL", &"--cap-add", &"CAP_SETUID", &"--cap-add", &"CAP_SETGID"]);
+        arg(&mut a, &[&"--cap-add", &"CAP_SETPCAP"]);
+    } else {
+        arg(&mut a, &[&"--unshare-all", &"--cap-drop", &"ALL"]);
+        if network {
+            arg(&mut a, &[&"--share-net"]);
+        }
     }
     arg(&mut a, &[&"--ro-bind", &"/", &"/", &"--dev", &"/dev", &"--proc", &"/proc"]);
+    // Kernel settings are not the tests' to change (as root, /proc/sys is writable).
+    arg(&mut a, &[&"--ro-bind", &"/proc/sys", &"/proc/sys"]);
+    if Path::new("/proc/sysrq-trigger").exists() {
+        arg(&mut a, &[&"--ro-bind", &"/dev/null", &"/proc/sysrq-trigger"]);
+    }
     let tmp_bytes = tmp_mb.saturating_mul(1024 * 1024).to_string();
     arg(&mut a, &[&"--size", &tmp_bytes, &"--tmpfs", &"/tmp"]);
     // Sockets of local services (a database, Docker, D-Bus) live under /run:
@@ -110,8 +129,10 @@ mod tests {
         let results = tempfile::tempdir().unwrap();
         let db = results.path().join("loopvel.db");
         let results = results.path().display().to_string();
-        let a: Vec<String> =
-            args(ws, false, &[db], &[], 64, &[7]).into_iter().map(|s| s.to_string_lossy().into_owned()).collect();
+        let a: Vec<String> = args(ws, false, &[db], &[], 64, &[7], false)
+            .into_iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
         let pos = |s: &str| a.iter().position(|x| x == s);
         assert!(pos("--share-net").is_none());
         assert!(pos("--unshare-all").is_some());
@@ -120,7 +141,7 @@ mod tests {
         assert!(mask < bind);
         assert!(a.windows(2).any(|w| w[0] == "--add-seccomp-fd" && w[1] == "7"));
         let net: Vec<String> =
-            args(ws, true, &[], &[], 64, &[]).into_iter().map(|s| s.to_string_lossy().into_owned()).collect();
+            args(ws, true, &[], &[], 64, &[], false).into_iter().map(|s| s.to_string_lossy().into_owned()).collect();
         assert!(net.contains(&"--share-net".to_string()));
     }
 
@@ -128,7 +149,7 @@ mod tests {
     fn a_database_in_a_system_folder_is_masked_file_by_file() {
         let dir = tempfile::tempdir().unwrap();
         // /etc is never masked whole; use a real file to see the file mask.
-        let a: Vec<String> = args(dir.path(), false, &[PathBuf::from("/etc/hostname")], &[], 64, &[])
+        let a: Vec<String> = args(dir.path(), false, &[PathBuf::from("/etc/hostname")], &[], 64, &[], false)
             .into_iter()
             .map(|s| s.to_string_lossy().into_owned())
             .collect();

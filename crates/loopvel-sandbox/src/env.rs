@@ -109,9 +109,76 @@ pub(crate) const SYSTEM_READ: &[&str] = &[
     "/proc/sys",
 ];
 
+/// Whether loopvel runs as root.
+pub(crate) fn is_root() -> bool {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() == 0 }
+}
+
+/// The parts of `dir` every user may read: `dir` itself when all of it is,
+/// else its readable parts, folder by folder. Why: a root-run command reads
+/// any file by ownership, so at the Landlock level `/etc` is granted only as
+/// far as a normal user could read it (no `/etc/shadow`, no private keys).
+fn world_readable(dir: &Path, out: &mut Vec<PathBuf>) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    let mut whole = true;
+    let mut parts = Vec::new();
+    for e in entries.filter_map(Result::ok) {
+        let Ok(meta) = e.path().symlink_metadata() else {
+            whole = false;
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            continue; // a link grants nothing by itself; its target is checked where it lies
+        }
+        let mode = meta.permissions().mode();
+        if meta.is_dir() {
+            if mode & 0o005 != 0o005 {
+                whole = false;
+                continue;
+            }
+            let mut inner = Vec::new();
+            if world_readable(&e.path(), &mut inner) {
+                parts.push(e.path());
+            } else {
+                whole = false;
+                out.extend(inner);
+            }
+        } else if mode & 0o004 != 0 {
+            parts.push(e.path());
+        } else {
+            whole = false;
+        }
+    }
+    if !whole {
+        out.extend(parts);
+    }
+    whole
+}
+
+/// `/etc` as the Landlock level grants it (computed once).
+fn etc_roots() -> &'static [PathBuf] {
+    static ETC: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
+    ETC.get_or_init(|| {
+        let etc = Path::new("/etc");
+        if !is_root() {
+            return vec![etc.to_path_buf()];
+        }
+        let mut parts = Vec::new();
+        if world_readable(etc, &mut parts) {
+            vec![etc.to_path_buf()]
+        } else {
+            parts
+        }
+    })
+}
+
 /// Everything a Landlock-confined command may read (besides its workspace).
 pub(crate) fn read_roots(extra: &[PathBuf]) -> Vec<PathBuf> {
-    let mut roots: Vec<PathBuf> = SYSTEM_READ.iter().map(PathBuf::from).filter(|p| p.exists()).collect();
+    let mut roots: Vec<PathBuf> =
+        SYSTEM_READ.iter().filter(|p| **p != "/etc").map(PathBuf::from).filter(|p| p.exists()).collect();
+    roots.extend(etc_roots().iter().cloned());
     roots.extend(toolchain_dirs());
     roots.extend(extra.iter().cloned());
     roots

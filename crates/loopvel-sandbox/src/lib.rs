@@ -169,6 +169,8 @@ pub struct Sandbox {
     landlock_abi: i32,
     cgroups: cgroup::Support,
     hidden: Vec<PathBuf>,
+    /// Root only: `setpriv`, with which bwrap's command drops to nobody.
+    setpriv: Option<PathBuf>,
 }
 
 impl Sandbox {
@@ -219,6 +221,7 @@ impl Sandbox {
             landlock_abi: found.landlock_abi,
             cgroups: found.cgroups,
             hidden: Vec::new(),
+            setpriv: if level == Level::Bwrap && env::is_root() { detect::find_on_path("setpriv") } else { None },
         })
     }
 
@@ -264,6 +267,7 @@ impl Sandbox {
     /// One line for the start of `run`, `replay` and `tasks check`.
     pub fn describe(&self) -> String {
         let what = match self.level {
+            Level::Bwrap if self.setpriv.is_some() => "bubblewrap: read-only root, writable workspace only, private /tmp and home, no network, own pid namespace, seccomp, run as nobody",
             Level::Bwrap => "bubblewrap: read-only root, writable workspace only, private /tmp and home, no network, own pid namespace, seccomp",
             Level::Landlock => "Landlock + seccomp: writes only in the workspace, no sockets, no ptrace, signals scoped",
             Level::None => "NONE: model-written code runs with your privileges, can read your keys and rewrite the results (--sandbox none)",

@@ -37,7 +37,16 @@ fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, on_match: SeccompAction) -> s
 /// The second makes `clone3` look absent (ENOSYS), so that libc falls back
 /// to `clone`, whose flags the first filter can read (clone3 passes them in
 /// memory, out of a filter's reach).
-pub(crate) fn seccomp_filters(network: bool) -> std::io::Result<[BpfProgram; 2]> {
+///
+/// With `deny_path_metadata` (the Landlock level, which has no mount
+/// namespace to make the rest of the machine read-only, and whose rules do
+/// not cover metadata) also mode, owner and time changes by path (`chmod`,
+/// `fchmodat`, `fchmodat2`, `chown`, `lchown`, `fchownat`, `utime`, `utimes`,
+/// `futimesat`, `utimensat` with a path): Landlock would let them change
+/// files outside the workspace. The same on a descriptor (`fchmod`,
+/// `fchown`, `futimens`) stays allowed: a descriptor needs an open that
+/// Landlock checks. Tests that chmod or touch by path get EPERM at this level.
+pub(crate) fn seccomp_filters(network: bool, deny_path_metadata: bool) -> std::io::Result<[BpfProgram; 2]> {
     let mut deny: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     let always = [
         libc::SYS_ptrace,
@@ -65,6 +74,26 @@ pub(crate) fn seccomp_filters(network: bool) -> std::io::Result<[BpfProgram; 2]>
     }
     if !network {
         deny.insert(libc::SYS_socket, Vec::new());
+    }
+    if deny_path_metadata {
+        #[cfg(target_arch = "x86_64")]
+        for nr in [libc::SYS_chmod, libc::SYS_chown, libc::SYS_lchown] {
+            deny.insert(nr, Vec::new());
+        }
+        for nr in [libc::SYS_fchmodat, libc::SYS_fchmodat2, libc::SYS_fchownat] {
+            deny.insert(nr, Vec::new());
+        }
+        #[cfg(target_arch = "x86_64")]
+        for nr in [libc::SYS_utime, libc::SYS_utimes, libc::SYS_futimesat] {
+            deny.insert(nr, Vec::new());
+        }
+        // utimensat with a path; with a NULL path it is futimens, on a descriptor.
+        let with_path = SeccompCondition::new(1, SeccompCmpArgLen::Qword, SeccompCmpOp::Ne, 0)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        deny.insert(
+            libc::SYS_utimensat,
+            vec![SeccompRule::new(vec![with_path]).map_err(|e| std::io::Error::other(e.to_string()))?],
+        );
     }
     let namespaces = [
         libc::CLONE_NEWUSER,

@@ -36,6 +36,9 @@ pub const PROBES: &[Probe] = &[
     Probe { name: "write-tmp", what: "write a file in the machine's /tmp" },
     Probe { name: "write-dev-shm", what: "write a file in /dev/shm" },
     Probe { name: "symlink-out", what: "write through a symbolic link from the workspace to outside" },
+    Probe { name: "chmod-outside", what: "change the mode of a file outside the workspace" },
+    Probe { name: "write-sysctl", what: "write a kernel setting (/proc/sys), with its own value" },
+    Probe { name: "read-root-only", what: "read files only root may read (/etc/shadow, private keys)" },
     Probe { name: "read-db", what: "read the results database" },
     Probe { name: "write-db", what: "rewrite the results database" },
     Probe { name: "hardlink-db", what: "hard-link the database into the workspace" },
@@ -122,6 +125,54 @@ pub fn attack(name: &str, args: &[String]) -> i32 {
             match std::fs::write("link-out/through-link", "escaped\n") {
                 Ok(()) => say("ESCAPED wrote through link-out"),
                 Err(e) => say(&format!("held: {e}")),
+            }
+        }
+        "chmod-outside" => {
+            use std::os::unix::fs::PermissionsExt;
+            match std::fs::set_permissions(a0, std::fs::Permissions::from_mode(0o666)) {
+                Ok(()) => say(&format!("ESCAPED changed the mode of {a0}")),
+                Err(e) => say(&format!("held: {e}")),
+            }
+        }
+        "write-sysctl" => {
+            // Its own value back: an escape must not change the machine.
+            let path = "/proc/sys/kernel/printk_ratelimit_burst";
+            match std::fs::read_to_string(path) {
+                Ok(value) => match std::fs::write(path, value.trim()) {
+                    Ok(()) => say(&format!("ESCAPED wrote {path}")),
+                    Err(e) => say(&format!("held: {path}: {e}")),
+                },
+                Err(e) => say(&format!("held: {path}: {e}")),
+            }
+        }
+        "read-root-only" => {
+            let mut read = Vec::new();
+            let mut paths: Vec<PathBuf> = ["/etc/shadow", "/etc/gshadow"].iter().map(PathBuf::from).collect();
+            let mut last_err = String::from("none of them exists here");
+            for dir in ["/etc/ssl/private", "/etc/ssh"] {
+                match std::fs::read_dir(dir) {
+                    Ok(entries) => paths.extend(entries.filter_map(Result::ok).map(|e| e.path())),
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => last_err = format!("{dir}: {e}"),
+                    Err(_) => {}
+                }
+            }
+            for p in paths {
+                use std::os::unix::fs::PermissionsExt;
+                // Only files a normal user could not read count.
+                let private = std::fs::metadata(&p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o004 == 0);
+                if !private {
+                    continue;
+                }
+                match std::fs::read(&p) {
+                    Ok(bytes) if !bytes.is_empty() => read.push(format!("{} ({} bytes)", p.display(), bytes.len())),
+                    Ok(_) => {}
+                    Err(e) => last_err = format!("{}: {e}", p.display()),
+                }
+            }
+            if read.is_empty() {
+                say(&format!("held: {last_err}"));
+            } else {
+                say(&format!("ESCAPED read {}", read.join(", ")));
             }
         }
         "read-db" => match std::fs::read_to_string(a0) {
@@ -489,6 +540,12 @@ pub fn check(
     let tmp_target = PathBuf::from(format!("/tmp/loopvel-check-{pid}"));
     let shm_target = PathBuf::from(format!("/dev/shm/loopvel-check-{pid}"));
     let outside_target = outside.path().join("written-from-inside");
+    let mode_target = outside.path().join("private-file");
+    std::fs::write(&mode_target, "mode 0600\n")?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&mode_target, std::fs::Permissions::from_mode(0o600))?;
+    }
     let marker = format!("loopvel-check-marker-{pid}");
     let mut results = Vec::new();
     for probe in PROBES {
@@ -501,6 +558,7 @@ pub fn check(
             "write-tmp" => vec![tmp_target.display().to_string()],
             "write-dev-shm" => vec![shm_target.display().to_string()],
             "symlink-out" => vec![outside.path().display().to_string()],
+            "chmod-outside" => vec![mode_target.display().to_string()],
             "read-db" | "write-db" | "hardlink-db" => vec![db.display().to_string()],
             "read-environ" | "own-env" | "inherited-fd" => vec![canary.clone()],
             "parent-proc" => vec![pid.to_string(), canary.clone()],
@@ -569,6 +627,12 @@ pub fn check(
             "read-db" | "hardlink-db" | "read-environ" | "own-env" | "inherited-fd" | "parent-proc" => {
                 let leaked = output.contains(&canary) || said_escaped;
                 (!leaked, if leaked { "the canary key or database was read".into() } else { first(&output) })
+            }
+            "chmod-outside" => {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&mode_target)?.permissions().mode() & 0o777;
+                std::fs::set_permissions(&mode_target, std::fs::Permissions::from_mode(0o600))?;
+                (mode == 0o600, if mode == 0o600 { first(&output) } else { format!("the mode became {mode:o}") })
             }
             "write-db" => {
                 let changed = std::fs::read(&db)? != db_before;

@@ -162,6 +162,24 @@ pub(crate) fn run(sandbox: &Sandbox, job: &Job) -> std::io::Result<crate::Finish
     })
 }
 
+/// The uid and gid a root-run loopvel's tests run as at the bwrap level.
+const NOBODY: u32 = 65534;
+
+/// Give the workspace to `uid` (and its group), links included, so that tests
+/// running as nobody can write in it; loopvel (root) still reads and cleans it.
+fn chown_tree(dir: &Path, uid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(uid))?;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let kind = e.file_type()?;
+        std::os::unix::fs::lchown(e.path(), Some(uid), Some(uid))?;
+        if kind.is_dir() {
+            chown_tree(&e.path(), uid)?;
+        }
+    }
+    Ok(())
+}
+
 /// `sh`, as found on PATH (what `sh -c` means to a user), else /bin/sh.
 fn shell() -> CString {
     let found = std::env::var_os("PATH")
@@ -184,16 +202,29 @@ fn run_in(sandbox: &Sandbox, job: &Job, ws: &Path, cgroup: Option<&Cgroup>) -> s
     let ((program, argv), tmp, lockdown) = match sandbox.level {
         Level::Bwrap => {
             let bwrap = sandbox.bwrap.clone().ok_or_else(|| std::io::Error::other("bwrap went missing"))?;
-            for p in lockdown::seccomp_filters(job.network)? {
+            for p in lockdown::seccomp_filters(job.network, false)? {
                 let fd = pipe_with(&lockdown::program_bytes(&p))?;
                 keep.push(fd.as_raw_fd());
                 seccomp_pipes.push(fd);
             }
+            let as_nobody = sandbox.setpriv.is_some();
+            if as_nobody {
+                chown_tree(ws, NOBODY)?;
+            }
             let mut argv = vec![cstring("bwrap")?];
-            for a in bwrap::args(ws, job.network, &sandbox.hidden, job.read, job.limits.tmp_mb, &keep) {
+            let args = bwrap::args(ws, job.network, &sandbox.hidden, job.read, job.limits.tmp_mb, &keep, as_nobody);
+            for a in args {
                 argv.push(cstring(a.into_encoded_bytes())?);
             }
             argv.push(cstring("--")?);
+            if let Some(setpriv) = &sandbox.setpriv {
+                argv.push(cstring(setpriv.clone().into_os_string().into_encoded_bytes())?);
+                for a in
+                    ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"]
+                {
+                    argv.push(cstring(a)?);
+                }
+            }
             (sh_c(cstring(bwrap.into_os_string().into_encoded_bytes())?, argv)?, PathBuf::from("/tmp"), None)
         }
         Level::Landlock => {
@@ -203,7 +234,7 @@ fn run_in(sandbox: &Sandbox, job: &Job, ws: &Path, cgroup: Option<&Cgroup>) -> s
             let ruleset = lockdown::landlock_ruleset(ws, &env::read_roots(job.read), job.network)?;
             let fd: Option<OwnedFd> = ruleset.into();
             let fd = fd.ok_or_else(|| std::io::Error::other("Landlock is not enforced by this kernel"))?;
-            let lock = (fd, lockdown::seccomp_filters(job.network)?, lockdown::last_cap());
+            let lock = (fd, lockdown::seccomp_filters(job.network, true)?, lockdown::last_cap());
             (sh_c(shell(), Vec::new())?, tmp, Some(lock))
         }
         Level::None => {
