@@ -426,7 +426,10 @@ const HIDDEN: Why = Why::Said(&["Permission denied", "No such file"]);
 /// refused by Landlock's scoping.
 const LOOPVEL_HIDDEN: Why =
     Why::ByLevel { bwrap: &["loopvel&&No such file"], landlock: &["loopvel&&Permission denied"] };
-const READ_ONLY: Why = Why::ByLevel { bwrap: &["Read-only file system"], landlock: &["Permission denied"] };
+/// bwrap: read-only, or not there at all when the path lies in a folder it
+/// masks (a checkout under /tmp or $HOME is invisible inside).
+const READ_ONLY: Why =
+    Why::ByLevel { bwrap: &["Read-only file system", "No such file"], landlock: &["Permission denied"] };
 const EPERM: Why = Why::Said(&["Operation not permitted"]);
 const LEFT_RUNNING: Why =
     Why::Said(&["setsid&&Operation not permitted", "setpgid&&Operation not permitted", "[loopvel sandbox]"]);

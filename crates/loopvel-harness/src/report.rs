@@ -70,9 +70,26 @@ pub fn count(format: &ReportFormat, output: &str, exit_ok: bool, workspace: &Pat
         ReportFormat::Cargo => cargo(output),
         ReportFormat::Go => go(output),
         ReportFormat::Tap => tap(output),
-        ReportFormat::Junit(path) => std::fs::read_to_string(workspace.join(path)).ok().and_then(|x| junit(&x)),
+        ReportFormat::Junit(path) => read_report_file(&workspace.join(path)).and_then(|x| junit(&x)),
         ReportFormat::Exit => Some(Counts { passed: u32::from(exit_ok), total: 1 }),
     }
+}
+
+/// Largest JUnit report read, bytes.
+const REPORT_CAP: u64 = 16 * 1024 * 1024;
+
+/// The report file the tests wrote, read safely: model-run tests could have
+/// made it a FIFO (an open would block), a link (to /dev/zero, say) or huge.
+fn read_report_file(path: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    f.take(REPORT_CAP).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// The number before `word` in `text` (`"5 passed"` → 5).
@@ -172,6 +189,20 @@ fn junit(xml: &str) -> Option<Counts> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_junit_report_that_is_a_fifo_or_a_link_is_not_read() {
+        let ws = tempfile::tempdir().unwrap();
+        let format = ReportFormat::Junit(PathBuf::from("report.xml"));
+        let fifo = std::ffi::CString::new(ws.path().join("report.xml").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo in a fresh temporary folder.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        assert_eq!(count(&format, "", true, ws.path()), None, "a FIFO must not block or count");
+        std::fs::remove_file(ws.path().join("report.xml")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", ws.path().join("report.xml")).unwrap();
+        assert_eq!(count(&format, "", true, ws.path()), None, "a link is not followed");
+    }
+
     use super::*;
 
     #[test]

@@ -101,7 +101,7 @@ impl Support {
             Support::V2 { .. } => "cgroup v2",
             Support::None(why) => return format!("rlimits only ({why})"),
         };
-        let memory = if self.memory() { format!("memory by {kind}") } else { "memory by RLIMIT_AS".into() };
+        let memory = if self.memory() { format!("memory by {kind}") } else { "memory by RLIMIT_DATA".into() };
         let pids = if self.pids() { format!("processes by {kind}") } else { "processes by RLIMIT_NPROC".into() };
         format!("{memory}, {pids}")
     }
@@ -186,10 +186,11 @@ impl Cgroup {
     /// Processes still in the cgroup once those already on their way out
     /// have left (bubblewrap's outer process can exit a moment before the
     /// namespace's init does): waits up to `settle` for the count to reach 0.
-    pub(crate) fn count_settled(&self, settle: Duration) -> usize {
+    /// `except`: the command itself, exited but not yet reaped.
+    pub(crate) fn count_settled(&self, settle: Duration, except: i32) -> usize {
         let start = std::time::Instant::now();
         loop {
-            let n = self.pids_now().len();
+            let n = self.pids_now().into_iter().filter(|p| *p != except).count();
             if n == 0 || start.elapsed() >= settle {
                 return n;
             }

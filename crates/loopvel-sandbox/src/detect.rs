@@ -79,3 +79,20 @@ fn landlock(abi: i32) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Run `true` through `sandbox` exactly as a test run would.
+pub(crate) fn trial(sandbox: &crate::Sandbox) -> Result<(), String> {
+    let ws = tempfile::Builder::new()
+        .prefix("loopvel-trial-")
+        .tempdir()
+        .map_err(|e| format!("cannot make a trial workspace: {e}"))?;
+    let job = crate::Job { timeout: Duration::from_secs(10), ..crate::Job::new("true", ws.path()) };
+    match sandbox.run(&job) {
+        Ok(f) if f.exit_code == Some(0) => Ok(()),
+        Ok(f) => Err(format!(
+            "bubblewrap is there, but refused the options loopvel runs tests with ({})",
+            f.output.lines().next().unwrap_or("no output").trim()
+        )),
+        Err(e) => Err(format!("bubblewrap is there, but a trial run failed: {e}")),
+    }
+}

@@ -47,8 +47,13 @@ pub(crate) fn toolchain_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     for (var, default) in HOME_DEFAULTS {
         let dir = std::env::var_os(var).map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(default)));
-        if let Some(d) = dir.filter(|d| d.is_dir()) {
-            dirs.push(d);
+        let Some(d) = dir.filter(|d| d.is_dir()) else { continue };
+        match *var {
+            // Cargo's home holds the crates.io token (credentials.toml): everything else.
+            "CARGO_HOME" => dirs.extend(children_except(&d, &["credentials", "credentials.toml"])),
+            // ~/.local also holds ~/.local/share (keyrings, histories): only code.
+            "PYTHONUSERBASE" => dirs.extend(["bin", "lib"].iter().map(|s| d.join(s)).filter(|p| p.is_dir())),
+            _ => dirs.push(d),
         }
     }
     for var in ["VIRTUAL_ENV", "CONDA_PREFIX", "JAVA_HOME", "GOROOT"] {
@@ -77,6 +82,16 @@ pub(crate) fn toolchain_dirs() -> Vec<PathBuf> {
         out.push(d);
     }
     out
+}
+
+/// The entries of `dir` but `secret` ones: `dir` itself when it has none of them.
+fn children_except(dir: &Path, secret: &[&str]) -> Vec<PathBuf> {
+    let has_secret = secret.iter().any(|s| dir.join(s).exists());
+    if !has_secret {
+        return vec![dir.to_path_buf()];
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries.filter_map(Result::ok).filter(|e| !secret.iter().any(|s| e.file_name() == **s)).map(|e| e.path()).collect()
 }
 
 /// System folders readable at the Landlock level. Not `/home`, `/root`,
@@ -227,6 +242,17 @@ mod tests {
         assert!(env.iter().any(|(k, v)| k == "HOME" && v == "/tmp/ws"));
         assert!(env.iter().any(|(k, v)| k == "EXTRA" && v == "1"));
         assert!(names.contains(&"PATH".to_string()));
+    }
+
+    #[test]
+    fn a_cargo_token_is_left_out() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir(home.path().join("registry")).unwrap();
+        std::fs::write(home.path().join("credentials.toml"), "token = \"secret\"").unwrap();
+        let kept = children_except(home.path(), &["credentials", "credentials.toml"]);
+        assert_eq!(kept, vec![home.path().join("registry")]);
+        let plain = tempfile::tempdir().unwrap();
+        assert_eq!(children_except(plain.path(), &["credentials.toml"]), vec![plain.path().to_path_buf()]);
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! the standard library `fork`, and `fork` of a process with many threads
 //! copies its page tables under the memory-map lock and leaves every page
 //! copy-on-write until the child execs. Measured with 64 loops at once
-//! (`cargo bench --bench harness_overhead`), that stalls the other loops'
-//! threads and raised the harness overhead per turn by milliseconds. A
+//! (`LOOPVEL_BENCH_SANDBOX=none cargo bench --bench harness_overhead`, the
+//! same busy machine): median harness overhead per turn 6.3 ms with `fork`
+//! against 3.2–4.8 ms without; on a quiet machine with this launcher,
+//! 0.66–0.92 ms. A
 //! `CLONE_VM` child shares the parent's memory and the parent thread waits
 //! until it has exec'd: nothing is copied. The price is that the child may
 //! only make system calls on data prepared here (no allocation, no locks,
@@ -144,9 +146,14 @@ unsafe fn child_steps(p: &Plan) -> (c_int, c_int) {
             libc::signal(sig, libc::SIG_DFL);
         }
     }
-    let mut empty: libc::sigset_t = std::mem::zeroed();
-    libc::sigemptyset(&mut empty);
-    libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    let empty: u64 = 0;
+    libc::syscall(
+        libc::SYS_rt_sigprocmask,
+        libc::SIG_SETMASK,
+        &empty as *const u64,
+        std::ptr::null_mut::<u64>(),
+        8usize,
+    );
     libc::execve(p.exec_program, p.argv.as_ptr(), p.envp.as_ptr());
     (9, errno())
 }
@@ -162,11 +169,29 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
     }
 }
 
+/// `fd` itself when it is above 2, else a close-on-exec copy that is.
+fn above_stdio(fd: OwnedFd) -> std::io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC of a descriptor we own; the new one is owned below.
+    let copy = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if copy < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `copy` is a fresh descriptor no one else owns.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(copy) })
+}
+
 /// Start `exec` confined by `setup`, its stdin `/dev/null`, its stdout and
 /// stderr `stdout`. Returns the pid; the caller reaps it.
 pub(crate) fn spawn(exec: &Exec, setup: &Setup, stdout: &OwnedFd) -> std::io::Result<libc::pid_t> {
-    let null = std::fs::File::open("/dev/null")?;
+    // Above 2, so that the child's dup2 onto 0, 1 and 2 cannot clobber one
+    // with another (loopvel started with a standard descriptor closed).
+    let null = above_stdio(OwnedFd::from(std::fs::File::open("/dev/null")?))?;
+    let stdout = above_stdio(stdout.try_clone()?)?;
     let (mut report_read, report_write) = std::io::pipe()?;
+    let report_write = above_stdio(OwnedFd::from(report_write))?;
     let ptrs = |v: &[CString]| v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let filters = match &setup.lockdown {
         Some((_, programs, _)) => programs
@@ -192,11 +217,12 @@ pub(crate) fn spawn(exec: &Exec, setup: &Setup, stdout: &OwnedFd) -> std::io::Re
     let pid = unsafe {
         let top = stack.as_mut_ptr().add(stack.len());
         let top = top.sub(top as usize % 16);
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        // No signal handler of ours may run in the child, on our memory.
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        // No signal handler of ours may run in the child, on our memory. The raw
+        // system call, as posix_spawn does: pthread_sigmask leaves glibc's own
+        // signals (32, 33) unblocked.
+        let all: u64 = !0;
+        let mut old: u64 = 0;
+        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &all as *const u64, &mut old as *mut u64, 8usize);
         let pid = libc::clone(
             child_main,
             top.cast(),
@@ -204,7 +230,13 @@ pub(crate) fn spawn(exec: &Exec, setup: &Setup, stdout: &OwnedFd) -> std::io::Re
             &plan as *const Plan as *mut c_void,
         );
         let e = errno();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &old as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        );
         if pid < 0 {
             return Err(std::io::Error::from_raw_os_error(e));
         }
@@ -213,13 +245,22 @@ pub(crate) fn spawn(exec: &Exec, setup: &Setup, stdout: &OwnedFd) -> std::io::Re
     drop(stack);
     drop(report_write);
     let mut buf = [0u8; 8];
-    let n = std::io::Read::read(&mut report_read, &mut buf)?;
+    let n = loop {
+        match std::io::Read::read(&mut report_read, &mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // SAFETY: the child is ours; kill and reap it rather than leave it unsupervised.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                reap(pid);
+                return Err(e);
+            }
+            Ok(n) => break n,
+        }
+    };
     if n == 0 {
         return Ok(pid); // exec closed the report pipe: the command runs
     }
-    let mut status = 0;
-    // SAFETY: reaping the child that failed before exec.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
+    reap(pid);
     let step = i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
     let e = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
     let what = usize::try_from(step).ok().and_then(|s| STEPS.get(s)).copied().unwrap_or("setting up");
@@ -227,35 +268,34 @@ pub(crate) fn spawn(exec: &Exec, setup: &Setup, stdout: &OwnedFd) -> std::io::Re
     Err(std::io::Error::new(err.kind(), format!("{what} failed: {err}")))
 }
 
-/// Wait for `pid` up to `timeout`: `Some(exit status)` if it exited, `None`
-/// if it is still running. Waits on a pidfd (Linux ≥ 5.3), else polls.
-pub(crate) fn wait_timeout(pid: libc::pid_t, timeout: std::time::Duration) -> std::io::Result<Option<c_int>> {
+/// Wait up to `timeout` for `pid` to exit, without reaping it: its pid (the
+/// process group's id) stays taken until [`reap`], so the group can be
+/// killed afterwards without hitting a reused id. Waits on a pidfd (Linux ≥
+/// 5.3), else polls.
+pub(crate) fn wait_exited(pid: libc::pid_t, timeout: std::time::Duration) -> std::io::Result<bool> {
     let start = std::time::Instant::now();
     // SAFETY: pidfd_open of our own child.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
-    loop {
-        let mut status = 0;
-        // SAFETY: non-blocking reap of our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            if pidfd >= 0 {
-                unsafe { libc::close(pidfd) };
+    let result = loop {
+        // SAFETY: a zeroed siginfo for waitid to fill.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: non-reaping, non-blocking wait for our own child.
+        let r = unsafe {
+            libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
+        };
+        if r < 0 {
+            if errno() == libc::EINTR {
+                continue;
             }
-            return Ok(Some(status));
+            break Err(std::io::Error::last_os_error());
         }
-        if r < 0 && errno() != libc::EINTR {
-            let e = std::io::Error::last_os_error();
-            if pidfd >= 0 {
-                unsafe { libc::close(pidfd) };
-            }
-            return Err(e);
+        // SAFETY: si_pid is set when waitid found a child (else it stays 0).
+        if unsafe { info.si_pid() } == pid {
+            break Ok(true);
         }
         let left = timeout.saturating_sub(start.elapsed());
         if left.is_zero() {
-            if pidfd >= 0 {
-                unsafe { libc::close(pidfd) };
-            }
-            return Ok(None);
+            break Ok(false);
         }
         let ms = left.as_millis().clamp(1, 1000) as c_int;
         if pidfd >= 0 {
@@ -265,11 +305,16 @@ pub(crate) fn wait_timeout(pid: libc::pid_t, timeout: std::time::Duration) -> st
         } else {
             std::thread::sleep(std::time::Duration::from_millis(ms.min(5) as u64));
         }
+    };
+    if pidfd >= 0 {
+        // SAFETY: closing the pidfd opened above.
+        unsafe { libc::close(pidfd) };
     }
+    result
 }
 
-/// Block until `pid` exits; its status.
-pub(crate) fn wait(pid: libc::pid_t) -> c_int {
+/// Reap `pid` (blocking); its wait status.
+pub(crate) fn reap(pid: libc::pid_t) -> c_int {
     let mut status = 0;
     loop {
         // SAFETY: blocking reap of our own child.

@@ -21,7 +21,7 @@
 //!
 //! At every level: rlimits (CPU time, file size, open files, no core dumps),
 //! a memory and a process cap (a cgroup where one is writable, else
-//! `RLIMIT_AS` / `RLIMIT_NPROC`), an environment built from an allow-list, no
+//! `RLIMIT_DATA` / `RLIMIT_NPROC`), an environment built from an allow-list, no
 //! inherited file descriptors, and a timeout that kills every process the
 //! command started and stops reading a pipe that something holds open.
 //!
@@ -101,7 +101,7 @@ pub enum SandboxError {
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Memory of all processes together, MiB (cgroup; else address space per process).
+    /// Memory of all processes together, MiB (cgroup; else writable memory per process, RLIMIT_DATA).
     pub memory_mb: u64,
     /// Processes and threads at once (cgroup; else the user's count plus this).
     pub processes: u64,
@@ -113,6 +113,37 @@ pub struct Limits {
     pub open_files: u64,
     /// Size of the private /tmp (bwrap), MiB.
     pub tmp_mb: u64,
+}
+
+impl Limits {
+    /// Each cap within what the kernel and a test command can work with; the
+    /// error names the field and the range.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut hard_nofile = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit into a local struct.
+        let open_files_max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut hard_nofile) } == 0 {
+            hard_nofile.rlim_max
+        } else {
+            1 << 20
+        };
+        let fields = [
+            ("memory_mb", self.memory_mb, 64, 1 << 30),
+            ("processes", self.processes, 8, 4_194_304),
+            ("cpu_s", self.cpu_s, 1, 1 << 31),
+            ("file_size_mb", self.file_size_mb, 1, 1 << 30),
+            ("open_files", self.open_files, 32, open_files_max),
+            ("tmp_mb", self.tmp_mb, 1, 1 << 30),
+        ];
+        for (name, value, least, most) in fields {
+            if value < least || value > most {
+                return Err(format!(
+                    "limits.{name} = {value} is out of range; give {least} to {most} (the larger ones are what this \
+                     machine's kernel allows)"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for Limits {
@@ -177,7 +208,28 @@ impl Sandbox {
     /// Find the level to use. `Auto` takes bubblewrap when its probe works,
     /// else Landlock + seccomp, else refuses with how to get one.
     pub fn detect(requested: Requested) -> Result<Sandbox, SandboxError> {
-        let found = detect::probe();
+        let mut found = detect::probe();
+        let setpriv = if env::is_root() { detect::find_on_path("setpriv") } else { None };
+        if let Ok(bwrap) = &found.bwrap {
+            found.bwrap = if env::is_root() && setpriv.is_none() {
+                Err("loopvel runs as root and setpriv (util-linux) is not on PATH: the tests would run as root \
+                     inside bubblewrap; install util-linux or run loopvel as a normal user"
+                    .into())
+            } else {
+                // A trial with every option a real run passes (--size, seccomp by
+                // descriptor, the uid drop): an older or setuid bubblewrap that
+                // refuses one must not be chosen, or every test run would fail.
+                let trial = Sandbox {
+                    level: Level::Bwrap,
+                    bwrap: Some(bwrap.clone()),
+                    landlock_abi: found.landlock_abi,
+                    cgroups: found.cgroups.clone(),
+                    hidden: Vec::new(),
+                    setpriv: setpriv.clone(),
+                };
+                detect::trial(&trial).map(|()| bwrap.clone())
+            };
+        }
         let level = match requested {
             Requested::Auto => {
                 if found.bwrap.is_ok() {
@@ -221,7 +273,7 @@ impl Sandbox {
             landlock_abi: found.landlock_abi,
             cgroups: found.cgroups,
             hidden: Vec::new(),
-            setpriv: if level == Level::Bwrap && env::is_root() { detect::find_on_path("setpriv") } else { None },
+            setpriv: if level == Level::Bwrap { setpriv } else { None },
         })
     }
 
@@ -269,7 +321,13 @@ impl Sandbox {
         let what = match self.level {
             Level::Bwrap if self.setpriv.is_some() => "bubblewrap: read-only root, writable workspace only, private /tmp and home, no network, own pid namespace, seccomp, run as nobody",
             Level::Bwrap => "bubblewrap: read-only root, writable workspace only, private /tmp and home, no network, own pid namespace, seccomp",
-            Level::Landlock => "Landlock + seccomp: writes only in the workspace, no sockets, no ptrace, signals scoped",
+            Level::Landlock if self.landlock_abi >= 6 => {
+                "Landlock + seccomp: writes only in the workspace, no sockets, no ptrace, signals scoped"
+            }
+            Level::Landlock => {
+                "Landlock + seccomp: writes only in the workspace, no sockets, no ptrace; signals NOT scoped \
+                 (kernel Landlock ABI below 6: a test can signal loopvel)"
+            }
             Level::None => "NONE: model-written code runs with your privileges, can read your keys and rewrite the results (--sandbox none)",
         };
         format!("sandbox: {} ({what}); caps: {}", self.level, self.cgroups.in_words())

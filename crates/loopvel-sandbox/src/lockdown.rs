@@ -29,8 +29,9 @@ fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, on_match: SeccompAction) -> s
 /// `process_vm_*`), `io_uring_*` (it can open sockets without `socket()`),
 /// kernel keyrings, BPF, perf events, `userfaultfd`, new namespaces
 /// (`unshare`, `setns`, `clone` with a `CLONE_NEW*` flag), mounts, and
-/// leaving the process group (`setsid`, `setpgid`: the kill at the timeout
-/// must reach every process). Without network, every `socket()` too: IP,
+/// leaving the process group (`setsid`, `setpgid`: the timeout kills the
+/// group; a test that starts a new session gets EPERM). Without network,
+/// every `socket()` too: IP,
 /// and Unix sockets, which reach local services through socket files
 /// (`socketpair` stays allowed: it connects nothing outside).
 ///
@@ -38,15 +39,17 @@ fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, on_match: SeccompAction) -> s
 /// to `clone`, whose flags the first filter can read (clone3 passes them in
 /// memory, out of a filter's reach).
 ///
-/// With `deny_path_metadata` (the Landlock level, which has no mount
-/// namespace to make the rest of the machine read-only, and whose rules do
-/// not cover metadata) also mode, owner and time changes by path (`chmod`,
+/// At the Landlock level (`landlock_abi` is `Some`: no mount or pid
+/// namespace there) also: `kill(-1, …)`, `truncate` by
+/// path where the ABI (< 3) does not cover it, and mode, owner and time
+/// changes by path (`chmod`,
 /// `fchmodat`, `fchmodat2`, `chown`, `lchown`, `fchownat`, `utime`, `utimes`,
 /// `futimesat`, `utimensat` with a path): Landlock would let them change
 /// files outside the workspace. The same on a descriptor (`fchmod`,
 /// `fchown`, `futimens`) stays allowed: a descriptor needs an open that
 /// Landlock checks. Tests that chmod or touch by path get EPERM at this level.
-pub(crate) fn seccomp_filters(network: bool, deny_path_metadata: bool) -> std::io::Result<[BpfProgram; 2]> {
+pub(crate) fn seccomp_filters(network: bool, landlock_abi: Option<i32>) -> std::io::Result<[BpfProgram; 2]> {
+    let deny_path_metadata = landlock_abi.is_some();
     let mut deny: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     let always = [
         libc::SYS_ptrace,
@@ -66,6 +69,9 @@ pub(crate) fn seccomp_filters(network: bool, deny_path_metadata: bool) -> std::i
         libc::SYS_mount,
         libc::SYS_umount2,
         libc::SYS_pivot_root,
+        // Every process stays in the group the timeout kills; at bwrap the pid
+        // namespace would kill them anyway, but a process that left quietly
+        // would leave no trace in the turn's record of why it was killed.
         libc::SYS_setsid,
         libc::SYS_setpgid,
     ];
@@ -74,6 +80,19 @@ pub(crate) fn seccomp_filters(network: bool, deny_path_metadata: bool) -> std::i
     }
     if !network {
         deny.insert(libc::SYS_socket, Vec::new());
+    }
+    if let Some(abi) = landlock_abi {
+        // kill(-1, …) signals every process the user may signal; no test needs it.
+        let everyone = SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, u64::from(u32::MAX))
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        deny.insert(
+            libc::SYS_kill,
+            vec![SeccompRule::new(vec![everyone]).map_err(|e| std::io::Error::other(e.to_string()))?],
+        );
+        if abi < 3 {
+            // Landlock handles truncate(2) from ABI 3 on; before, refuse it by path.
+            deny.insert(libc::SYS_truncate, Vec::new());
+        }
     }
     if deny_path_metadata {
         #[cfg(target_arch = "x86_64")]

@@ -55,6 +55,11 @@ fn capture(fd: OwnedFd, cap: usize, stop: Arc<AtomicBool>) -> String {
     let mut skipped = 0usize;
     let mut buf = [0u8; 8192];
     loop {
+        // Checked on every read, not only when the pipe is empty: a survivor
+        // out of reach that keeps writing must not keep us reading either.
+        if stop.load(Ordering::Acquire) {
+            break;
+        }
         match file.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
@@ -71,9 +76,6 @@ fn capture(fd: OwnedFd, cap: usize, stop: Arc<AtomicBool>) -> String {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if stop.load(Ordering::Acquire) {
-                    break;
-                }
                 let mut pfd = libc::pollfd { fd: raw, events: libc::POLLIN, revents: 0 };
                 // SAFETY: one pollfd on the stack.
                 unsafe { libc::poll(&mut pfd, 1, 20) };
@@ -126,7 +128,10 @@ fn rlimits(job: &Job, cgroup: Option<&Cgroup>, sandbox: &Sandbox) -> Vec<(libc::
     ];
     let capped_by_cgroup = cgroup.is_some();
     if !(capped_by_cgroup && sandbox.cgroups.memory()) {
-        r.push((libc::RLIMIT_AS, l.memory_mb.saturating_mul(mib)));
+        // RLIMIT_DATA, not RLIMIT_AS: runtimes reserve address space they never
+        // touch (glibc 64 MiB per malloc arena, V8 gigabytes, PROT_NONE), which
+        // RLIMIT_AS counts and RLIMIT_DATA (writable private memory) does not.
+        r.push((libc::RLIMIT_DATA, l.memory_mb.saturating_mul(mib)));
     }
     // SAFETY: getuid cannot fail.
     let root = unsafe { libc::getuid() } == 0;
@@ -202,7 +207,7 @@ fn run_in(sandbox: &Sandbox, job: &Job, ws: &Path, cgroup: Option<&Cgroup>) -> s
     let ((program, argv), tmp, lockdown) = match sandbox.level {
         Level::Bwrap => {
             let bwrap = sandbox.bwrap.clone().ok_or_else(|| std::io::Error::other("bwrap went missing"))?;
-            for p in lockdown::seccomp_filters(job.network, false)? {
+            for p in lockdown::seccomp_filters(job.network, None)? {
                 let fd = pipe_with(&lockdown::program_bytes(&p))?;
                 keep.push(fd.as_raw_fd());
                 seccomp_pipes.push(fd);
@@ -234,7 +239,7 @@ fn run_in(sandbox: &Sandbox, job: &Job, ws: &Path, cgroup: Option<&Cgroup>) -> s
             let ruleset = lockdown::landlock_ruleset(ws, &env::read_roots(job.read), job.network)?;
             let fd: Option<OwnedFd> = ruleset.into();
             let fd = fd.ok_or_else(|| std::io::Error::other("Landlock is not enforced by this kernel"))?;
-            let lock = (fd, lockdown::seccomp_filters(job.network, true)?, lockdown::last_cap());
+            let lock = (fd, lockdown::seccomp_filters(job.network, Some(sandbox.landlock_abi))?, lockdown::last_cap());
             (sh_c(shell(), Vec::new())?, tmp, Some(lock))
         }
         Level::None => {
@@ -268,31 +273,33 @@ fn run_in(sandbox: &Sandbox, job: &Job, ws: &Path, cgroup: Option<&Cgroup>) -> s
     let cap = job.output_cap;
     let stop_reader = stop.clone();
     let out_reader = std::thread::spawn(move || capture(OwnedFd::from(reader), cap, stop_reader));
-    let (status, timed_out) = match launch::wait_timeout(pid, job.timeout)? {
-        Some(status) => (status, false),
-        None => {
+    // The leader is waited for but not reaped until the group is killed: while
+    // it is a zombie its pid, the group's id, cannot go to another loop's test.
+    let exited = match launch::wait_exited(pid, job.timeout) {
+        Ok(exited) => exited,
+        Err(e) => {
             kill_group(group);
-            (launch::wait(pid), true)
+            launch::reap(pid);
+            return Err(e);
         }
     };
+    let timed_out = !exited;
+    if timed_out {
+        kill_group(group);
+    }
     let duration_s = 0.0; // set by `run`, which times the whole of it
     let mut notes = Vec::new();
-    // Whatever the command left running ends with it.
-    let left = match cgroup {
-        Some(cg) => cg.count_settled(Duration::from_millis(200)),
-        // SAFETY: kill(2) with signal 0 only asks whether the group has members.
-        None => usize::from(unsafe { libc::kill(-group, 0) } == 0),
-    };
+    // Whatever the command left running ends with it. Only a cgroup can count
+    // them (a process group's member may be in a new session, or a zombie).
+    let left = cgroup.map_or(0, |cg| cg.count_settled(Duration::from_millis(200), pid));
     kill_group(group);
     if let Some(cg) = cgroup {
         cg.kill_all();
         notes.extend(cg.events(&job.limits));
     }
+    let status = launch::reap(pid);
     if left > 0 && !timed_out {
-        notes.push(match cgroup {
-            Some(_) => format!("{left} process(es) still running after the test command exited were killed"),
-            None => "processes still running after the test command exited were killed".into(),
-        });
+        notes.push(format!("{left} process(es) still running after the test command exited were killed"));
     }
     // A timeout is not a note: `timed_out` records it, and the feedback says so.
     let grace = Instant::now();
