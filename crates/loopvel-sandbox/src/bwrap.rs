@@ -80,21 +80,37 @@ pub(crate) fn args(
     }
     masks.sort();
     masks.dedup();
+    // Every mount is kernel work at each start and teardown (at 64 loops that
+    // work competes with the loops): no mask inside a folder already masked,
+    // no bind inside a folder already bound.
+    let masked_already = ["/tmp", "/run", "/var/run", "/var/tmp"];
+    let mut made: Vec<PathBuf> = Vec::new();
     for m in &masks {
-        if NEVER_MASK.iter().any(|n| m == Path::new(n)) {
+        let inside_other =
+            masks.iter().any(|o| o != m && m.starts_with(o)) || masked_already.iter().any(|t| m.starts_with(t));
+        if NEVER_MASK.iter().any(|n| m == Path::new(n)) || inside_other {
             continue;
         }
         arg(&mut a, &[&"--tmpfs", m]);
+        made.push(m.clone());
     }
-    for dir in toolchain_dirs().into_iter().chain(read.iter().cloned()) {
-        if masks.iter().any(|m| dir.starts_with(m)) {
-            arg(&mut a, &[&"--ro-bind-try", &dir, &dir]);
+    let mut rebinds: Vec<PathBuf> = toolchain_dirs()
+        .into_iter()
+        .chain(read.iter().cloned())
+        .filter(|d| made.iter().any(|m| d.starts_with(m)))
+        .collect();
+    rebinds.sort();
+    rebinds.dedup();
+    for dir in &rebinds {
+        if rebinds.iter().any(|o| o != dir && dir.starts_with(o)) {
+            continue;
         }
+        arg(&mut a, &[&"--ro-bind-try", dir, dir]);
     }
     // A hidden file that a bound-back toolchain folder holds, or that sits in
     // a folder never masked whole: each of it and its SQLite companions.
     for h in hidden {
-        let in_rebound = toolchain_dirs().iter().chain(read).any(|d| h.starts_with(d));
+        let in_rebound = rebinds.iter().any(|d| h.starts_with(d));
         if in_rebound || file_masks.contains(h) {
             for suffix in ["", "-wal", "-shm", "-journal"] {
                 let mut f = h.clone().into_os_string();
@@ -126,7 +142,8 @@ mod tests {
     #[test]
     fn masks_come_before_the_workspace_and_network_is_off_by_default() {
         let ws = Path::new("/tmp/loopvel-ws-x");
-        let results = tempfile::tempdir().unwrap();
+        // A folder outside /tmp (which is masked whole anyway): /dev/shm is on every Linux.
+        let results = tempfile::tempdir_in("/dev/shm").unwrap();
         let db = results.path().join("loopvel.db");
         let results = results.path().display().to_string();
         let a: Vec<String> = args(ws, false, &[db], &[], 64, &[7], false)
@@ -143,6 +160,21 @@ mod tests {
         let net: Vec<String> =
             args(ws, true, &[], &[], 64, &[], false).into_iter().map(|s| s.to_string_lossy().into_owned()).collect();
         assert!(net.contains(&"--share-net".to_string()));
+    }
+
+    #[test]
+    fn a_database_under_tmp_needs_no_mask_of_its_own() {
+        let results = tempfile::tempdir().unwrap();
+        let db = results.path().join("loopvel.db");
+        let a: Vec<String> = args(Path::new("/tmp/ws"), false, &[db], &[], 64, &[], false)
+            .into_iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
+        let folder = results.path().display().to_string();
+        assert!(a.windows(2).any(|w| w[0] == "--tmpfs" && w[1] == "/tmp"));
+        if folder.starts_with("/tmp/") {
+            assert!(!a.contains(&folder), "{a:?}");
+        }
     }
 
     #[test]
