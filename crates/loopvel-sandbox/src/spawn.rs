@@ -187,9 +187,7 @@ fn chown_tree(dir: &Path, uid: u32) -> std::io::Result<()> {
 
 /// `sh`, as found on PATH (what `sh -c` means to a user), else /bin/sh.
 fn shell() -> CString {
-    let found = std::env::var_os("PATH")
-        .and_then(|path| std::env::split_paths(&path).map(|d| d.join("sh")).find(|p| p.is_file()));
-    let path = found.unwrap_or_else(|| PathBuf::from("/bin/sh"));
+    let path = crate::detect::find_on_path("sh").unwrap_or_else(|| PathBuf::from("/bin/sh"));
     CString::new(path.into_os_string().into_encoded_bytes()).unwrap_or_else(|_| c"/bin/sh".to_owned())
 }
 
