@@ -1,5 +1,7 @@
 //! End-to-end: `loopvel tasks check` on the shipped tasks and on broken ones.
-//! Needs python3 with pytest and cargo, as the example tasks do (.ci/run installs pytest).
+//! Needs python3 (loopvel installs the tasks' pytest itself, from PyPI, into
+//! its cache) and cargo, as the example tasks do. `.ci/run` runs this with a
+//! `python3` that has no pytest, so the provisioning is what makes it pass.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -69,4 +71,86 @@ fn an_invalid_task_toml_exits_2_naming_the_file_and_field() {
     let o = loopvel(&["tasks", "check", dir.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("prompt is missing"));
+}
+
+#[test]
+fn an_edit_pattern_that_matches_no_file_fails_the_check() {
+    // `stat.py` for `stats.py`: every reply that writes stats.py would be refused.
+    let dir = scratch_task(
+        "misspelt_edit",
+        "prompt = \"x\"\nedit = [\"stat.py\"]\nshow = [\"tests.sh\", \"docs/*.md\"]\ntest = \"sh tests.sh\"\n",
+        &[("stats.py", "x = 1\n"), ("tests.sh", "grep -q 'x = 2' stats.py\n"), ("solution/stats.py", "x = 2\n")],
+    );
+    let o = loopvel(&["tasks", "check", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("edit = [\"stat.py\"] matches no file"), "{out}");
+    assert!(out.contains("stats.py"), "the message lists the task's files: {out}");
+    assert!(out.contains("show = [\"docs/*.md\"] matches no file"), "{out}");
+    assert!(out.contains("solution/stats.py is a file the model may not write"), "{out}");
+}
+
+#[test]
+fn a_module_the_tests_lack_is_named_with_the_interpreter_never_blamed_on_the_solution() {
+    let dir = scratch_task(
+        "missing_module",
+        "prompt = \"x\"\nedit = [\"a.py\"]\ntest = \"python3 -c 'import loopvel_no_such_module'\"\n",
+        &[("a.py", "x = 1\n"), ("solution/a.py", "x = 2\n")],
+    );
+    let o = loopvel(&["tasks", "check", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("the tests cannot run") && out.contains("No module named loopvel_no_such_module"), "{out}");
+    assert!(out.contains("python3 on PATH (/"), "names the interpreter by its path: {out}");
+    assert!(out.contains("requires = [\"loopvel_no_such_module\"]"), "{out}");
+    assert!(!out.contains("with solution/ applied"), "{out}");
+}
+
+#[test]
+fn a_requirement_that_is_a_url_or_an_option_is_refused_naming_the_field() {
+    for bad in ["--index-url=http://127.0.0.1:9/x", "pkg @ https://127.0.0.1:9/p.whl", "../local"] {
+        let dir = scratch_task(
+            "bad_requires",
+            &format!("prompt = \"x\"\nedit = [\"a.py\"]\nrequires = [{bad:?}]\ntest = \"true\"\n"),
+            &[],
+        );
+        let o = loopvel(&["tasks", "check", dir.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("task.toml") && err.contains("requires = [") && err.contains("no URLs"), "{err}");
+    }
+}
+
+#[test]
+fn the_tests_get_the_provisioned_python_and_cannot_change_it() {
+    // The tests see the cached environment's python3 first on PATH, with
+    // pytest, and the environment is read-only to them (at every real level).
+    let dir = scratch_task(
+        "provisioned",
+        "prompt = \"x\"\nedit = [\"a.py\"]\nrequires = [\"pytest\"]\ntest = \"python3 check.py\"\n",
+        &[
+            ("a.py", "x = 1\n"),
+            ("solution/a.py", "x = 2\n"),
+            (
+                "check.py",
+                "import os, sys, pytest, a\n\
+                 assert os.environ['VIRTUAL_ENV'] in sys.prefix, sys.prefix\n\
+                 print('PREFIX', sys.prefix)\n\
+                 try:\n    open(os.path.join(sys.prefix, 'planted.txt'), 'w')\n    print('WROTE')\n\
+                 except OSError:\n    pass\n\
+                 sys.exit(0 if a.x == 2 else 1)\n",
+            ),
+        ],
+    );
+    let o = loopvel(&["tasks", "check", dir.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(err.contains("tests' python3 for requires = [\"pytest\"]") && err.contains("pytest "), "{err}");
+    let python = err.split("]: ").nth(1).and_then(|s| s.split(' ').next()).expect("the interpreter's path");
+    let root = std::path::Path::new(python).parent().and_then(|b| b.parent()).expect("the environment");
+    let sandboxed = !err.contains("sandbox: none");
+    if sandboxed {
+        assert!(!root.join("planted.txt").exists(), "a test wrote into the shared environment");
+    }
 }

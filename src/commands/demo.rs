@@ -47,14 +47,6 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), CliError> {
             )));
         }
     }
-    let pytest = std::process::Command::new("python3").args(["-m", "pytest", "--version"]).output();
-    if !pytest.is_ok_and(|o| o.status.success()) {
-        return Err(CliError::Usage(
-            "loopvel demo re-runs the example tasks' tests with `python3 -m pytest`, which is not installed: \
-             `apt-get install python3-pytest` (Debian) or `python3 -m pip install pytest`"
-                .into(),
-        ));
-    }
     writeln!(
         out,
         "loopvel demo: the math on the talk's scenario, then a real recorded run replayed with its real tests, then the report."

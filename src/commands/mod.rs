@@ -37,3 +37,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 pub(crate) fn read_input(path: &std::path::Path) -> Result<String, CliError> {
     std::fs::read_to_string(path).map_err(|source| CliError::Read { path: path.display().to_string(), source })
 }
+
+/// Install the Python packages the tasks declare (`requires`) into their
+/// cached environments, saying on stderr which interpreter the tests get.
+pub(crate) fn prepare_python(tasks: &mut [loopvel_harness::task::Task]) -> Result<(), CliError> {
+    for line in loopvel_harness::pyenv::prepare(tasks)? {
+        eprintln!("{line}");
+    }
+    Ok(())
+}

@@ -139,9 +139,10 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
             )));
         }
     }
-    let tasks = discover(&args.tasks)?;
-    let by_name: HashMap<&str, (&Task, String)> = tasks.iter().map(|t| (t.name.as_str(), (t, task_hash(t)))).collect();
+    let mut tasks = discover(&args.tasks)?;
     let sandbox = Arc::new(super::sandbox::open(args.sandbox, &[&args.db, &args.into], "replay")?);
+    super::prepare_python(&mut tasks)?;
+    let by_name: HashMap<&str, (&Task, String)> = tasks.iter().map(|t| (t.name.as_str(), (t, task_hash(t)))).collect();
     let dst = Store::open(&args.into)?;
     let any_what_if = !speed.is_empty() || !ttft.is_empty() || args.test_time.is_some();
     let mut skipped = Vec::new();

@@ -106,12 +106,13 @@ fn check(args: &RunArgs) -> Result<(), CliError> {
 /// Run the plan, resuming what an earlier run of the same plan finished.
 pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     check(args)?;
-    let tasks = discover(&args.tasks)?;
+    let mut tasks = discover(&args.tasks)?;
     let models = crate::config::resolve_models(args.config.as_deref(), &args.models)?;
     let config = super::sandbox::config_to_hide(args.config.as_deref());
     let mut hide: Vec<&std::path::Path> = vec![&args.db];
     hide.extend(config.as_deref());
     let sandbox = Arc::new(super::sandbox::open(args.sandbox, &hide, "run")?);
+    super::prepare_python(&mut tasks)?;
     let level = sandbox.level().as_str();
     let options = RunOptions {
         max_turns: args.max_turns,

@@ -43,8 +43,11 @@ fn check_one(task: Task, sandbox: &Sandbox) -> Checked {
         }
     };
     let given = tests(&task, &ws, sandbox);
+    let patterns = task.pattern_problems();
     let mut problem = match &given {
+        _ if !patterns.is_empty() => Some(patterns.join("\n")),
         Err(e) => Some(format!("the test command cannot start: {e}")),
+        Ok(r) if missing_module(&r.output).is_some() => Some(missing_module_problem(&task, &r.output)),
         Ok(r) if r.all_passed() => Some("its tests already pass as given: nothing to fix".into()),
         Ok(_) => None,
     };
@@ -60,7 +63,9 @@ fn check_one(task: Task, sandbox: &Sandbox) -> Checked {
         }
     };
     if let Some(Ok(r)) = &solved {
-        if !r.all_passed() && problem.is_none() {
+        if !r.all_passed() && problem.is_none() && missing_module(&r.output).is_some() {
+            problem = Some(missing_module_problem(&task, &r.output));
+        } else if !r.all_passed() && problem.is_none() {
             let why = if r.timed_out { "timed out".to_string() } else { "not every test passes".to_string() };
             let tail: String =
                 r.output.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
@@ -68,6 +73,31 @@ fn check_one(task: Task, sandbox: &Sandbox) -> Checked {
         }
     }
     Checked { task, given, solved, problem }
+}
+
+/// The module Python said it lacks (`No module named pytest`): the tests
+/// could not run, which is the environment's fault, never the solution's.
+fn missing_module(output: &str) -> Option<&str> {
+    let at = output.find("No module named ")?;
+    let rest = &output[at + "No module named ".len()..];
+    let name = rest.split(|c: char| c.is_whitespace()).next()?.trim_matches(|c| c == '\'' || c == '"');
+    Some(name).filter(|n| !n.is_empty())
+}
+
+fn missing_module_problem(task: &Task, output: &str) -> String {
+    let module = missing_module(output).unwrap_or("?");
+    let python = task.python.as_ref().map_or_else(
+        || match loopvel_harness::pyenv::which("python3") {
+            Some(p) => format!("python3 on PATH ({})", p.display()),
+            None => "python3 (not on PATH)".to_string(),
+        },
+        |p| p.python().map_or_else(|| format!("python3 on PATH ({})", p.base), |x| x.display().to_string()),
+    );
+    format!(
+        "the tests cannot run: {python} says `No module named {module}`. Declare what the tests need in \
+         task.toml, e.g. requires = [\"{module}\"] (loopvel installs it once into a cached environment), \
+         or add it to requires if the name differs on PyPI"
+    )
 }
 
 fn counts(r: &std::io::Result<TestRun>) -> String {
@@ -79,7 +109,8 @@ fn counts(r: &std::io::Result<TestRun>) -> String {
 }
 
 fn check(dir: &std::path::Path, sandbox: &Sandbox, out: &mut impl Write) -> Result<(), CliError> {
-    let tasks = discover(dir)?;
+    let mut tasks = discover(dir)?;
+    super::prepare_python(&mut tasks)?;
     let mut table = render::calc::table(
         ["task", "report", "tests as given", "with solution/", "test time as given", "test time solved", "check"]
             .map(String::from)
@@ -105,7 +136,12 @@ fn check(dir: &std::path::Path, sandbox: &Sandbox, out: &mut impl Write) -> Resu
     }
     writeln!(out, "{table}")?;
     if failures.is_empty() {
-        writeln!(out, "All {n} tasks check out: their tests fail as given and pass with solution/ applied.")?;
+        let all = if n == 1 {
+            "The task checks out: its tests fail".to_string()
+        } else {
+            format!("All {n} tasks check out: their tests fail")
+        };
+        writeln!(out, "{all} as given and pass with solution/ applied.")?;
         Ok(())
     } else {
         for f in &failures {

@@ -11,13 +11,16 @@
 //! timeout, caps the captured output, and scrubs API keys from the
 //! environment; [`report`] counts passed and total tests from the output
 //! (pytest, cargo, go, TAP, JUnit XML, or the exit code). [`grade`] turns a
-//! turn's result into PASS / PARTIAL / FAIL / THRASH.
+//! turn's result into PASS / PARTIAL / FAIL / THRASH. [`pyenv`] installs the
+//! Python packages a task declares (`requires`) once into a cached virtual
+//! environment that the tests get first on their PATH.
 //!
 //! Architecture invariant: nothing here talks to a model or a database; model
 //! output reaches the file system only through [`workspace::Workspace::apply`].
 
 pub mod edits;
 pub mod grade;
+pub mod pyenv;
 pub mod replay;
 pub mod report;
 pub mod run;

@@ -55,6 +55,9 @@ struct TaskToml {
     /// Caps on the tests' resources (defaults in `loopvel_sandbox::Limits`).
     #[serde(default)]
     limits: Limits,
+    /// Python packages the tests need (PyPI specifiers), provisioned by loopvel.
+    #[serde(default)]
+    requires: Vec<String>,
 }
 
 fn default_timeout() -> f64 {
@@ -92,8 +95,25 @@ pub struct Task {
     pub read: Vec<PathBuf>,
     /// Caps on the tests' resources.
     pub limits: Limits,
+    /// Python packages the tests need (`requires`), sorted.
+    pub requires: Vec<String>,
+    /// The Python environment the tests use, once [`crate::pyenv::prepare`] made it.
+    pub python: Option<crate::pyenv::PythonEnv>,
     edit_set: GlobSet,
     show_set: GlobSet,
+}
+
+/// The task's variables, plus defaults it does not set. Python must not
+/// cache bytecode in the workspace: its cache is keyed by the source's
+/// mtime in whole seconds and its size, so an edit of the same size within
+/// the second after a test run (a model's one-character fix, `solution/` in
+/// `tasks check`) would run the stale code.
+fn with_defaults(env: std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = env.into_iter().collect();
+    if !out.iter().any(|(k, _)| k == "PYTHONDONTWRITEBYTECODE") {
+        out.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
+    }
+    out
 }
 
 fn glob_set(globs: &[String], path: &Path, field: &str) -> Result<GlobSet, TaskError> {
@@ -149,6 +169,12 @@ impl Task {
                 )));
             }
         }
+        for r in &t.requires {
+            crate::pyenv::check_requirement(r).map_err(&invalid)?;
+        }
+        let mut requires = t.requires;
+        requires.sort();
+        requires.dedup();
         let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
         Ok(Task {
             name,
@@ -162,15 +188,84 @@ impl Task {
             test_timeout_s: t.test_timeout_s,
             report,
             network: t.network,
-            env: t.env.into_iter().collect(),
+            env: with_defaults(t.env),
             read: t.read,
             limits: t.limits,
+            requires,
+            python: None,
         })
+    }
+
+    /// The tests use `env`: its `bin/` first on their PATH, its folder
+    /// readable (read-only) in the sandbox.
+    pub fn use_python(&mut self, env: crate::pyenv::PythonEnv) {
+        if let Some(root) = &env.root {
+            let bin = root.join("bin").display().to_string();
+            let inherited = self
+                .env
+                .iter()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var("PATH").ok())
+                .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+            self.env.retain(|(k, _)| k != "PATH" && k != "VIRTUAL_ENV");
+            self.env.push(("PATH".into(), format!("{bin}:{inherited}")));
+            self.env.push(("VIRTUAL_ENV".into(), root.display().to_string()));
+            self.read.push(root.clone());
+        }
+        self.python = Some(env);
     }
 
     /// Whether the model may write `relative` (a path relative to the workspace root).
     pub fn may_edit(&self, relative: &Path) -> bool {
         self.edit_set.is_match(relative)
+    }
+
+    /// What makes the task unsolvable as written: an `edit` pattern that
+    /// matches no file in the task or its `solution/` (a misspelt name means
+    /// every reply is refused), a `show` pattern that matches no file, and a
+    /// `solution/` file the model may not write.
+    pub fn pattern_problems(&self) -> Vec<String> {
+        let mut given = Vec::new();
+        crate::workspace::files_under(&self.dir, &self.dir, &mut given);
+        given.retain(|p| p != Path::new("task.toml") && !p.starts_with("solution"));
+        let solution_dir = self.dir.join("solution");
+        let mut solution = Vec::new();
+        crate::workspace::files_under(&solution_dir, &solution_dir, &mut solution);
+        let listed = || {
+            let names: Vec<String> = given.iter().take(8).map(|p| p.display().to_string()).collect();
+            let more = if given.len() > 8 { format!(" and {} more", given.len() - 8) } else { String::new() };
+            format!("{}{more}", names.join(", "))
+        };
+        let matches = |pattern: &str, files: &[&PathBuf]| {
+            Glob::new(pattern).map(|g| g.compile_matcher()).is_ok_and(|m| files.iter().any(|f| m.is_match(f)))
+        };
+        let all: Vec<&PathBuf> = given.iter().chain(&solution).collect();
+        let given_only: Vec<&PathBuf> = given.iter().collect();
+        let mut problems = Vec::new();
+        for g in &self.edit {
+            if !matches(g, &all) {
+                problems.push(format!(
+                    "edit = [\"{g}\"] matches no file in the task or its solution/, so every reply that \
+                     writes the intended file is refused; the task's files: {}",
+                    listed()
+                ));
+            }
+        }
+        for g in &self.show {
+            if !matches(g, &given_only) {
+                problems.push(format!("show = [\"{g}\"] matches no file in the task; the task's files: {}", listed()));
+            }
+        }
+        for f in solution.iter().filter(|f| !self.may_edit(f)) {
+            problems.push(format!(
+                "solution/{} is a file the model may not write (not in edit = {:?}): the model cannot make \
+                 this change; add it to edit or remove it from solution/",
+                f.display(),
+                self.edit
+            ));
+        }
+        problems
     }
 
     /// Whether `relative` is shown to the model read-only.

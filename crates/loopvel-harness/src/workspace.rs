@@ -69,7 +69,9 @@ fn copy_tree(from: &Path, to: &Path, skip_top: &[&str]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn files_under(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+/// The plain files under `dir`, relative to `root`, sorted, without build
+/// output and hidden folders.
+pub(crate) fn files_under(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
     entries.sort_by_key(|e| e.file_name());

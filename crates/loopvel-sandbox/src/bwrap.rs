@@ -101,9 +101,24 @@ pub(crate) fn args(
         .collect();
     rebinds.sort();
     rebinds.dedup();
+    let mut parents_made: Vec<PathBuf> = Vec::new();
     for dir in &rebinds {
         if rebinds.iter().any(|o| o != dir && dir.starts_with(o)) {
             continue;
+        }
+        // bwrap makes the missing folders between a mask and a bind point
+        // with mode 0700, which a root-run loopvel's tests (as nobody) cannot
+        // pass through (e.g. ~/.cache/loopvel/python/ENV): make them 0755 first.
+        if let Some(mask) = made.iter().filter(|m| dir.starts_with(m)).max_by_key(|m| m.components().count()) {
+            let mut between: Vec<PathBuf> =
+                dir.ancestors().skip(1).take_while(|p| *p != mask.as_path()).map(Path::to_path_buf).collect();
+            between.reverse();
+            for p in between {
+                if !parents_made.contains(&p) {
+                    arg(&mut a, &[&"--perms", &"0755", &"--dir", &p]);
+                    parents_made.push(p);
+                }
+            }
         }
         arg(&mut a, &[&"--ro-bind-try", dir, dir]);
     }
