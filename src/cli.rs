@@ -61,6 +61,24 @@ pub enum Command {
         #[command(subcommand)]
         command: SandboxCommand,
     },
+    /// Print a shell completion script: `loopvel completions bash > ~/.local/share/bash-completion/completions/loopvel`,
+    /// `loopvel completions zsh > ~/.zfunc/_loopvel`, `loopvel completions fish > ~/.config/fish/completions/loopvel.fish`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: ShellArg,
+    },
+}
+
+/// `loopvel completions SHELL`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShellArg {
+    /// GNU bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
 }
 
 /// `--sandbox`: how model-written code (the tests a turn runs) is confined.

@@ -30,10 +30,28 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Report(args) => report::run(&args, &mut out),
         Command::Replay(args) => replay::run(&args, &mut out).map(|_| ()),
         Command::Predict(args) => predict::run(&args, &mut out),
+        Command::Completions { shell } => completions(shell, &mut out),
     }
 }
 
 /// Read an input file, with an error that names it.
 pub(crate) fn read_input(path: &std::path::Path) -> Result<String, CliError> {
     std::fs::read_to_string(path).map_err(|source| CliError::Read { path: path.display().to_string(), source })
+}
+
+/// Print `shell`'s completion script for every subcommand and option.
+fn completions(shell: crate::cli::ShellArg, out: &mut impl std::io::Write) -> Result<(), CliError> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let shell = match shell {
+        crate::cli::ShellArg::Bash => Shell::Bash,
+        crate::cli::ShellArg::Zsh => Shell::Zsh,
+        crate::cli::ShellArg::Fish => Shell::Fish,
+    };
+    // clap_complete panics when its writer fails; into memory it cannot, and a
+    // closed pipe (`loopvel completions bash | head`) then stays an ordinary error.
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "loopvel", &mut buf);
+    out.write_all(&buf)?;
+    Ok(())
 }
