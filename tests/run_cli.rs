@@ -374,10 +374,50 @@ fn a_bare_code_block_is_taken_as_the_only_editable_file() {
     );
     config(&dir, &server.url, "openai");
     let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
     let turn = export(&dir).into_iter().find(|r| r["record"] == "turn").unwrap();
     assert_eq!(turn["grade"], "PASS");
     assert_eq!(turn["edits_applied"], 1);
+    // Singulars where there is one of a thing.
+    assert!(err.contains("loopvel run: 1 task × 1 model × 1 run = 1 run;"), "{err}");
+    assert!(err.contains(": pass after 1 turn ("), "{err}");
+}
+
+#[test]
+fn a_plan_whose_every_run_ended_in_an_error_exits_non_zero_and_some_errors_do_not() {
+    let dir = scratch("allerror");
+    let t = task(&dir);
+    // Nothing listens on port 9 (discard) here: every request is refused.
+    std::fs::write(
+        dir.join("loopvel.toml"),
+        "[models.nowhere]\napi = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"x\"\nmax_attempts = 1\n",
+    )
+    .unwrap();
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "nowhere", "--runs", "2"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("every run (2 of 2) ended in an error"), "{err}");
+    assert!(err.contains("--fresh"), "{err}");
+    // Recorded all the same.
+    assert_eq!(export(&dir).iter().filter(|r| r["record"] == "run" && r["outcome"] == "error").count(), 2);
+
+    // One pass and one error: a result with an error in it, exit 0 and a line saying so.
+    let dir = scratch("someerror");
+    let tasks = dir.join("tasks");
+    for name in ["one", "two"] {
+        let t = task(&tasks);
+        std::fs::rename(&t, tasks.join(name)).unwrap();
+    }
+    let mut script =
+        vec![Step::Reply { pieces: reply("calc.sh\n```sh\nA=1\nB=1\nC=1\n```\n"), first_ms: 10, gap_ms: 5 }];
+    script.extend((0..4).map(|_| Step::Status { code: 500, retry_after_s: 0 }));
+    let server = serve(script, false);
+    config(&dir, &server.url, "openai");
+    let o = loopvel(&dir, &["run", "--tasks", tasks.to_str().unwrap(), "--model", "fake"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("1 of 2 runs ended in an error"), "{err}");
 }
 
 #[test]
@@ -544,7 +584,8 @@ fn a_run_that_ended_in_an_error_replays_to_the_same_error() {
     );
     config(&dir, &server.url, "openai");
     let o = loopvel(&dir, &["run", "--tasks", "abc", "--model", "fake", "--max-turns", "5"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Its only run ended in an error: recorded, and the command says it measured nothing.
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
     let o = loopvel(&dir, &["replay", "--db", "loopvel.db", "--into", "replay.db", "--tasks", ".", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

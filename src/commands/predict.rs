@@ -90,8 +90,8 @@ pub fn run(args: &PredictArgs, out: &mut impl Write) -> Result<(), CliError> {
         return Ok(());
     }
     let budget = format!(
-        "{} turns, {}, {}",
-        baseline.max_turns,
+        "{}, {}, {}",
+        crate::commands::run::plural(baseline.max_turns as usize, "turn"),
         args.max_wall_s.map_or("no wall-time budget".into(), |s| format!("{} wall time", seconds(s))),
         args.max_usd.map_or("no cost budget".into(), |u| format!("{} per run", usd(u)))
     );

@@ -25,7 +25,7 @@ use loopvel_store::{Store, StoredRun};
 use serde_json::{json, Value};
 
 use crate::cli::ReplayArgs;
-use crate::commands::run::{fnv1a, task_hash, FNV_OFFSET};
+use crate::commands::run::{fnv1a, plural, task_hash, FNV_OFFSET};
 use crate::error::CliError;
 
 /// What happened to one replayed run.
@@ -252,7 +252,8 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
     }
     if already > 0 {
         skipped.push(format!(
-            "{already} runs were already replayed into {} (kept; use a new --into to replay them again)",
+            "{} already replayed into {} (kept; use a new --into to replay them again)",
+            if already == 1 { "1 run was".to_string() } else { format!("{already} runs were") },
             args.into.display()
         ));
     }
@@ -321,7 +322,7 @@ fn replay_one(dst: &Store, job: Job) -> Result<Replayed, String> {
             differences.push(format!("outcome {} (recorded {})", summary.outcome, src.outcome));
         }
         if summary.turns as usize != src.turns.len() {
-            differences.push(format!("{} turns (recorded {})", summary.turns, src.turns.len()));
+            differences.push(format!("{} (recorded {})", plural(summary.turns as usize, "turn"), src.turns.len()));
         }
         for (i, (now, then)) in now_grades.iter().zip(src.turns.iter().map(|t| &t.grade)).enumerate() {
             if now != then {
@@ -362,8 +363,8 @@ fn print(result: &ReplayResult, args: &ReplayArgs, out: &mut impl Write) -> Resu
     let exact = unchanged.iter().filter(|r| r.differences.is_empty()).count();
     writeln!(
         out,
-        "loopvel replay: {} runs from {} replayed into {} in {:.1} s (recorded replies, real tests, virtual clock)",
-        result.runs.len(),
+        "loopvel replay: {} from {} replayed into {} in {:.1} s (recorded replies, real tests, virtual clock)",
+        plural(result.runs.len(), "run"),
         args.db.display(),
         args.into.display(),
         result.elapsed_s
