@@ -4,6 +4,7 @@ pub mod calc;
 pub mod demo;
 pub mod export;
 pub mod local;
+pub mod plans;
 pub mod predict;
 pub mod replay;
 pub mod report;

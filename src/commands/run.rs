@@ -138,13 +138,28 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     }
     let key = format!("{key:016x}");
     let command = std::env::args().collect::<Vec<_>>().join(" ");
+    if !store.has_plan(&key)? {
+        // Said before the first request: a changed flag must not quietly split the database.
+        let settings = super::plans::Settings::new(
+            &options_json,
+            models.iter().zip(&model_json).map(|(m, j)| (m.name.clone(), j.clone())),
+            tasks.iter().zip(&task_hashes).map(|(t, h)| (t.name.clone(), h.clone())),
+        );
+        if let Some(notice) = super::plans::new_plan_notice(&store, &args.db, &settings)? {
+            let _ = writeln!(std::io::stderr(), "{notice}");
+        }
+    }
     let plan = store.plan(&key, &command, &options_json)?;
     if args.fresh {
         store.clear_plan(plan)?;
     }
     let mut task_ids = Vec::new();
     for (t, h) in tasks.iter().zip(&task_hashes) {
-        task_ids.push(store.task(&t.name, h, &t.prompt, &t.test)?);
+        let id = store.task(&t.name, h, &t.prompt, &t.test)?;
+        // Absolute, so `replay` finds the files from any working directory.
+        let dir = std::fs::canonicalize(&t.dir).unwrap_or_else(|_| t.dir.clone());
+        store.set_task_dir(id, &dir.display().to_string())?;
+        task_ids.push(id);
     }
     let mut model_ids = Vec::new();
     for (m, j) in models.iter().zip(&model_json) {
