@@ -690,3 +690,24 @@ fn replay_finds_the_recorded_tasks_without_tasks_and_names_a_folder_that_is_gone
     );
     assert_eq!(json_of(&o)["runs"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_malformed_shorthand_is_refused_before_anything_runs_with_its_form_shown() {
+    let dir = scratch("shorthand");
+    let t = task(&dir);
+    for (spec, bad_part) in [
+        ("openai:", "the model after `openai:` is empty"),
+        ("OpenAI:gpt-4o", "providers are lower case: openai:gpt-4o"),
+        ("openai/gpt-4o", "not `/`: openai:gpt-4o"),
+        ("replay:loopvel.db", "has no `#MODEL`"),
+    ] {
+        let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", spec]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{spec}: {err}");
+        assert!(
+            err.contains(bad_part) && err.contains("PROVIDER:MODEL") && err.contains("e.g. openai:gpt-4o-mini"),
+            "{spec}: {err}"
+        );
+    }
+    assert!(!dir.join("loopvel.db").exists(), "nothing was recorded");
+}
