@@ -61,6 +61,24 @@ pub enum Command {
         #[command(subcommand)]
         command: SandboxCommand,
     },
+    /// Print a shell completion script: `loopvel completions bash > ~/.local/share/bash-completion/completions/loopvel`,
+    /// `loopvel completions zsh > ~/.zfunc/_loopvel`, `loopvel completions fish > ~/.config/fish/completions/loopvel.fish`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: ShellArg,
+    },
+}
+
+/// `loopvel completions SHELL`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShellArg {
+    /// GNU bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
 }
 
 /// `--sandbox`: how model-written code (the tests a turn runs) is confined.
@@ -227,7 +245,8 @@ pub struct RunArgs {
     /// A task directory, or a folder of tasks.
     #[arg(long)]
     pub tasks: PathBuf,
-    /// A model: a name from loopvel.toml, or openai:MODEL, anthropic:MODEL, ollama:MODEL (repeatable).
+    /// A model: a name from loopvel.toml, or a shorthand PROVIDER:MODEL: openai:gpt-4o-mini,
+    /// anthropic:MODEL, ollama:qwen2.5-coder:1.5b, replay:DATABASE#MODEL (repeatable).
     #[arg(long = "model", required = true)]
     pub models: Vec<String>,
     /// Replicates per task and model.
@@ -252,7 +271,9 @@ pub struct RunArgs {
     /// The SQLite database to record into.
     #[arg(long, default_value = "loopvel.db")]
     pub db: PathBuf,
-    /// Start over instead of resuming the same plan.
+    /// Start over instead of resuming the same plan. (Other settings, e.g. another
+    /// --max-turns, make another plan in the same database: run says so first, and
+    /// report, predict and export read one plan at a time unless told --pool.)
     #[arg(long)]
     pub fresh: bool,
     /// Model configuration file (default: ./loopvel.toml when present).
@@ -287,6 +308,16 @@ pub struct ExportArgs {
     /// Which records: runs, turns, or all (all needs jsonl).
     #[arg(long, value_enum, default_value = "all")]
     pub records: ExportRecords,
+    /// Read only the plan with this id (and plans of the same settings). A
+    /// database holding plans with different settings (another --max-turns,
+    /// model configuration or task files) is read one plan at a time: the
+    /// latest by default; the others are listed on stderr with their ids.
+    #[arg(long, value_name = "ID", conflicts_with = "pool")]
+    pub plan: Option<i64>,
+    /// Read the runs of every plan together, even with different settings
+    /// (what differs is said on stderr, and under "plans" in JSON).
+    #[arg(long)]
+    pub pool: bool,
 }
 
 /// `--format`
@@ -338,6 +369,16 @@ pub struct ReportArgs {
     /// with intervals (where a model wins, and where not).
     #[arg(long)]
     pub by_task: bool,
+    /// Read only the plan with this id (and plans of the same settings). A
+    /// database holding plans with different settings (another --max-turns,
+    /// model configuration or task files) is read one plan at a time: the
+    /// latest by default; the others are listed on stderr with their ids.
+    #[arg(long, value_name = "ID", conflicts_with = "pool")]
+    pub plan: Option<i64>,
+    /// Read the runs of every plan together, even with different settings
+    /// (what differs is said on stderr, and under "plans" in JSON).
+    #[arg(long)]
+    pub pool: bool,
 }
 
 /// Options of `loopvel predict`.
@@ -352,7 +393,8 @@ pub struct PredictArgs {
     /// Cost budget per run, USD.
     #[arg(long)]
     pub max_usd: Option<f64>,
-    /// Turn budget per run (default: the most turns a recorded run took).
+    /// Turn budget per run (default: the --max-turns the plan was recorded
+    /// with; the most turns a recorded run took where no plan recorded one).
     #[arg(long)]
     pub max_turns: Option<u32>,
     /// Change the fitted world: models.NAME.FIELD=VALUE or loop.FIELD=VALUE;
@@ -376,6 +418,16 @@ pub struct PredictArgs {
     /// Print the answer as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Read only the plan with this id (and plans of the same settings). A
+    /// database holding plans with different settings (another --max-turns,
+    /// model configuration or task files) is read one plan at a time: the
+    /// latest by default; the others are listed on stderr with their ids.
+    #[arg(long, value_name = "ID", conflicts_with = "pool")]
+    pub plan: Option<i64>,
+    /// Read the runs of every plan together, even with different settings
+    /// (what differs is said on stderr, and under "plans" in JSON).
+    #[arg(long)]
+    pub pool: bool,
 }
 
 /// Options of `loopvel replay`.
@@ -388,8 +440,10 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub into: PathBuf,
     /// Where the recorded tasks are (matched by name and content hash).
-    #[arg(long, default_value = "tasks/examples")]
-    pub tasks: PathBuf,
+    /// Default: the folder each task was recorded from (databases from before
+    /// loopvel recorded it: the run's --tasks as recorded, then tasks/examples).
+    #[arg(long)]
+    pub tasks: Option<PathBuf>,
     /// Only these models (repeatable; default: all).
     #[arg(long = "model", value_name = "NAME")]
     pub models: Vec<String>,

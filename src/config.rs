@@ -65,16 +65,59 @@ fn defaults(name: String, api: Api, base_url: String, model: String) -> ModelCon
     }
 }
 
-/// `openai:MODEL`, `anthropic:MODEL` or `ollama:MODEL`.
 /// The `base_url` prefix that marks a replay model: no HTTP, answers from a database.
 pub const REPLAY_SCHEME: &str = "replay:";
 
+/// What a shorthand looks like, for errors about one.
+const SHORTHAND_FORMS: &str = "a shorthand is PROVIDER:MODEL: openai:MODEL (e.g. openai:gpt-4o-mini), \
+     anthropic:MODEL (e.g. anthropic:claude-sonnet-4-5), ollama:MODEL (e.g. ollama:qwen2.5-coder:1.5b) or \
+     replay:DATABASE#MODEL (e.g. replay:loopvel.db#qwen-0.5b)";
+
+const PROVIDERS: [&str; 4] = ["openai", "anthropic", "ollama", "replay"];
+
+fn bad_shorthand(spec: &str, why: String) -> CliError {
+    CliError::Usage(format!("--model {spec}: {why}; {SHORTHAND_FORMS}"))
+}
+
+/// `openai:MODEL`, `anthropic:MODEL`, `ollama:MODEL` or `replay:DATABASE#MODEL`;
+/// `None` for anything without a colon (a name from loopvel.toml).
 fn shorthand(spec: &str) -> Result<Option<ModelConfig>, CliError> {
+    // Only the first colon splits: model names carry their own (ollama's qwen2.5-coder:1.5b).
     let Some((provider, model)) = spec.split_once(':') else { return Ok(None) };
+    if provider.is_empty() {
+        return Err(bad_shorthand(spec, "the provider before `:` is empty".into()));
+    }
+    if !PROVIDERS.contains(&provider) {
+        let lower = provider.to_ascii_lowercase();
+        let hint = if PROVIDERS.contains(&lower.as_str()) {
+            format!(" (providers are lower case: {lower}:{model})")
+        } else {
+            String::new()
+        };
+        return Err(bad_shorthand(
+            spec,
+            format!("unknown provider `{provider}`{hint}; or give a name from loopvel.toml"),
+        ));
+    }
+    if model.trim().is_empty() {
+        return Err(bad_shorthand(spec, format!("the model after `{provider}:` is empty")));
+    }
+    if model.trim() != model || model.contains(char::is_whitespace) {
+        return Err(bad_shorthand(spec, format!("the model `{model}` has white space in it")));
+    }
     let name = spec.to_string();
     let mut cfg = match provider {
         "openai" => {
-            let base = std::env::var("OPENAI_BASE_URL").unwrap_or_else(|_| "https://api.openai.com/v1".into());
+            let base = match std::env::var("OPENAI_BASE_URL") {
+                Ok(b) if b.starts_with("http://") || b.starts_with("https://") => b,
+                Ok(b) => {
+                    return Err(CliError::Usage(format!(
+                        "--model {spec}: OPENAI_BASE_URL={b:?} is not a URL; give http(s)://HOST/v1, e.g. \
+                         http://127.0.0.1:8080/v1, or unset it for https://api.openai.com/v1"
+                    )))
+                }
+                Err(_) => "https://api.openai.com/v1".into(),
+            };
             let mut c = defaults(name.clone(), Api::OpenAi, base, model.into());
             c.api_key_env = Some("OPENAI_API_KEY".into());
             c.api_key = Some(key_from_env(&name, "OPENAI_API_KEY", "--model")?);
@@ -88,23 +131,33 @@ fn shorthand(spec: &str) -> Result<Option<ModelConfig>, CliError> {
         }
         "ollama" => defaults(name, Api::OpenAi, "http://127.0.0.1:11434/v1".into(), model.into()),
         // replay:DB#MODEL answers from MODEL's recorded calls in DB (see commands::run).
-        "replay" => {
+        _ => {
             let Some((db, recorded)) = model.rsplit_once('#') else {
-                return Err(CliError::Usage(format!(
-                    "--model {spec}: a replay model is replay:DATABASE#MODEL, e.g. replay:loopvel.db#qwen-0.5b"
-                )));
+                return Err(bad_shorthand(spec, format!("`{model}` has no `#MODEL`: which recorded model to replay")));
             };
+            if db.is_empty() {
+                return Err(bad_shorthand(spec, "the database before `#` is empty".into()));
+            }
+            if recorded.is_empty() {
+                return Err(bad_shorthand(spec, "the model after `#` is empty".into()));
+            }
             defaults(format!("{recorded} (replay)"), Api::OpenAi, format!("{REPLAY_SCHEME}{db}"), recorded.into())
-        }
-        other => {
-            return Err(CliError::Usage(format!(
-                "--model {spec}: unknown provider `{other}`; use openai:MODEL, anthropic:MODEL, ollama:MODEL, \
-                 replay:DATABASE#MODEL, or a name from loopvel.toml"
-            )))
         }
     };
     cfg.max_tokens = 4096;
     Ok(Some(cfg))
+}
+
+/// Why a `--model` that is neither a shorthand nor a configured name was
+/// probably meant as a shorthand (a bare provider, `openai/gpt-4o`), if it was.
+fn shorthand_hint(spec: &str) -> Option<String> {
+    if PROVIDERS.contains(&spec) {
+        return Some(format!("`{spec}` is a provider, not a model: give {spec}:MODEL"));
+    }
+    let (provider, model) = spec.split_once('/')?;
+    PROVIDERS
+        .contains(&provider)
+        .then(|| format!("shorthands separate provider and model with `:`, not `/`: {provider}:{model}"))
 }
 
 /// Where the config file is: `--config`, else `./loopvel.toml` if it exists.
@@ -129,6 +182,10 @@ pub fn resolve_models(given_config: Option<&Path>, specs: &[String]) -> Result<V
         if let Some(cfg) = shorthand(spec)? {
             out.push(cfg);
             continue;
+        }
+        let configured = table.as_ref().is_some_and(|(_, models)| models.contains_key(spec));
+        if let Some(hint) = shorthand_hint(spec).filter(|_| !configured) {
+            return Err(bad_shorthand(spec, hint));
         }
         let Some((p, models)) = &table else {
             return Err(CliError::Usage(format!(
@@ -184,4 +241,46 @@ pub fn resolve_models(given_config: Option<&Path>, specs: &[String]) -> Result<V
         out.push(cfg);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(spec: &str) -> String {
+        // The crate's root has no loopvel.toml, so this sees no configuration.
+        match resolve_models(None, &[spec.to_string()]) {
+            Ok(_) => panic!("{spec} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_malformed_shorthand_names_the_bad_part_and_shows_the_form() {
+        for (spec, bad_part) in [
+            ("openai:", "the model after `openai:` is empty"),
+            ("ollama: qwen", "the model ` qwen` has white space"),
+            (":gpt-4o", "the provider before `:` is empty"),
+            ("OpenAI:gpt-4o", "providers are lower case: openai:gpt-4o"),
+            ("gpt:4o", "unknown provider `gpt`"),
+            ("replay:loopvel.db", "has no `#MODEL`"),
+            ("replay:#fake", "the database before `#` is empty"),
+            ("replay:loopvel.db#", "the model after `#` is empty"),
+            ("openai", "`openai` is a provider, not a model: give openai:MODEL"),
+            ("openai/gpt-4o", "with `:`, not `/`: openai:gpt-4o"),
+        ] {
+            let m = message(spec);
+            assert!(m.contains(bad_part), "{spec}: {m}");
+            assert!(m.contains("PROVIDER:MODEL") && m.contains("e.g. openai:gpt-4o-mini"), "{spec}: {m}");
+        }
+    }
+
+    #[test]
+    fn well_formed_shorthands_parse_with_colons_in_the_model() {
+        let c = shorthand("ollama:qwen2.5-coder:1.5b").unwrap().unwrap();
+        assert_eq!(c.model, "qwen2.5-coder:1.5b");
+        let r = shorthand("replay:dir#1/x.db#fake").unwrap().unwrap();
+        assert_eq!((r.model.as_str(), r.base_url.as_str()), ("fake", "replay:dir#1/x.db"));
+        assert!(shorthand("my-model").unwrap().is_none());
+    }
 }

@@ -374,10 +374,50 @@ fn a_bare_code_block_is_taken_as_the_only_editable_file() {
     );
     config(&dir, &server.url, "openai");
     let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
     let turn = export(&dir).into_iter().find(|r| r["record"] == "turn").unwrap();
     assert_eq!(turn["grade"], "PASS");
     assert_eq!(turn["edits_applied"], 1);
+    // Singulars where there is one of a thing.
+    assert!(err.contains("loopvel run: 1 task × 1 model × 1 run = 1 run;"), "{err}");
+    assert!(err.contains(": pass after 1 turn ("), "{err}");
+}
+
+#[test]
+fn a_plan_whose_every_run_ended_in_an_error_exits_non_zero_and_some_errors_do_not() {
+    let dir = scratch("allerror");
+    let t = task(&dir);
+    // Nothing listens on port 9 (discard) here: every request is refused.
+    std::fs::write(
+        dir.join("loopvel.toml"),
+        "[models.nowhere]\napi = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"x\"\nmax_attempts = 1\n",
+    )
+    .unwrap();
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "nowhere", "--runs", "2"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("every run (2 of 2) ended in an error"), "{err}");
+    assert!(err.contains("--fresh"), "{err}");
+    // Recorded all the same.
+    assert_eq!(export(&dir).iter().filter(|r| r["record"] == "run" && r["outcome"] == "error").count(), 2);
+
+    // One pass and one error: a result with an error in it, exit 0 and a line saying so.
+    let dir = scratch("someerror");
+    let tasks = dir.join("tasks");
+    for name in ["one", "two"] {
+        let t = task(&tasks);
+        std::fs::rename(&t, tasks.join(name)).unwrap();
+    }
+    let mut script =
+        vec![Step::Reply { pieces: reply("calc.sh\n```sh\nA=1\nB=1\nC=1\n```\n"), first_ms: 10, gap_ms: 5 }];
+    script.extend((0..4).map(|_| Step::Status { code: 500, retry_after_s: 0 }));
+    let server = serve(script, false);
+    config(&dir, &server.url, "openai");
+    let o = loopvel(&dir, &["run", "--tasks", tasks.to_str().unwrap(), "--model", "fake"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("1 of 2 runs ended in an error"), "{err}");
 }
 
 #[test]
@@ -544,7 +584,8 @@ fn a_run_that_ended_in_an_error_replays_to_the_same_error() {
     );
     config(&dir, &server.url, "openai");
     let o = loopvel(&dir, &["run", "--tasks", "abc", "--model", "fake", "--max-turns", "5"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Its only run ended in an error: recorded, and the command says it measured nothing.
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
     let o = loopvel(&dir, &["replay", "--db", "loopvel.db", "--into", "replay.db", "--tasks", ".", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -552,4 +593,121 @@ fn a_run_that_ended_in_an_error_replays_to_the_same_error() {
     assert_eq!(r["outcome"][0], "error", "{r}");
     assert_eq!(r["outcome"][1], "error", "{r}");
     assert_eq!(r["differences"].as_array().unwrap().len(), 0, "{r}");
+}
+
+fn json_of(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn a_second_plan_in_one_database_is_announced_and_never_pooled_silently() {
+    let dir = scratch("plans");
+    task(&dir);
+    let pass = || Step::Reply { pieces: reply("calc.sh\n```sh\nA=1\nB=1\nC=1\n```\n"), first_ms: 10, gap_ms: 5 };
+    let server = serve((0..11).map(|_| pass()).collect(), false);
+    config(&dir, &server.url, "openai");
+    let first = ["run", "--tasks", "abc", "--model", "fake", "--runs", "6", "--max-turns", "5"];
+    let o = loopvel(&dir, &first);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("new plan"), "the first plan is not news");
+
+    // One flag changed: said before the run starts, naming what differs.
+    let o = loopvel(&dir, &["run", "--tasks", "abc", "--model", "fake", "--runs", "5", "--max-turns", "3"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let notice = err.find("make a new plan").unwrap_or_else(|| panic!("no notice: {err}"));
+    assert!(notice < err.find("loopvel run: 1 task").unwrap(), "the notice comes first: {err}");
+    assert!(err.contains("max_turns 3 (was 5)"), "{err}");
+    assert_eq!(server.requests.lock().unwrap().len(), 11);
+
+    // report reads the latest plan and names the other, with how to read it.
+    let o = loopvel(&dir, &["report", "--json"]);
+    let v = json_of(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(v["runs"], 5, "{v}");
+    assert_eq!(v["plans"]["others"][0]["plan"], 1);
+    assert!(err.contains("max_turns 5 (plan 2: 3)") && err.contains("--plan ID") && err.contains("--pool"), "{err}");
+    assert_eq!(json_of(&loopvel(&dir, &["report", "--json", "--plan", "1"]))["runs"], 6);
+    let o = loopvel(&dir, &["report", "--json", "--pool"]);
+    assert_eq!(json_of(&o)["runs"], 11);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("pooling 2 plans") && err.contains("max_turns 5 (plan 2: 3)"), "{err}");
+    let o = loopvel(&dir, &["report", "--plan", "9"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("plan 9 in loopvel.db does not exist; its plans with runs: plan 2")
+    );
+
+    // export, likewise.
+    assert_eq!(export(&dir).iter().filter(|r| r["record"] == "run").count(), 5);
+    let o = loopvel(&dir, &["export", "--pool", "--records", "runs"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 11);
+
+    // predict: the plan's --max-turns (3), not the most turns a run took (1); and
+    // every policy of one model that always passes at once ties on pass rate.
+    let o = loopvel(&dir, &["predict", "--resamples", "3", "--runs", "200"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("budget per run 3 turns"), "{out}");
+    let line = out.lines().find(|l| l.contains("highest pass rate")).unwrap();
+    assert!(line.contains("tie with") && !line.contains("best in 0.0%"), "{line}");
+    let v = json_of(&loopvel(&dir, &["predict", "--resamples", "3", "--runs", "200", "--json", "--plan", "1"]));
+    assert_eq!(v["as_recorded"]["max_turns"], 5, "plan 1's budget");
+
+    // The first command again: its plan exists, so no notice, and nothing to do.
+    let o = loopvel(&dir, &first);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !err.contains("new plan") && err.contains("6 already done"), "{err}");
+}
+
+#[test]
+fn replay_finds_the_recorded_tasks_without_tasks_and_names_a_folder_that_is_gone() {
+    let dir = scratch("replaytasks");
+    record_two_runs(&dir);
+    // From another working directory, with no --tasks: the database knows where the task is.
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let db = dir.join("loopvel.db");
+    let o = loopvel(&elsewhere, &["replay", "--db", db.to_str().unwrap(), "--into", "replay.db", "--json"]);
+    let v = json_of(&o);
+    assert_eq!(v["runs"].as_array().unwrap().len(), 2, "{v}");
+    assert!(v["skipped"].as_array().unwrap().is_empty(), "{v}");
+
+    // The task moved: a clear error naming the folder and the fix; --tasks still overrides.
+    std::fs::create_dir_all(dir.join("moved")).unwrap();
+    std::fs::rename(dir.join("abc"), dir.join("moved").join("abc")).unwrap();
+    let o = loopvel(&elsewhere, &["replay", "--db", db.to_str().unwrap(), "--into", "again.db"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let gone = std::fs::canonicalize(&dir).unwrap().join("abc");
+    assert!(err.contains(&format!("was recorded in {}, which is gone", gone.display())), "{err}");
+    assert!(err.contains("--tasks DIR"), "{err}");
+    let moved = dir.join("moved");
+    let o = loopvel(
+        &elsewhere,
+        &["replay", "--db", db.to_str().unwrap(), "--into", "again.db", "--tasks", moved.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(json_of(&o)["runs"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_malformed_shorthand_is_refused_before_anything_runs_with_its_form_shown() {
+    let dir = scratch("shorthand");
+    let t = task(&dir);
+    for (spec, bad_part) in [
+        ("openai:", "the model after `openai:` is empty"),
+        ("OpenAI:gpt-4o", "providers are lower case: openai:gpt-4o"),
+        ("openai/gpt-4o", "not `/`: openai:gpt-4o"),
+        ("replay:loopvel.db", "has no `#MODEL`"),
+    ] {
+        let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", spec]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{spec}: {err}");
+        assert!(
+            err.contains(bad_part) && err.contains("PROVIDER:MODEL") && err.contains("e.g. openai:gpt-4o-mini"),
+            "{spec}: {err}"
+        );
+    }
+    assert!(!dir.join("loopvel.db").exists(), "nothing was recorded");
 }

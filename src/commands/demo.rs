@@ -82,7 +82,7 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), CliError> {
         &ReplayArgs {
             db: db.clone(),
             into: replayed.clone(),
-            tasks,
+            tasks: Some(tasks),
             models: Vec::new(),
             model_speed: Vec::new(),
             ttft: Vec::new(),
@@ -95,8 +95,9 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), CliError> {
     )?;
 
     heading(out, "4. report: what the replayed runs say, with 95% intervals")?;
-    let runs = load(&replayed, &[])?;
-    let report = Report::new(&replayed, &runs, None).with_sandbox_levels(&replayed, &[])?;
+    let plans = crate::commands::plans::select(&replayed, crate::commands::plans::Choice::Latest, "demo")?;
+    let runs = load(&replayed, &[], &plans)?;
+    let report = Report::new(&replayed, &runs, None).with_sandbox_levels(&replayed, &[], &plans)?;
     if let Some(line) = render::report::sandbox_line(&report) {
         writeln!(out, "{line}")?;
     }

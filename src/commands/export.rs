@@ -6,6 +6,7 @@ use loopvel_store::Store;
 use serde_json::{Map, Value};
 
 use crate::cli::{ExportArgs, ExportFormat, ExportRecords};
+use crate::commands::plans::{select, Choice};
 use crate::error::CliError;
 
 fn csv_cell(v: &Value) -> String {
@@ -36,7 +37,15 @@ pub fn run(args: &ExportArgs, out: &mut impl Write) -> Result<(), CliError> {
     if !args.db.is_file() {
         return Err(CliError::Usage(format!("--db {}: no such database; run `loopvel run` first", args.db.display())));
     }
-    let store = Store::open(&args.db)?;
+    let plans = select(&args.db, Choice::from_flags(args.plan, args.pool), "export")?;
+    for line in &plans.notes {
+        eprintln!("{line}");
+    }
+    // Read as it is: a reader never migrates (the shipped databases stay byte-identical).
+    let store = Store::open_existing(&args.db)?;
+    let selected = |rows: Vec<Map<String, Value>>| -> Vec<Map<String, Value>> {
+        rows.into_iter().filter(|r| r["plan_id"].as_i64().is_none_or(|p| plans.has(p))).collect()
+    };
     let want_runs = args.records != ExportRecords::Turns;
     let want_turns = args.records != ExportRecords::Runs;
     match args.format {
@@ -48,19 +57,19 @@ pub fn run(args: &ExportArgs, out: &mut impl Write) -> Result<(), CliError> {
                 Value::Object(tagged)
             };
             if want_runs {
-                for r in store.export_runs()? {
+                for r in selected(store.export_runs()?) {
                     writeln!(out, "{}", tag(r, "run"))?;
                 }
             }
             if want_turns {
-                for t in store.export_turns()? {
+                for t in selected(store.export_turns()?) {
                     writeln!(out, "{}", tag(t, "turn"))?;
                 }
             }
         }
         ExportFormat::Csv => match args.records {
-            ExportRecords::Runs => write_csv(&store.export_runs()?, out)?,
-            ExportRecords::Turns => write_csv(&store.export_turns()?, out)?,
+            ExportRecords::Runs => write_csv(&selected(store.export_runs()?), out)?,
+            ExportRecords::Turns => write_csv(&selected(store.export_turns()?), out)?,
             ExportRecords::All => {
                 return Err(CliError::Usage(
                     "--format csv writes one kind of record: add --records runs or --records turns".into(),

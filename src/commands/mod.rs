@@ -4,6 +4,7 @@ pub mod calc;
 pub mod demo;
 pub mod export;
 pub mod local;
+pub mod plans;
 pub mod predict;
 pub mod replay;
 pub mod report;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Report(args) => report::run(&args, &mut out),
         Command::Replay(args) => replay::run(&args, &mut out).map(|_| ()),
         Command::Predict(args) => predict::run(&args, &mut out),
+        Command::Completions { shell } => completions(shell, &mut out),
     }
 }
 
@@ -44,5 +46,22 @@ pub(crate) fn prepare_python(tasks: &mut [loopvel_harness::task::Task]) -> Resul
     for line in loopvel_harness::pyenv::prepare(tasks)? {
         eprintln!("{line}");
     }
+    Ok(())
+}
+
+/// Print `shell`'s completion script for every subcommand and option.
+fn completions(shell: crate::cli::ShellArg, out: &mut impl std::io::Write) -> Result<(), CliError> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let shell = match shell {
+        crate::cli::ShellArg::Bash => Shell::Bash,
+        crate::cli::ShellArg::Zsh => Shell::Zsh,
+        crate::cli::ShellArg::Fish => Shell::Fish,
+    };
+    // clap_complete panics when its writer fails; into memory it cannot, and a
+    // closed pipe (`loopvel completions bash | head`) then stays an ordinary error.
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "loopvel", &mut buf);
+    out.write_all(&buf)?;
     Ok(())
 }

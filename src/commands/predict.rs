@@ -7,6 +7,7 @@ use loopvel_math::units::{percent, seconds, usd};
 use serde_json::json;
 
 use crate::cli::PredictArgs;
+use crate::commands::plans::{select, Choice};
 use crate::commands::report::load;
 use crate::error::CliError;
 use crate::render::calc::table;
@@ -69,9 +70,15 @@ pub fn run(args: &PredictArgs, out: &mut impl Write) -> Result<(), CliError> {
         return Err(CliError::Usage("--resamples and --runs must be at least 1".into()));
     }
     let what_ifs = args.what_if.iter().map(|w| parse_what_if(w)).collect::<Result<Vec<_>, _>>()?;
-    let runs = load(&args.db, &[])?;
+    let plans = select(&args.db, Choice::from_flags(args.plan, args.pool), "predict")?;
+    let runs = load(&args.db, &[], &plans)?;
+    for line in &plans.notes {
+        eprintln!("{line}");
+    }
+    // The budget the runs were recorded under, not the most turns one happened to take.
+    let max_turns = args.max_turns.or(plans.max_turns);
     let question = |what_ifs: Vec<WhatIf>| Question {
-        max_turns: args.max_turns,
+        max_turns,
         max_wall_s: args.max_wall_s,
         max_usd: args.max_usd,
         resamples: args.resamples,
@@ -85,13 +92,13 @@ pub fn run(args: &PredictArgs, out: &mut impl Write) -> Result<(), CliError> {
     let changed =
         if what_ifs.is_empty() { None } else { Some(predict::predict(&runs, &question(what_ifs)).map_err(err)?) };
     if args.json {
-        let v = json!({ "db": args.db.display().to_string(), "as_recorded": baseline, "what_if": changed.as_ref().map(|c| json!({ "changes": args.what_if, "prediction": c })) });
+        let v = json!({ "db": args.db.display().to_string(), "plans": plans.json, "as_recorded": baseline, "what_if": changed.as_ref().map(|c| json!({ "changes": args.what_if, "prediction": c })) });
         writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
         return Ok(());
     }
     let budget = format!(
-        "{} turns, {}, {}",
-        baseline.max_turns,
+        "{}, {}, {}",
+        crate::commands::run::plural(baseline.max_turns as usize, "turn"),
         args.max_wall_s.map_or("no wall-time budget".into(), |s| format!("{} wall time", seconds(s))),
         args.max_usd.map_or("no cost budget".into(), |u| format!("{} per run", usd(u)))
     );
@@ -113,17 +120,33 @@ pub fn run(args: &PredictArgs, out: &mut impl Write) -> Result<(), CliError> {
     Ok(())
 }
 
+/// A tie is exact equality in a resample (such a resample has no winner); the
+/// answer says "tie" where the best policy tied with others in every resample,
+/// and how often it tied otherwise.
 fn best_line(
     p: &Prediction,
     name: &Option<String>,
+    tied_with: &[String],
     what: &str,
-    metric: impl Fn(&predict::PolicyPrediction) -> (String, f64),
+    metric: impl Fn(&predict::PolicyPrediction) -> (String, f64, f64),
 ) -> String {
     match name.as_ref().and_then(|n| p.policies.iter().find(|r| &r.policy == n)) {
         None => format!("  {what:<28} n/a (no policy passes)\n"),
         Some(r) => {
-            let (shown, share) = metric(r);
-            format!("  {what:<28} {:<34} {shown}; best in {} of resamples\n", r.policy, percent(share))
+            let (shown, share, tied) = metric(r);
+            let verdict = if !tied_with.is_empty() {
+                let named = tied_with.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+                let more = match tied_with.len().saturating_sub(3) {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
+                format!("tie with {named}{more}: equal in every resample")
+            } else if tied > 0.0 {
+                format!("best in {} of resamples, tied for best in {}", percent(share), percent(tied))
+            } else {
+                format!("best in {} of resamples", percent(share))
+            };
+            format!("  {what:<28} {:<34} {shown}; {verdict}\n", r.policy)
         }
     }
 }
@@ -135,11 +158,11 @@ fn range(p: Option<predict::Predicted>, f: fn(f64) -> String) -> String {
 /// The three answers.
 fn answers(p: &Prediction, heading: &str) -> String {
     let mut s = format!("{heading} — median over resamples (95% prediction interval):\n");
-    s.push_str(&best_line(p, &p.best_pass_rate, "highest pass rate", |r| {
-        (range(Some(r.pass_rate), percent), r.best_pass_rate_share)
+    s.push_str(&best_line(p, &p.best_pass_rate, &p.best_pass_rate_tied_with, "highest pass rate", |r| {
+        (range(Some(r.pass_rate), percent), r.best_pass_rate_share, r.tied_best_pass_rate_share)
     }));
-    s.push_str(&best_line(p, &p.best_time, "lowest mean time to pass", |r| {
-        (range(r.mean_time_to_pass_s, seconds), r.best_time_share)
+    s.push_str(&best_line(p, &p.best_time, &p.best_time_tied_with, "lowest mean time to pass", |r| {
+        (range(r.mean_time_to_pass_s, seconds), r.best_time_share, r.tied_best_time_share)
     }));
     let all_free = p.policies.iter().all(|r| r.usd_per_solved.is_none_or(|c| c.interval[1] == 0.0));
     if all_free {
@@ -148,8 +171,8 @@ fn answers(p: &Prediction, heading: &str) -> String {
             "lowest cost per solved task"
         ));
     } else {
-        s.push_str(&best_line(p, &p.best_cost, "lowest cost per solved task", |r| {
-            (range(r.usd_per_solved, usd), r.best_cost_share)
+        s.push_str(&best_line(p, &p.best_cost, &p.best_cost_tied_with, "lowest cost per solved task", |r| {
+            (range(r.usd_per_solved, usd), r.best_cost_share, r.tied_best_cost_share)
         }));
     }
     s
@@ -177,7 +200,7 @@ fn text(p: &Prediction, heading: &str) -> String {
             ),
         ]);
     }
-    s.push_str(&format!("\nEvery policy (95% prediction intervals; 'best' = share of resamples it won)\n{t}\n"));
+    s.push_str(&format!("\nEvery policy (95% prediction intervals; 'best' = share of resamples it won; a resample where policies tie exactly has no winner)\n{t}\n"));
     s.push_str("\nWhat bounds each loop\n");
     for m in &p.models {
         let line = if m.tests_bound {

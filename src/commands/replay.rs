@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -25,7 +26,7 @@ use loopvel_store::{Store, StoredRun};
 use serde_json::{json, Value};
 
 use crate::cli::ReplayArgs;
-use crate::commands::run::{fnv1a, task_hash, FNV_OFFSET};
+use crate::commands::run::{fnv1a, plural, task_hash, FNV_OFFSET};
 use crate::error::CliError;
 
 /// What happened to one replayed run.
@@ -97,6 +98,132 @@ fn recorded_options(json: &str, sandbox: &Arc<Sandbox>) -> Option<RunOptions> {
     })
 }
 
+/// The task of each recorded run, loaded once per folder.
+struct FoundTasks {
+    tasks: Vec<Task>,
+    hashes: Vec<String>,
+    /// Per run: an index into `tasks`, or why the run is skipped.
+    per_run: Vec<Result<usize, String>>,
+}
+
+/// Loads each folder of tasks once.
+#[derive(Default)]
+struct Loader {
+    tasks: Vec<Task>,
+    by_dir: HashMap<PathBuf, Vec<usize>>,
+}
+
+impl Loader {
+    fn load(&mut self, dir: &Path) -> Result<Vec<usize>, loopvel_harness::task::TaskError> {
+        if let Some(found) = self.by_dir.get(dir) {
+            return Ok(found.clone());
+        }
+        let mut found = Vec::new();
+        for t in discover(dir)? {
+            self.tasks.push(t);
+            found.push(self.tasks.len() - 1);
+        }
+        self.by_dir.insert(dir.to_path_buf(), found.clone());
+        Ok(found)
+    }
+
+    fn named(&self, found: &[usize], name: &str) -> Option<usize> {
+        found.iter().copied().find(|&i| self.tasks[i].name == name)
+    }
+}
+
+/// The value of `--tasks` in a recorded command line.
+fn tasks_flag(command: &str) -> Option<PathBuf> {
+    let mut words = command.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "--tasks" {
+            return words.next().map(PathBuf::from);
+        }
+        if let Some(v) = w.strip_prefix("--tasks=") {
+            return Some(PathBuf::from(v));
+        }
+    }
+    None
+}
+
+/// Each run's task: from `--tasks` when given; else from the folder the
+/// database recorded it in (gone: an error naming it and the fix); for
+/// databases from before loopvel recorded folders, from the recorded command's
+/// `--tasks`, then `tasks/examples` (the old default).
+fn find_tasks(args: &ReplayArgs, src: &Store, runs: &[StoredRun]) -> Result<FoundTasks, CliError> {
+    let mut loader = Loader::default();
+    let mut per_run = Vec::new();
+    if let Some(dir) = &args.tasks {
+        let found = loader.load(dir)?;
+        for r in runs {
+            per_run
+                .push(loader.named(&found, &r.task).ok_or_else(|| format!("no task {} in {}", r.task, dir.display())));
+        }
+    } else {
+        let recorded = src.task_dirs()?;
+        let commands: HashMap<i64, String> = src.plans()?.into_iter().map(|p| (p.id, p.command)).collect();
+        let fix = "give --tasks DIR: the task's folder, or a folder of tasks that holds it";
+        for r in runs {
+            if let Some(dir) = recorded.get(&(r.task.clone(), r.task_files_hash.clone())) {
+                let dir = PathBuf::from(dir);
+                if !dir.exists() {
+                    return Err(CliError::Usage(format!(
+                        "run {} ({} × {}): task {} was recorded in {}, which is gone; {fix}",
+                        r.run_id,
+                        r.task,
+                        r.model,
+                        r.task,
+                        dir.display()
+                    )));
+                }
+                let found = loader.load(&dir).map_err(|e| {
+                    CliError::Usage(format!(
+                        "run {}: task {} was recorded in {}, which no longer holds it ({e}); {fix}",
+                        r.run_id,
+                        r.task,
+                        dir.display()
+                    ))
+                })?;
+                per_run.push(
+                    loader
+                        .named(&found, &r.task)
+                        .ok_or_else(|| format!("{} no longer holds task {}; {fix}", dir.display(), r.task)),
+                );
+                continue;
+            }
+            let mut looked = Vec::new();
+            let candidates = commands.get(&r.plan_id).and_then(|c| tasks_flag(c)).into_iter();
+            let mut index = None;
+            for dir in candidates.chain(std::iter::once(PathBuf::from("tasks/examples"))) {
+                if looked.contains(&dir) {
+                    continue;
+                }
+                looked.push(dir.clone());
+                if let Some(i) = loader.load(&dir).ok().and_then(|found| loader.named(&found, &r.task)) {
+                    index = Some(i);
+                    break;
+                }
+            }
+            let Some(i) = index else {
+                let looked: Vec<String> = looked.iter().map(|p| p.display().to_string()).collect();
+                return Err(CliError::Usage(format!(
+                    "run {} ({} × {}): {} does not record where task {}'s files are (recorded by an older \
+                     loopvel), and it is not in {}; {fix}",
+                    r.run_id,
+                    r.task,
+                    r.model,
+                    args.db.display(),
+                    r.task,
+                    looked.join(" or ")
+                )));
+            };
+            per_run.push(Ok(i));
+        }
+    }
+    let hashes = loader.tasks.iter().map(task_hash).collect();
+    Ok(FoundTasks { tasks: loader.tasks, hashes, per_run })
+}
+
 struct Job<'a> {
     source: &'a StoredRun,
     task: &'a Task,
@@ -139,25 +266,20 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
             )));
         }
     }
-    let mut tasks = discover(&args.tasks)?;
+    let mut tasks = find_tasks(args, &src, &runs)?;
     let sandbox = Arc::new(super::sandbox::open(args.sandbox, &[&args.db, &args.into], "replay")?);
-    super::prepare_python(&mut tasks)?;
-    let by_name: HashMap<&str, (&Task, String)> = tasks.iter().map(|t| (t.name.as_str(), (t, task_hash(t)))).collect();
+    super::prepare_python(&mut tasks.tasks)?;
     let dst = Store::open(&args.into)?;
     let any_what_if = !speed.is_empty() || !ttft.is_empty() || args.test_time.is_some();
     let mut skipped = Vec::new();
     let mut jobs = Vec::new();
-    for r in &runs {
-        let Some((task, hash)) = by_name.get(r.task.as_str()) else {
-            skipped.push(format!(
-                "run {} ({} × {}): no task {} in {}",
-                r.run_id,
-                r.task,
-                r.model,
-                r.task,
-                args.tasks.display()
-            ));
-            continue;
+    for (r, found) in runs.iter().zip(&tasks.per_run) {
+        let (task, hash) = match found {
+            Ok(i) => (&tasks.tasks[*i], &tasks.hashes[*i]),
+            Err(why) => {
+                skipped.push(format!("run {} ({} × {}): {why}", r.run_id, r.task, r.model));
+                continue;
+            }
         };
         if *hash != r.task_files_hash {
             skipped.push(format!(
@@ -165,7 +287,7 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
                 r.run_id,
                 r.task,
                 r.model,
-                args.tasks.display()
+                task.dir.display()
             ));
             continue;
         }
@@ -211,8 +333,12 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
                 h = fnv1a(&r.plan_id.to_le_bytes(), h);
                 fnv1a(name.as_bytes(), h)
             });
-            let plan = dst.plan(&key, &format!("replay of {} plan {}", args.db.display(), r.plan_id), "replay")?;
+            // The source plan's options, so plans in DST compare as the recorded ones did.
+            let options_json = src.plan_options(r.plan_id)?.unwrap_or_else(|| "replay".into());
+            let plan = dst.plan(&key, &format!("replay of {} plan {}", args.db.display(), r.plan_id), &options_json)?;
             let task_id = dst.task(&task.name, hash, &task.prompt, &task.test)?;
+            let dir = std::fs::canonicalize(&task.dir).unwrap_or_else(|_| task.dir.clone());
+            dst.set_task_dir(task_id, &dir.display().to_string())?;
             let config = src.model_config(&r.model)?.unwrap_or_else(|| "{}".into());
             let model_id = dst.model(&name, &config)?;
             jobs.push(Job {
@@ -253,7 +379,8 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
     }
     if already > 0 {
         skipped.push(format!(
-            "{already} runs were already replayed into {} (kept; use a new --into to replay them again)",
+            "{} already replayed into {} (kept; use a new --into to replay them again)",
+            if already == 1 { "1 run was".to_string() } else { format!("{already} runs were") },
             args.into.display()
         ));
     }
@@ -322,7 +449,7 @@ fn replay_one(dst: &Store, job: Job) -> Result<Replayed, String> {
             differences.push(format!("outcome {} (recorded {})", summary.outcome, src.outcome));
         }
         if summary.turns as usize != src.turns.len() {
-            differences.push(format!("{} turns (recorded {})", summary.turns, src.turns.len()));
+            differences.push(format!("{} (recorded {})", plural(summary.turns as usize, "turn"), src.turns.len()));
         }
         for (i, (now, then)) in now_grades.iter().zip(src.turns.iter().map(|t| &t.grade)).enumerate() {
             if now != then {
@@ -363,8 +490,8 @@ fn print(result: &ReplayResult, args: &ReplayArgs, out: &mut impl Write) -> Resu
     let exact = unchanged.iter().filter(|r| r.differences.is_empty()).count();
     writeln!(
         out,
-        "loopvel replay: {} runs from {} replayed into {} in {:.1} s (recorded replies, real tests, virtual clock)",
-        result.runs.len(),
+        "loopvel replay: {} from {} replayed into {} in {:.1} s (recorded replies, real tests, virtual clock)",
+        plural(result.runs.len(), "run"),
         args.db.display(),
         args.into.display(),
         result.elapsed_s

@@ -8,23 +8,27 @@ use loopvel_analysis::trace::{RunOutcome, RunTrace, TurnTrace};
 use loopvel_store::{Store, StoredRun};
 
 use crate::cli::ReportArgs;
+use crate::commands::plans::{select, Choice, Selection};
 use crate::error::CliError;
 use crate::render;
 
 /// Seed of the hold-out splits (fixed so `--check` reproduces).
 const CHECK_SEED: u64 = 20_261_128;
 
-/// The runs of a database as the statistics see them.
-pub fn load(db: &std::path::Path, models: &[String]) -> Result<Vec<RunTrace>, CliError> {
+/// The runs of the selected plans of a database as the statistics see them.
+pub fn load(db: &std::path::Path, models: &[String], plans: &Selection) -> Result<Vec<RunTrace>, CliError> {
     let store = Store::open_existing(db)?;
     let runs: Vec<RunTrace> = store
         .read_runs()?
         .into_iter()
-        .filter(|r| models.is_empty() || models.contains(&r.model))
+        .filter(|r| plans.has(r.plan_id) && (models.is_empty() || models.contains(&r.model)))
         .map(to_trace)
         .collect();
     if runs.is_empty() {
-        let which = if models.is_empty() { String::new() } else { format!(" for --model {}", models.join(", ")) };
+        let mut which = if models.is_empty() { String::new() } else { format!(" for --model {}", models.join(", ")) };
+        if plans.plans.is_some() {
+            which.push_str(" in the plan read (--pool reads every plan)");
+        }
         return Err(CliError::Usage(format!(
             "{}: no finished runs{which}; record some with `loopvel run --db {}`",
             db.display(),
@@ -106,14 +110,21 @@ impl Report {
         }
     }
 
-    /// Fill in the sandbox levels the runs of `models` (all when empty) were recorded at.
-    pub fn with_sandbox_levels(mut self, db: &std::path::Path, models: &[String]) -> Result<Report, CliError> {
+    /// Fill in the sandbox levels the runs of `models` (all when empty) in the
+    /// selected plans were recorded at.
+    pub fn with_sandbox_levels(
+        mut self,
+        db: &std::path::Path,
+        models: &[String],
+        plans: &Selection,
+    ) -> Result<Report, CliError> {
         let store = Store::open_existing(db)?;
         let mut levels: Vec<(Option<String>, usize)> = Vec::new();
-        for (level, model, n) in store.sandbox_levels()? {
-            if !models.is_empty() && !models.contains(&model) {
+        for c in store.sandbox_levels()? {
+            if (!models.is_empty() && !models.contains(&c.model)) || !plans.has(c.plan) {
                 continue;
             }
+            let (level, n) = (c.level, c.runs);
             match levels.iter_mut().find(|(l, _)| *l == level) {
                 Some((_, count)) => *count += n,
                 None => levels.push((level, n)),
@@ -126,9 +137,16 @@ impl Report {
 
 /// Report.
 pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<(), CliError> {
-    let runs = load(&args.db, &args.models)?;
-    let mut report =
-        Report::new(&args.db, &runs, args.check.then_some(args.splits)).with_sandbox_levels(&args.db, &args.models)?;
+    let plans = select(&args.db, Choice::from_flags(args.plan, args.pool), "report")?;
+    let runs = load(&args.db, &args.models, &plans)?;
+    let mut report = Report::new(&args.db, &runs, args.check.then_some(args.splits)).with_sandbox_levels(
+        &args.db,
+        &args.models,
+        &plans,
+    )?;
+    for line in &plans.notes {
+        eprintln!("{line}");
+    }
     if args.by_task {
         report.by_task = Some(summary::by_task(&runs));
     }
@@ -138,7 +156,11 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<(), CliError> {
             .map_err(|e| CliError::Usage(format!("--html {}: cannot write it: {e}", path.display())))?;
     }
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&render::report::json(&report)).unwrap_or_default())?;
+        let mut v = render::report::json(&report);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("plans".into(), plans.json.clone());
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
     } else if args.markdown {
         write!(out, "{}", render::report::markdown(&report))?;
     } else {

@@ -139,13 +139,28 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     }
     let key = format!("{key:016x}");
     let command = std::env::args().collect::<Vec<_>>().join(" ");
+    if !store.has_plan(&key)? {
+        // Said before the first request: a changed flag must not quietly split the database.
+        let settings = super::plans::Settings::new(
+            &options_json,
+            models.iter().zip(&model_json).map(|(m, j)| (m.name.clone(), j.clone())),
+            tasks.iter().zip(&task_hashes).map(|(t, h)| (t.name.clone(), h.clone())),
+        );
+        if let Some(notice) = super::plans::new_plan_notice(&store, &args.db, &settings)? {
+            let _ = writeln!(std::io::stderr(), "{notice}");
+        }
+    }
     let plan = store.plan(&key, &command, &options_json)?;
     if args.fresh {
         store.clear_plan(plan)?;
     }
     let mut task_ids = Vec::new();
     for (t, h) in tasks.iter().zip(&task_hashes) {
-        task_ids.push(store.task(&t.name, h, &t.prompt, &t.test)?);
+        let id = store.task(&t.name, h, &t.prompt, &t.test)?;
+        // Absolute, so `replay` finds the files from any working directory.
+        let dir = std::fs::canonicalize(&t.dir).unwrap_or_else(|_| t.dir.clone());
+        store.set_task_dir(id, &dir.display().to_string())?;
+        task_ids.push(id);
     }
     let mut model_ids = Vec::new();
     for (m, j) in models.iter().zip(&model_json) {
@@ -169,10 +184,11 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     let tty = err.is_terminal();
     let _ = writeln!(
         err,
-        "loopvel run: {} tasks × {} models × {} runs = {total} runs{}; recording into {}",
-        tasks.len(),
-        models.len(),
-        args.runs,
+        "loopvel run: {} × {} × {} = {}{}; recording into {}",
+        plural(tasks.len(), "task"),
+        plural(models.len(), "model"),
+        plural(args.runs as usize, "run"),
+        plural(total, "run"),
         if skipped > 0 { format!(" ({skipped} already done, resuming)") } else { String::new() },
         args.db.display()
     );
@@ -190,6 +206,8 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     let passed = AtomicUsize::new(passed_before);
     let started = Instant::now();
     let first_error: Mutex<Option<String>> = Mutex::new(None);
+    let errored = AtomicUsize::new(0);
+    let first_run_error: Mutex<Option<String>> = Mutex::new(None);
     let store = Arc::new(store);
     // On a terminal: a bar for the whole plan and a line per active loop.
     // Otherwise: a plain line per finished run (below).
@@ -261,6 +279,14 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                         first_error.lock().map(|mut f| f.get_or_insert(e.to_string()).clone()).ok();
                         break;
                     }
+                    if summary.outcome == "error" {
+                        errored.fetch_add(1, Ordering::SeqCst);
+                        if let Ok(mut f) = first_run_error.lock() {
+                            f.get_or_insert_with(|| {
+                                summary.error.clone().unwrap_or_else(|| summary.stop_reason.clone())
+                            });
+                        }
+                    }
                     let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
                     if summary.outcome == "pass" {
                         passed.fetch_add(1, Ordering::SeqCst);
@@ -273,9 +299,9 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                     // At --sandbox none every run says so: its result is only as true as its code was honest.
                     let unconfined = if level == "none" { " [UNSANDBOXED: --sandbox none]" } else { "" };
                     let text = format!(
-                        "[{n}/{total}] {label}: {} after {} turns ({}, {}); {} passed so far; ETA {}{unconfined}",
+                        "[{n}/{total}] {label}: {} after {} ({}, {}); {} passed so far; ETA {}{unconfined}",
                         summary.outcome,
-                        summary.turns,
+                        plural(summary.turns as usize, "turn"),
                         seconds(summary.wall_s),
                         summary.error.as_deref().unwrap_or(&summary.stop_reason),
                         passed.load(Ordering::SeqCst),
@@ -303,7 +329,36 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     let turns: Vec<Map<String, Value>> =
         store.export_turns()?.into_iter().filter(|r| r["plan_id"].as_i64() == Some(plan)).collect();
     writeln!(out, "{}", table(&models, &runs, &turns))?;
+    // An all-error plan measured nothing (no server at the address, a refused
+    // key): a script must see it fail. Some errors among real results are part
+    // of the measurement (report counts them), so they only get a line.
+    let played = finished.load(Ordering::SeqCst) - skipped;
+    let errored = errored.load(Ordering::SeqCst);
+    let first = first_run_error.lock().ok().and_then(|f| f.clone()).unwrap_or_default();
+    if played > 0 && errored == played {
+        return Err(CliError::CheckFailed(format!(
+            "every run ({errored} of {played}) ended in an error, so nothing was measured; the first: {first}. They \
+             are recorded with outcome error; fix the cause, then run the same command with --fresh to play them again"
+        )));
+    }
+    if errored > 0 {
+        let _ = writeln!(
+            std::io::stderr(),
+            "loopvel run: {errored} of {} ended in an error (the first: {first}); they are recorded with outcome \
+             error and reported apart from passes and fails",
+            plural(played, "run")
+        );
+    }
     Ok(())
+}
+
+/// "1 run", "2 runs". Private until the shared format helpers in src/render land.
+pub(crate) fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 fn f(v: &Value) -> Option<f64> {

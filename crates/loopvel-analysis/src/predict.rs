@@ -100,6 +100,13 @@ pub struct PolicyPrediction {
     pub best_time_share: f64,
     /// Share of resamples where it had the lowest cost per solved task.
     pub best_cost_share: f64,
+    /// Share of resamples where it tied for the highest pass rate (an exactly
+    /// equal value: such a resample has no winner, so it counts in no `best_*_share`).
+    pub tied_best_pass_rate_share: f64,
+    /// Share of resamples where it tied for the lowest mean time to pass.
+    pub tied_best_time_share: f64,
+    /// Share of resamples where it tied for the lowest cost per solved task.
+    pub tied_best_cost_share: f64,
 }
 
 /// Per-model facts that shape the answer.
@@ -128,6 +135,13 @@ pub struct Prediction {
     pub best_time: Option<String>,
     /// Lowest cost per solved task.
     pub best_cost: Option<String>,
+    /// Policies tied with `best_pass_rate` in every resample (exactly equal
+    /// and best together): a tie, not a winner.
+    pub best_pass_rate_tied_with: Vec<String>,
+    /// Policies tied with `best_time` in every resample.
+    pub best_time_tied_with: Vec<String>,
+    /// Policies tied with `best_cost` in every resample.
+    pub best_cost_tied_with: Vec<String>,
     /// Per-model facts.
     pub models: Vec<ModelFacts>,
     /// Turn budget used.
@@ -231,7 +245,7 @@ pub fn predict(runs: &[RunTrace], q: &Question) -> Result<Prediction, PredictErr
     let max_turns = q.max_turns.unwrap_or(observed_max).max(1);
     if max_turns > observed_max {
         notes.push(format!(
-            "--max-turns {max_turns} is beyond the {observed_max} turns any recorded run took: the pass model is extrapolated"
+            "a budget of {max_turns} turns is beyond the {observed_max} any recorded run took: the pass model is extrapolated"
         ));
     }
     let test_times: Vec<f64> = runs.iter().flat_map(|r| r.turns.iter().map(|t| t.test_s)).collect();
@@ -378,9 +392,13 @@ fn assemble(
 ) -> Prediction {
     let reps = per_policy.iter().map(Vec::len).min().unwrap_or(0);
     let mut wins = vec![[0usize; 3]; policies.len()];
+    let mut ties = vec![[0usize; 3]; policies.len()];
+    // Per resample and metric, the policies that tied for best (empty: one winner).
+    let mut tied_sets: Vec<[Vec<usize>; 3]> = Vec::with_capacity(reps);
     // `rep` indexes the inner vector of every policy at once, not one slice.
     #[allow(clippy::needless_range_loop)]
     for rep in 0..reps {
+        let mut tied_here: [Vec<usize>; 3] = Default::default();
         for (metric, higher_better) in [(0, true), (1, false), (2, false)] {
             let best = (0..policies.len()).filter(|&i| per_policy[i][rep][metric].is_finite()).max_by(|&a, &b| {
                 let (x, y) = (per_policy[a][rep][metric], per_policy[b][rep][metric]);
@@ -397,7 +415,15 @@ fn assemble(
             if let Some(i) = best.filter(|_| !tied) {
                 wins[i][metric] += 1;
             }
+            if let Some(b) = best.filter(|_| tied) {
+                let top = per_policy[b][rep][metric];
+                for i in (0..policies.len()).filter(|&i| per_policy[i][rep][metric] == top) {
+                    ties[i][metric] += 1;
+                    tied_here[metric].push(i);
+                }
+            }
         }
+        tied_sets.push(tied_here);
     }
     let summarize = |values: Vec<f64>| -> Option<Predicted> {
         let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
@@ -424,18 +450,43 @@ fn assemble(
             best_pass_rate_share: share(wins[i][0]),
             best_time_share: share(wins[i][1]),
             best_cost_share: share(wins[i][2]),
+            tied_best_pass_rate_share: share(ties[i][0]),
+            tied_best_time_share: share(ties[i][1]),
+            tied_best_cost_share: share(ties[i][2]),
         })
         .collect();
+    // A tie is exact equality, the same rule that denies a resample its winner:
+    // the policies tied for best together with `best` in every resample.
+    let tied_with = |best: &Option<String>, metric: usize| -> Vec<String> {
+        let Some(b) = best.as_ref().and_then(|n| rows.iter().position(|r| &r.policy == n)) else {
+            return Vec::new();
+        };
+        if reps == 0 {
+            return Vec::new();
+        }
+        (0..policies.len())
+            .filter(|&i| i != b && tied_sets.iter().all(|t| t[metric].contains(&b) && t[metric].contains(&i)))
+            .map(|i| rows[i].policy.clone())
+            .collect()
+    };
     let best_by = |key: &dyn Fn(&PolicyPrediction) -> Option<f64>, higher: bool| -> Option<String> {
+        // Reversed so that among equal medians the first listed (the simplest policy) is named.
         rows.iter()
+            .rev()
             .filter_map(|r| key(r).map(|v| (r, v)))
             .max_by(|a, b| if higher { a.1.total_cmp(&b.1) } else { b.1.total_cmp(&a.1) })
             .map(|(r, _)| r.policy.clone())
     };
+    let best_pass_rate = best_by(&|r| Some(r.pass_rate.value), true);
+    let best_time = best_by(&|r| r.mean_time_to_pass_s.map(|p| p.value), false);
+    let best_cost = best_by(&|r| r.usd_per_solved.map(|p| p.value), false);
     Prediction {
-        best_pass_rate: best_by(&|r| Some(r.pass_rate.value), true),
-        best_time: best_by(&|r| r.mean_time_to_pass_s.map(|p| p.value), false),
-        best_cost: best_by(&|r| r.usd_per_solved.map(|p| p.value), false),
+        best_pass_rate_tied_with: tied_with(&best_pass_rate, 0),
+        best_time_tied_with: tied_with(&best_time, 1),
+        best_cost_tied_with: tied_with(&best_cost, 2),
+        best_pass_rate,
+        best_time,
+        best_cost,
         policies: rows,
         models: facts,
         max_turns,
@@ -485,4 +536,36 @@ pub fn policy_list(models: &[String], max_turns: u32, max_k: u32) -> Vec<SimPoli
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(name: &str) -> SimPolicy {
+        SimPolicy::Plain { model: name.into() }
+    }
+
+    #[test]
+    fn policies_equal_in_every_resample_are_a_tie_not_a_winner() {
+        let policies = [plain("a"), plain("b"), plain("c")];
+        // Pass rate: a and b always 1.0, c lower. Time: a wins twice, ties with b once.
+        let per_policy = vec![
+            vec![[1.0, 10.0, 0.0], [1.0, 10.0, 0.0], [1.0, 12.0, 0.0]],
+            vec![[1.0, 11.0, 0.0], [1.0, 11.0, 0.0], [1.0, 12.0, 0.0]],
+            vec![[0.5, 20.0, 0.0], [0.6, 20.0, 0.0], [0.4, 20.0, 0.0]],
+        ];
+        let p = assemble(&policies, &per_policy, Vec::new(), 3, Vec::new());
+        assert_eq!(p.best_pass_rate.as_deref(), Some("a"), "the first of equals is named");
+        assert_eq!(p.best_pass_rate_tied_with, ["b"]);
+        assert_eq!(p.policies[0].best_pass_rate_share, 0.0);
+        assert_eq!(p.policies[0].tied_best_pass_rate_share, 1.0);
+        assert_eq!(p.policies[2].tied_best_pass_rate_share, 0.0);
+        assert_eq!(p.best_time.as_deref(), Some("a"));
+        assert!(p.best_time_tied_with.is_empty(), "a tie in one resample of three is not a tie");
+        assert!((p.policies[0].best_time_share - 2.0 / 3.0).abs() < 1e-12);
+        assert!((p.policies[0].tied_best_time_share - 1.0 / 3.0).abs() < 1e-12);
+        // Every policy costs the same: all three tie.
+        assert_eq!(p.best_cost_tied_with.len(), 2);
+    }
 }

@@ -12,7 +12,7 @@
 //! Architecture invariant: the only code that speaks SQL. Nothing here ever
 //! sees an API key: callers pass configurations already stripped of secrets.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -55,7 +55,30 @@ pub enum StoreError {
 }
 
 /// 1: the first schema. 2: `runs.sandbox`, the level the run's tests ran at.
-const SCHEMA_VERSION: i64 = 2;
+/// 3: `tasks.dir`, where the task's files were when it last ran (for `replay`).
+const SCHEMA_VERSION: i64 = 3;
+
+/// A plan as recorded, with the models and tasks its runs used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanInfo {
+    /// Plan id.
+    pub id: i64,
+    /// The command line that made it.
+    pub command: String,
+    /// Its loop options (JSON; `[options, runs]` in plans from before the
+    /// key left out `--runs`, not JSON at all in some replays).
+    pub options_json: String,
+    /// When it was made (UTC).
+    pub created_at: String,
+    /// Finished runs.
+    pub finished: usize,
+    /// Runs in any state.
+    pub runs: usize,
+    /// `(name, configuration JSON)` of each model its runs used, by name.
+    pub models: Vec<(String, String)>,
+    /// `(name, files hash)` of each task its runs used, by name.
+    pub tasks: Vec<(String, String)>,
+}
 
 /// A finished run with its turns, for reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +109,19 @@ pub struct StoredRun {
     pub sandbox: Option<String>,
     /// The turns in order.
     pub turns: Vec<StoredTurn>,
+}
+
+/// Finished runs at one sandbox level, of one model in one plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxCount {
+    /// The level (`None`: not recorded).
+    pub level: Option<String>,
+    /// Model name.
+    pub model: String,
+    /// Plan id.
+    pub plan: i64,
+    /// Finished runs.
+    pub runs: usize,
 }
 
 /// One recorded model call.
@@ -136,7 +172,7 @@ CREATE TABLE plans (
     options_json TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT (datetime('now')));
 CREATE TABLE tasks (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, files_hash TEXT NOT NULL, prompt TEXT NOT NULL,
-    test TEXT NOT NULL, UNIQUE(name, files_hash));
+    test TEXT NOT NULL, dir TEXT, UNIQUE(name, files_hash));
 CREATE TABLE models (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, config_json TEXT NOT NULL, UNIQUE(name, config_json));
 CREATE TABLE runs (
@@ -295,10 +331,19 @@ impl Store {
         if version < 1 {
             conn.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
                 .map_err(err)?;
-        } else if version == 1 {
-            // Runs recorded before keep NULL: their level was not recorded.
-            conn.execute_batch("BEGIN; ALTER TABLE runs ADD COLUMN sandbox TEXT; PRAGMA user_version = 2; COMMIT;")
-                .map_err(err)?;
+        } else {
+            // Rows recorded before keep NULL: their level, their folder were not recorded.
+            let mut steps = String::new();
+            if version < 2 {
+                steps.push_str("ALTER TABLE runs ADD COLUMN sandbox TEXT;");
+            }
+            if version < 3 {
+                steps.push_str("ALTER TABLE tasks ADD COLUMN dir TEXT;");
+            }
+            if !steps.is_empty() {
+                conn.execute_batch(&format!("BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
+                    .map_err(err)?;
+            }
         }
         Ok(Store { conn: Mutex::new(conn), path: shown, version: SCHEMA_VERSION })
     }
@@ -449,6 +494,68 @@ impl Store {
             c.query_row("SELECT id FROM tasks WHERE name = ?1 AND files_hash = ?2", params![name, files_hash], |r| {
                 r.get(0)
             })
+        })
+    }
+
+    /// Remember where a task's files are (an absolute folder), so `replay`
+    /// finds them without `--tasks`. The latest run's folder wins.
+    pub fn set_task_dir(&self, task: i64, dir: &str) -> Result<(), StoreError> {
+        self.with(|c| c.execute("UPDATE tasks SET dir = ?2 WHERE id = ?1", params![task, dir]).map(|_| ()))
+    }
+
+    /// The folder each task was last run from, keyed by `(name, files hash)`;
+    /// empty for a database from before loopvel recorded it.
+    pub fn task_dirs(&self) -> Result<HashMap<(String, String), String>, StoreError> {
+        if self.version < 3 {
+            return Ok(HashMap::new());
+        }
+        self.with(|c| {
+            let mut st = c.prepare("SELECT name, files_hash, dir FROM tasks WHERE dir IS NOT NULL")?;
+            let rows = st.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Every plan in id order, with the models and tasks of its runs.
+    pub fn plans(&self) -> Result<Vec<PlanInfo>, StoreError> {
+        self.with(|c| {
+            let mut plans: Vec<PlanInfo> = c
+                .prepare(
+                    "SELECT p.id, p.command, p.options_json, p.created_at,
+                            (SELECT COUNT(*) FROM runs r WHERE r.plan_id = p.id AND r.status = 'done'),
+                            (SELECT COUNT(*) FROM runs r WHERE r.plan_id = p.id)
+                     FROM plans p ORDER BY p.id",
+                )?
+                .query_map([], |r| {
+                    Ok(PlanInfo {
+                        id: r.get(0)?,
+                        command: r.get(1)?,
+                        options_json: r.get(2)?,
+                        created_at: r.get(3)?,
+                        finished: r.get::<_, i64>(4)? as usize,
+                        runs: r.get::<_, i64>(5)? as usize,
+                        models: Vec::new(),
+                        tasks: Vec::new(),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            for p in &mut plans {
+                p.models = c
+                    .prepare(
+                        "SELECT DISTINCT m.name, m.config_json FROM runs r JOIN models m ON m.id = r.model_id
+                         WHERE r.plan_id = ?1 ORDER BY m.name, m.id",
+                    )?
+                    .query_map([p.id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                p.tasks = c
+                    .prepare(
+                        "SELECT DISTINCT t.name, t.files_hash FROM runs r JOIN tasks t ON t.id = r.task_id
+                         WHERE r.plan_id = ?1 ORDER BY t.name, t.id",
+                    )?
+                    .query_map([p.id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+            }
+            Ok(plans)
         })
     }
 
@@ -619,17 +726,24 @@ impl Store {
         )
     }
 
-    /// Finished runs per sandbox level and model (level `None`: not recorded,
+    /// Finished runs per sandbox level, model and plan (level `None`: not recorded,
     /// a database from before the level was), for the report's provenance line.
-    pub fn sandbox_levels(&self) -> Result<Vec<(Option<String>, String, usize)>, StoreError> {
+    pub fn sandbox_levels(&self) -> Result<Vec<SandboxCount>, StoreError> {
         let sql = format!(
-            "SELECT {}, m.name, COUNT(*) FROM runs r JOIN models m ON m.id = r.model_id
-             WHERE r.status = 'done' GROUP BY 1, 2 ORDER BY 1, 2",
+            "SELECT {}, m.name, r.plan_id, COUNT(*) FROM runs r JOIN models m ON m.id = r.model_id
+             WHERE r.status = 'done' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
             self.sandbox_column()
         );
         self.with(|c| {
             let mut stmt = c.prepare(&sql)?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as usize)))?;
+            let rows = stmt.query_map([], |r| {
+                Ok(SandboxCount {
+                    level: r.get(0)?,
+                    model: r.get(1)?,
+                    plan: r.get(2)?,
+                    runs: r.get::<_, i64>(3)? as usize,
+                })
+            })?;
             rows.collect()
         })
     }
@@ -696,7 +810,10 @@ mod tests {
         drop(s);
         // Make it a version-1 file, as loopvel wrote before the sandbox column.
         let c = Connection::open(&path).unwrap();
-        c.execute_batch("ALTER TABLE runs DROP COLUMN sandbox; PRAGMA user_version = 1;").unwrap();
+        c.execute_batch(
+            "ALTER TABLE runs DROP COLUMN sandbox; ALTER TABLE tasks DROP COLUMN dir; PRAGMA user_version = 1;",
+        )
+        .unwrap();
         drop(c);
         let old = Store::open_existing(&path).unwrap();
         assert_eq!(old.read_runs().unwrap()[0].sandbox, None);
@@ -711,6 +828,44 @@ mod tests {
         s.finish_run(run, &summary).unwrap();
         let levels: Vec<Option<String>> = s.read_runs().unwrap().into_iter().map(|r| r.sandbox).collect();
         assert_eq!(levels, vec![None, Some("bwrap".to_string())]);
+    }
+
+    #[test]
+    fn plans_list_their_models_and_tasks_and_task_folders_survive_from_version_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        let s = Store::open(&path).unwrap();
+        let done = RunSummary { outcome: "pass".into(), stop_reason: "pass".into(), ..RunSummary::default() };
+        let first = s.plan("k1", "run --max-turns 5", r#"{"max_turns":5}"#).unwrap();
+        let second = s.plan("k2", "run --max-turns 4", r#"{"max_turns":4}"#).unwrap();
+        let (t, m) = (s.task("abc", "h1", "fix", "sh").unwrap(), s.model("fake", "{\"t\":1}").unwrap());
+        s.set_task_dir(t, "/somewhere/abc").unwrap();
+        let run = s.start_run(first, t, m, 0, "bwrap").unwrap();
+        s.finish_run(run, &done).unwrap();
+        s.start_run(second, t, m, 0, "bwrap").unwrap();
+        let plans = s.plans().unwrap();
+        assert_eq!(
+            plans.iter().map(|p| (p.id, p.finished, p.runs)).collect::<Vec<_>>(),
+            [(first, 1, 1), (second, 0, 1)]
+        );
+        assert_eq!(plans[0].models, [("fake".to_string(), "{\"t\":1}".to_string())]);
+        assert_eq!(plans[0].tasks, [("abc".to_string(), "h1".to_string())]);
+        assert_eq!(plans[1].options_json, r#"{"max_turns":4}"#);
+        let levels = s.sandbox_levels().unwrap();
+        assert_eq!(levels.len(), 1);
+        assert_eq!((levels[0].plan, levels[0].runs), (first, 1));
+        let dirs = s.task_dirs().unwrap();
+        assert_eq!(dirs.get(&("abc".to_string(), "h1".to_string())).map(String::as_str), Some("/somewhere/abc"));
+        drop(s);
+        // A version-2 file: read as it is (no folders), migrated when written.
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("ALTER TABLE tasks DROP COLUMN dir; PRAGMA user_version = 2;").unwrap();
+        drop(c);
+        assert!(Store::open_existing(&path).unwrap().task_dirs().unwrap().is_empty());
+        let s = Store::open(&path).unwrap();
+        s.set_task_dir(t, "/elsewhere/abc").unwrap();
+        assert_eq!(s.task_dirs().unwrap().len(), 1);
+        assert_eq!(s.read_runs().unwrap().len(), 1, "nothing recorded is lost by the migration");
     }
 
     #[test]
