@@ -61,6 +61,10 @@ pub enum Command {
         #[command(subcommand)]
         command: SandboxCommand,
     },
+    /// Write a commented loopvel.toml with ready model blocks (OpenAI,
+    /// Anthropic, Inception Mercury, Groq, Gemini, OpenRouter, Ollama, vLLM,
+    /// llama.cpp); keys stay in environment variables.
+    Init(InitArgs),
     /// Print a shell completion script: `loopvel completions bash > ~/.local/share/bash-completion/completions/loopvel`,
     /// `loopvel completions zsh > ~/.zfunc/_loopvel`, `loopvel completions fish > ~/.config/fish/completions/loopvel.fish`.
     Completions {
@@ -68,6 +72,26 @@ pub enum Command {
         #[arg(value_enum)]
         shell: ShellArg,
     },
+}
+
+/// Options of `loopvel init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write it.
+    #[arg(default_value = "loopvel.toml")]
+    pub path: PathBuf,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The language of a new task's scaffold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LangArg {
+    /// Python, tests run by pytest (which loopvel installs).
+    Python,
+    /// Rust, tests run by cargo.
+    Rust,
 }
 
 /// `loopvel completions SHELL`
@@ -177,6 +201,19 @@ pub enum TasksCommand {
         #[arg(long, value_enum, default_value = "auto")]
         sandbox: SandboxArg,
     },
+    /// Start a task: DIR/NAME with task.toml, a small buggy example, its tests
+    /// and solution/, which `tasks check` passes as written. Replace the
+    /// example with your code, tests and fix, and check again.
+    New {
+        /// The task's name (its folder's name): letters, digits, `_` and `-`.
+        name: String,
+        /// The folder to create it in.
+        #[arg(long, default_value = "tasks")]
+        dir: PathBuf,
+        /// The scaffold's language.
+        #[arg(long, value_enum, default_value = "python")]
+        lang: LangArg,
+    },
 }
 
 /// Options of `loopvel calc`.
@@ -241,6 +278,7 @@ pub struct SimulateArgs {
 
 /// Options of `loopvel run`.
 #[derive(Debug, Args)]
+#[command(after_long_help = loopvel_harness::edits::format_help())]
 pub struct RunArgs {
     /// A task directory, or a folder of tasks.
     #[arg(long)]

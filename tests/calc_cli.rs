@@ -143,23 +143,3 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
-
-/// The README pastes real output; this keeps it true for the current version.
-#[test]
-fn readme_shows_the_current_output() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let cases: [(&str, &[&str], bool); 3] = [
-        ("Real output (`cargo run --release -- calc examples/talk.toml`):", &["calc", "examples/talk.toml"], false),
-        ("`loopvel calc examples/slow-tests.toml` ends:", &["calc", "examples/slow-tests.toml"], true),
-        ("`loopvel calc examples/low-ceiling.toml` ends:", &["calc", "examples/low-ceiling.toml"], true),
-    ];
-    for (marker, args, verdict_only) in cases {
-        let at = readme.find(marker).unwrap_or_else(|| panic!("README lacks {marker:?}"));
-        let start = at + readme[at..].find("```\n").unwrap() + 4;
-        let end = start + readme[start..].find("\n```").unwrap();
-        let pasted = &readme[start..end];
-        let out = stdout(&loopvel(args));
-        let expected = if verdict_only { &out[out.find("Verdict").unwrap()..] } else { &out[..] };
-        assert_eq!(pasted, expected.trim_end_matches('\n'), "README block after {marker:?} is stale");
-    }
-}

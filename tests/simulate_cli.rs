@@ -172,29 +172,3 @@ fn impossible_distributions_and_bad_options_exit_2_with_the_reason() {
     assert_bad(&["calc", f], &["loop.test_s is a distribution; calc's closed forms need a number"]);
     assert_bad(&["calc", "examples/realities.toml"], &["is used by `loopvel simulate` only"]);
 }
-
-/// The README pastes real simulate output; all but the first line (wall time, turns per second) must match.
-#[test]
-fn readme_shows_the_current_simulate_output() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let cases: [(&str, &[&str]); 3] = [
-        (
-            "Real output (`loopvel simulate examples/talk.toml --plot docs/talk.svg`):",
-            &["simulate", "examples/talk.toml"],
-        ),
-        ("policies). `loopvel simulate examples/realities.toml`:", &["simulate", "examples/realities.toml"]),
-        (
-            "--sweep loop.test_s=0.3..60:9 --plot docs/sweep-test-time.svg`:",
-            &["simulate", "examples/talk.toml", "--runs", "20000", "--sweep", "loop.test_s=0.3..60:9"],
-        ),
-    ];
-    for (marker, args) in cases {
-        let at = readme.find(marker).unwrap_or_else(|| panic!("README lacks {marker:?}"));
-        let start = at + readme[at..].find("```\n").unwrap() + 4;
-        let end = start + readme[start..].find("\n```").unwrap();
-        let pasted: Vec<&str> = readme[start..end].lines().skip(1).collect();
-        let out = String::from_utf8_lossy(&loopvel(args).stdout).into_owned();
-        let produced: Vec<&str> = out.trim_end().lines().skip(1).collect();
-        assert_eq!(pasted, produced, "README block after {marker:?} is stale");
-    }
-}

@@ -3,6 +3,7 @@
 pub mod calc;
 pub mod demo;
 pub mod export;
+pub mod init;
 pub mod local;
 pub mod plans;
 pub mod predict;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Replay(args) => replay::run(&args, &mut out).map(|_| ()),
         Command::Predict(args) => predict::run(&args, &mut out),
         Command::Completions { shell } => completions(shell, &mut out),
+        Command::Init(args) => init::run(&args, &mut out),
     }
 }
 

@@ -19,6 +19,7 @@ pub fn run(command: &TasksCommand, out: &mut impl Write) -> Result<(), CliError>
             let sandbox = super::sandbox::open(*sandbox, &[], "tasks check")?;
             check(dir, &sandbox, out)
         }
+        TasksCommand::New { name, dir, lang } => super::init::new_task(name, dir, *lang, out),
     }
 }
 

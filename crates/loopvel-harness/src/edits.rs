@@ -57,6 +57,46 @@ the lines to put instead
 >>>>>>> REPLACE
 Only edit the files you are allowed to edit. Do not explain at length; the tests decide.";
 
+/// A reply that uses both edit styles, for the docs (`run --help`, README);
+/// a test below checks that it parses into exactly the edits it shows.
+pub const EXAMPLE_REPLY: &str = "\
+The median takes the middle value only for odd counts; fix the even case.
+
+stats.py
+<<<<<<< SEARCH
+    return ordered[len(ordered) // 2]
+=======
+    middle = len(ordered) // 2
+    if len(ordered) % 2 == 1:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+>>>>>>> REPLACE
+
+helpers.py
+```python
+def mean(values):
+    return sum(values) / len(values)
+```
+";
+
+/// The edit format in words, for `run --help` and the README.
+pub fn format_help() -> String {
+    format!(
+        "THE EDIT FORMAT\n\
+         The model is told (in the system prompt) which files it may edit and how to write edits. Its reply may \
+         hold prose and any number of edits, each in one of two styles:\n\
+         \n  * search/replace: a line holding only the file's path, then one or more blocks of\n    \
+         <<<<<<< SEARCH / exact lines of the current file / ======= / the new lines / >>>>>>> REPLACE\n    \
+         (the first occurrence is replaced; a search that matches nothing is refused and said so next turn);\n  \
+         * whole file: a line holding only the file's path, then a fenced code block with the complete new content \
+         (creates the file if the task lets the model edit it).\n\
+         \nWhen the task has exactly one editable file, a reply that is one bare fenced block is taken as that file's \
+         whole new content. Edits to files outside the task's `edit` globs, absolute paths, `..` and paths through \
+         symlinks are refused. A worked reply with both styles:\n\n{}",
+        EXAMPLE_REPLY.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    )
+}
+
 const SEARCH: &str = "<<<<<<< SEARCH";
 const DIVIDER: &str = "=======";
 const REPLACE: &str = ">>>>>>> REPLACE";
@@ -161,9 +201,13 @@ pub fn parse_edits(reply: &str) -> Parsed {
             continue;
         }
         if line.trim() == SEARCH {
-            // Unfenced blocks run until the next fence or the end.
+            // Unfenced blocks run until the next fence or the end, and end at
+            // their last REPLACE marker: what follows (a path line, then a
+            // fenced whole file) is another edit, never more of this file's.
             let end = lines[i..].iter().position(|l| is_fence(l)).map_or(lines.len(), |p| p + i);
+            let end = lines[i..end].iter().rposition(|l| l.trim() == REPLACE).map_or(end, |p| p + i + 1);
             parse_blocks(&lines[i..end], path.clone(), &mut out);
+            path = None;
             i = end;
             continue;
         }
@@ -289,5 +333,26 @@ mod tests {
         assert_eq!(replace_once("a  \nb\n", "a\nb\n", "x\n").as_deref(), Some("x\n"));
         assert_eq!(replace_once("a\n", "zzz\n", "x\n"), None);
         assert_eq!(replace_once("a\n", "", "x\n"), None);
+    }
+
+    #[test]
+    fn the_documented_example_reply_parses_into_the_edits_it_shows() {
+        let parsed = parse_edits(EXAMPLE_REPLY);
+        assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+        assert_eq!(parsed.edits.len(), 2, "{:?}", parsed.edits);
+        assert_eq!(parsed.edits[0].path, "stats.py");
+        match &parsed.edits[0].op {
+            EditOp::Replace { search, replace } => {
+                assert_eq!(search.trim(), "return ordered[len(ordered) // 2]");
+                assert!(replace.contains("(ordered[middle - 1] + ordered[middle]) / 2"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parsed.edits[1].path, "helpers.py");
+        assert_eq!(
+            parsed.edits[1].op,
+            EditOp::Whole { content: "def mean(values):\n    return sum(values) / len(values)\n".into() }
+        );
+        assert!(format_help().contains("<<<<<<< SEARCH"));
     }
 }
