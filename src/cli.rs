@@ -177,6 +177,11 @@ pub struct CalcArgs {
     /// the best (0.05 = 5 percentage points).
     #[arg(long, default_value_t = 0.05, value_name = "SHARE")]
     pub pass_rate_margin: f64,
+    /// Show every column of the tables, however wide. Default: fit the
+    /// terminal (COLUMNS, else its width; 80 when output is piped), leaving
+    /// out secondary columns under 100 columns.
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// Options of `loopvel simulate`.
@@ -219,6 +224,11 @@ pub struct SimulateArgs {
     /// A model competes on speed only if its pass rate is within this share of the best.
     #[arg(long, default_value_t = 0.05, value_name = "SHARE")]
     pub pass_rate_margin: f64,
+    /// Show every column of the tables, however wide. Default: fit the
+    /// terminal (COLUMNS, else its width; 80 when output is piped), leaving
+    /// out secondary columns under 100 columns.
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// Options of `loopvel run`.
@@ -264,6 +274,11 @@ pub struct RunArgs {
     /// How the tests (model-written code) are confined. Recorded per run.
     #[arg(long, value_enum, default_value = "auto")]
     pub sandbox: SandboxArg,
+    /// Show every column of the tables, however wide. Default: fit the
+    /// terminal (COLUMNS, else its width; 80 when output is piped), leaving
+    /// out secondary columns under 100 columns.
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// `--history`
@@ -338,6 +353,11 @@ pub struct ReportArgs {
     /// with intervals (where a model wins, and where not).
     #[arg(long)]
     pub by_task: bool,
+    /// Show every column of the tables, however wide. Default: fit the
+    /// terminal (COLUMNS, else its width; 80 when output is piped), leaving
+    /// out secondary columns under 100 columns.
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// Options of `loopvel predict`.
@@ -376,6 +396,11 @@ pub struct PredictArgs {
     /// Print the answer as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Show every column of the tables, however wide. Default: fit the
+    /// terminal (COLUMNS, else its width; 80 when output is piped), leaving
+    /// out secondary columns under 100 columns.
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// Options of `loopvel replay`.
@@ -422,4 +447,9 @@ pub struct DemoArgs {
     /// Where to write the HTML report.
     #[arg(long, default_value = "demo-report.html")]
     pub html: PathBuf,
+    /// Show every column of the tables, however wide. Default: fit the
+    /// terminal (COLUMNS, else its width; 80 when output is piped), leaving
+    /// out secondary columns under 100 columns.
+    #[arg(long)]
+    pub wide: bool,
 }
