@@ -153,7 +153,7 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), CliError> {
         "Try `loopvel replay --db demo/local.db --into whatif.db --model-speed qwen-1.5b=x10` and `loopvel report --db whatif.db`; the three-model experiment (with SmolLM2-135M) is `loopvel report --db demo/experiment.db --by-task`.".into(),
     );
     for l in lines {
-        writeln!(out, "{}", render::wrap(&format!("- {l}"), layout.text_width()).replace('\n', "\n  "))?;
+        writeln!(out, "{}", render::bullet(&l, layout.text_width()))?;
     }
     writeln!(out, "\nloopvel demo finished in {:.1} s.", started.elapsed().as_secs_f64())?;
     Ok(())

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::cli::PredictArgs;
 use crate::commands::report::load;
 use crate::error::CliError;
-use crate::render::{wrap, Layout, Table};
+use crate::render::{bullet, wrap, Layout, Table};
 
 /// Reads `models.NAME.FIELD=VALUE` or `loop.FIELD=VALUE`; VALUE a number or `xF`.
 pub fn parse_what_if(text: &str) -> Result<WhatIf, CliError> {
@@ -128,7 +128,7 @@ fn best_line(
             format!("- {what}: {}, {shown}; best in {} of resamples", r.policy, percent(share))
         }
     };
-    format!("{}\n", wrap(&line, width).replace('\n', "\n  "))
+    format!("{}\n", bullet(&line, width))
 }
 
 fn range(p: Option<predict::Predicted>, f: fn(f64) -> String) -> String {
@@ -149,7 +149,7 @@ fn answers(p: &Prediction, heading: &str, layout: Layout) -> String {
     if all_free {
         let line =
             "- lowest cost per solved task: n/a: every policy costs $0.00 here (no prices recorded, e.g. local models)";
-        s.push_str(&format!("{}\n", wrap(line, width).replace('\n', "\n  ")));
+        s.push_str(&format!("{}\n", bullet(line, width)));
     } else {
         s.push_str(&best_line(p, &p.best_cost, "lowest cost per solved task", width, |r| {
             (range(r.usd_per_solved, usd), r.best_cost_share)
@@ -222,18 +222,17 @@ fn text(p: &Prediction, heading: &str, layout: Layout) -> String {
                 seconds(m.test_s_per_turn)
             )
         };
-        s.push_str(&format!("{}\n", wrap(&line, width).replace('\n', "\n  ")));
+        s.push_str(&format!("{}\n", bullet(&line, width)));
     }
     s.push_str(&format!(
         "{}\n",
-        wrap(
-            "- best-of-k and race assume the candidates generate in parallel, each at the model's own speed (true of hosted APIs, not of one local server that answers one request at a time).",
+        bullet(
+            "best-of-k and race assume the candidates generate in parallel, each at the model's own speed (true of hosted APIs, not of one local server that answers one request at a time).",
             width
         )
-        .replace('\n', "\n  ")
     ));
     for n in &p.notes {
-        s.push_str(&format!("{}\n", wrap(&format!("- {n}"), width).replace('\n', "\n  ")));
+        s.push_str(&format!("{}\n", bullet(n, width)));
     }
     s
 }

@@ -44,8 +44,24 @@ pub fn wrap(text: &str, width: usize) -> String {
     out
 }
 
+/// A list item: `- ` and `text` wrapped so that no line is wider than `width`,
+/// continuation lines indented under the text.
+pub fn bullet(text: &str, width: usize) -> String {
+    let text = text.strip_prefix("- ").unwrap_or(text);
+    format!("- {}", wrap(text, width.saturating_sub(2).max(20)).replace('\n', "\n  "))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bullets_hang_within_the_width() {
+        assert_eq!(
+            super::bullet("aaa bbb ccc ddd eee fff ggg hhh iii", 24),
+            "- aaa bbb ccc ddd eee\n  fff ggg hhh iii"
+        );
+        assert!(super::bullet(&"word ".repeat(40), 30).lines().all(|l| l.chars().count() <= 30));
+    }
+
     #[test]
     fn wraps_on_spaces() {
         assert_eq!(super::wrap("aa bb cc", 5), "aa bb\ncc");

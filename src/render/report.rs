@@ -353,7 +353,7 @@ pub fn text(report: &Report, layout: Layout) -> String {
     if !notes.is_empty() {
         s.push_str("\nNotes\n");
         for n in notes {
-            s.push_str(&format!("{}\n", wrap(&format!("- {n}"), width).replace('\n', "\n  ")));
+            s.push_str(&format!("{}\n", super::bullet(&n, width)));
         }
     }
     s.push_str(&format!("\n{}\n", wrap(HOW_TO_READ, width)));

@@ -144,7 +144,19 @@ impl Table {
                 r
             })
             .collect();
-        let mut t = self.build(header, split, &keep);
+        let t = self.build(header.clone(), split.clone(), &keep);
+        if fits(&t) {
+            return t.to_string();
+        }
+        // Then intervals, `12.3 s (10.1–14.6 s)`, on a line of their own under the value.
+        let stacked: Vec<Vec<String>> = split
+            .into_iter()
+            .map(|r| {
+                let mut r = r.into_iter();
+                r.next().into_iter().chain(r.map(|c| c.replacen(" (", "\n(", 1))).collect()
+            })
+            .collect();
+        let mut t = self.build(header, stacked, &keep);
         if !fits(&t) {
             // Still too wide (many models): wrap within the cells rather than
             // let the terminal wrap whole lines.
