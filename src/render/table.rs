@@ -221,14 +221,54 @@ fn breakable(name: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// A policy name on lines of at most `width`, broken only at its brackets,
+/// A policy name on lines of at most `width`, broken at its spaces, brackets,
 /// commas and arrows: `escalate(fast->frontier)` → `escalate\n(fast->\nfrontier)`.
-/// Anything with spaces (a label, a sentence) is left as it is.
+/// An indented line (a sub-label) is left as it is.
 fn split_name(line: &str, width: usize) -> String {
-    if line.chars().count() <= width || line.contains(char::is_whitespace) {
+    if line.chars().count() <= width || line.starts_with(char::is_whitespace) {
         return line.to_string();
     }
-    super::wrap(&breakable(line), width).replace(' ', "")
+    // Pieces, each with whether a space stood before it.
+    let mut pieces: Vec<(String, bool)> = Vec::new();
+    let mut current = String::new();
+    let mut spaced = false;
+    let mut previous = ' ';
+    for c in line.chars() {
+        if c == ' ' {
+            if !current.is_empty() {
+                pieces.push((std::mem::take(&mut current), spaced));
+            }
+            spaced = true;
+            previous = c;
+            continue;
+        }
+        if c == '(' && !current.is_empty() {
+            pieces.push((std::mem::take(&mut current), spaced));
+            spaced = false;
+        }
+        current.push(c);
+        if c == ',' || (c == '>' && previous == '-') {
+            pieces.push((std::mem::take(&mut current), spaced));
+            spaced = false;
+        }
+        previous = c;
+    }
+    if !current.is_empty() {
+        pieces.push((current, spaced));
+    }
+    let mut lines: Vec<String> = Vec::new();
+    for (piece, spaced) in pieces {
+        match lines.last_mut() {
+            Some(last) if last.chars().count() + usize::from(spaced) + piece.chars().count() <= width => {
+                if spaced {
+                    last.push(' ');
+                }
+                last.push_str(&piece);
+            }
+            _ => lines.push(piece),
+        }
+    }
+    lines.join("\n")
 }
 
 #[cfg(test)]
@@ -284,6 +324,11 @@ mod tests {
         assert_eq!(split_name("best_of_4(frontier)", 14), "best_of_4\n(frontier)");
         assert_eq!(split_name("qwen-0.5b", 14), "qwen-0.5b");
         assert_eq!(split_name("  generation + tests & overhead", 14), "  generation + tests & overhead");
+        assert_eq!(
+            split_name("escalate(qwen-0.5b->qwen-1.5b after 1)", 14),
+            "escalate\n(qwen-0.5b->\nqwen-1.5b\nafter 1)"
+        );
+        assert_eq!(split_name("race(fast,frontier)", 14), "race(fast,\nfrontier)");
         assert_eq!(breakable("race(fast,frontier)"), "race (fast, frontier)");
         assert_eq!(breakable("fast"), "fast");
         assert_eq!(breakable("models.fast.ceiling (share)"), "models. fast. ceiling (share)");
