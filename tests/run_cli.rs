@@ -215,6 +215,8 @@ fn a_loop_goes_fail_partial_pass_with_timing_refusals_and_no_key_on_disk() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     let line = stderr.lines().find(|l| l.starts_with("[1/1]")).unwrap_or_default();
     assert!(line.contains("pass after 3 turns (") && !line.contains(", pass)"), "{stderr}");
+    // The within-turn progress is for a terminal only, never in a pipe.
+    assert!(!stderr.contains("first token") && !stderr.contains("so far …"), "{stderr}");
 
     let records = export(&dir);
     let turns: Vec<&serde_json::Value> = records.iter().filter(|r| r["record"] == "turn").collect();

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use loopvel_harness::replay::{Recording, ReplayIndex};
-use loopvel_harness::run::{play_run, Clock, History, Live, Responder, RunJob, RunOptions};
+use loopvel_harness::run::{play_run_observed, Clock, History, Live, Responder, RunJob, RunOptions};
 use loopvel_harness::task::{discover, Task};
 use loopvel_math::units::seconds;
 use loopvel_provider::Limiter;
@@ -252,7 +252,13 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                             t.score.map_or("n/a".into(), |s| format!("{s:.2}"))
                         ));
                     };
-                    let summary = play_run(&rj, &on_turn);
+                    // Within a turn, on a terminal only: first token, tokens so far, tests.
+                    let on_progress = |p| {
+                        if tty {
+                            line.set_message(crate::render::run::progress(&label, p));
+                        }
+                    };
+                    let summary = play_run_observed(&rj, &on_turn, &on_progress);
                     line.finish_and_clear();
                     bars.remove(&line);
                     if let Err(e) = store.finish_run(run_id, &summary) {

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use loopvel_math::units::{count, percent, seconds, tokens_per_s, usd};
+use loopvel_harness::run::Progress;
+use loopvel_math::units::{count, percent, seconds, tokens, tokens_per_s, usd};
 use loopvel_provider::ModelConfig;
 use loopvel_store::RunSummary;
 use serde_json::{Map, Value};
@@ -20,6 +21,15 @@ pub fn outcome(summary: &RunSummary) -> String {
         (Some(e), _) => format!("{head} ({wall}: {e})"),
         (None, reason) if reason == summary.outcome || reason == "pass" => format!("{head} ({wall})"),
         (None, reason) => format!("{head} ({wall}, stopped by {reason})"),
+    }
+}
+
+/// A run's spinner line while a turn is under way: `fizzbuzz × fast #1: turn 2: 153 tokens so far …`.
+pub fn progress(label: &str, p: Progress) -> String {
+    match p {
+        Progress::Waiting { turn } => format!("{label}: turn {turn}: waiting for the first token …"),
+        Progress::Generating { turn, tokens: n } => format!("{label}: turn {turn}: {} so far …", tokens(n as f64)),
+        Progress::Testing { turn } => format!("{label}: turn {turn}: running the tests …"),
     }
 }
 
@@ -98,4 +108,49 @@ pub fn summary_table(
         ]);
     }
     t.render(layout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(outcome: &str, stop: &str, turns: u32, error: Option<&str>) -> RunSummary {
+        RunSummary {
+            outcome: outcome.into(),
+            stop_reason: stop.into(),
+            turns,
+            time_to_pass_s: None,
+            wall_s: 5.34,
+            model_s: 0.0,
+            test_s: 0.0,
+            overhead_s: 0.0,
+            retry_wait_s: 0.0,
+            input_tokens: 0,
+            output_tokens: 0,
+            usd: 0.0,
+            error: error.map(String::from),
+        }
+    }
+
+    #[test]
+    fn the_outcome_is_said_once() {
+        assert_eq!(outcome(&summary("pass", "pass", 1, None)), "pass after 1 turn (5.34 s)");
+        assert_eq!(outcome(&summary("pass", "pass", 3, None)), "pass after 3 turns (5.34 s)");
+        assert_eq!(
+            outcome(&summary("fail", "max_turns", 15, None)),
+            "fail after 15 turns (5.34 s, stopped by max_turns)"
+        );
+        assert_eq!(outcome(&summary("error", "error", 1, Some("HTTP 401"))), "error after 1 turn (5.34 s: HTTP 401)");
+    }
+
+    #[test]
+    fn progress_lines_say_where_the_turn_is() {
+        assert_eq!(
+            progress("t × m #1", Progress::Waiting { turn: 2 }),
+            "t × m #1: turn 2: waiting for the first token …"
+        );
+        assert_eq!(progress("t", Progress::Generating { turn: 1, tokens: 1 }), "t: turn 1: 1 token so far …");
+        assert_eq!(progress("t", Progress::Generating { turn: 1, tokens: 1530 }), "t: turn 1: 1,530 tokens so far …");
+        assert_eq!(progress("t", Progress::Testing { turn: 3 }), "t: turn 3: running the tests …");
+    }
 }
