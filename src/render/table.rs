@@ -134,12 +134,17 @@ impl Table {
             return t.to_string();
         }
         // Then policy names such as escalate(fast->frontier), which set the
-        // width of the first column: break them at their brackets.
+        // width of the first column: break them at their brackets, just
+        // enough to make up the overflow.
+        let longest = |r: &[String]| r.first().map_or(0, |n| widest_line(n));
+        let names = rows.iter().map(|r| longest(r)).max().unwrap_or(0);
+        let over = widest_line(&t.to_string()).saturating_sub(layout.width);
+        let name_width = names.saturating_sub(over).max(NAME_WIDTH);
         let split: Vec<Vec<String>> = rows
             .into_iter()
             .map(|mut r| {
                 if let Some(name) = r.first_mut() {
-                    *name = name.lines().map(|l| split_name(l, NAME_WIDTH)).collect::<Vec<_>>().join("\n");
+                    *name = name.lines().map(|l| split_name(l, name_width)).collect::<Vec<_>>().join("\n");
                 }
                 r
             })
@@ -193,7 +198,7 @@ fn base(header: Vec<String>) -> comfy_table::Table {
     t
 }
 
-/// Names longer than this are broken at their brackets in a narrow table's first column.
+/// The narrowest a narrow table's first column is made by breaking names.
 const NAME_WIDTH: usize = 14;
 
 /// Open a long column name at its brackets, commas and arrows, so it can
