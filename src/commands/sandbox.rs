@@ -94,7 +94,6 @@ fn check(arg: SandboxArg, json: bool, out: &mut impl Write) -> Result<(), CliErr
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
     } else {
-        // Left-aligned words; the evidence wraps within its column on a narrow terminal.
         let mut table = render::Table::new(["probe", "result", "evidence"]).right_from(usize::MAX);
         for r in &results {
             table.row(vec![
@@ -103,7 +102,7 @@ fn check(arg: SandboxArg, json: bool, out: &mut impl Write) -> Result<(), CliErr
                 r.evidence.clone(),
             ]);
         }
-        writeln!(out, "{}", table.render(render::Layout::detect(false)))?;
+        writeln!(out, "{}", table.render(render::Layout::WIDE))?;
         writeln!(
             out,
             "{} probes at level {}: {} held, {} escaped.",

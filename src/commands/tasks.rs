@@ -108,7 +108,7 @@ fn check(dir: &std::path::Path, sandbox: &Sandbox, out: &mut impl Write) -> Resu
             failures.push(format!("{}: {p}", c.task.dir.display()));
         }
     }
-    writeln!(out, "{}", table.render(render::Layout::detect(false)))?;
+    writeln!(out, "{}", table.render(render::Layout::WIDE))?;
     if failures.is_empty() {
         writeln!(out, "All {n} tasks check out: their tests fail as given and pass with solution/ applied.")?;
         Ok(())

@@ -16,8 +16,8 @@ const ROWS: &[Row] = &[
     ("cycle time (per turn)", |m, _| seconds(m.cycle_s)),
     ("  generation + tests & overhead", |m, _| format!("{} + {}", seconds(m.generation_s), seconds(m.verification_s))),
     ("turns to target (napkin math)", |m, r| match m.turns_to_target {
-        Some(n) if m.target_within_max_turns => count(u64::from(n), "turn"),
-        Some(n) => format!("{} (> {} allowed)", count(u64::from(n), "turn"), r.loop_profile.max_turns),
+        Some(n) if m.target_within_max_turns => count(n, "turn"),
+        Some(n) => format!("{} (> {} allowed)", count(n, "turn"), r.loop_profile.max_turns),
         None => "never".into(),
     }),
     ("time to target", |m, _| opt(m.time_to_target_s, seconds)),

@@ -71,10 +71,11 @@ pub(crate) fn color(i: usize) -> RGBColor {
 /// A chart with seconds, shares or sweep values on both axes.
 pub(crate) type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
-/// The drawing area above the caption.
-fn chart_area<'a>(
-    svg: &'a mut String,
-) -> Result<(DrawingArea<SVGBackend<'a>, Shift>, DrawingArea<SVGBackend<'a>, Shift>), String> {
+/// An area of an SVG being drawn.
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+/// The whole drawing, and the area above the caption.
+fn chart_area(svg: &mut String) -> Result<(Area<'_>, Area<'_>), String> {
     let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let (top, _) = root.split_vertically(SIZE.1 - CAPTION_H);

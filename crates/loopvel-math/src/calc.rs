@@ -602,7 +602,7 @@ fn verdict_text(scenario: &Scenario, reports: &Named<ModelReport>, v: &Verdict) 
             format!(
                 "{} in {} ({})",
                 name,
-                r.and_then(|x| x.turns_to_target).map_or("? turns".into(), |n| count(u64::from(n), "turn")),
+                r.and_then(|x| x.turns_to_target).map_or("? turns".into(), |n| count(n, "turn")),
                 opt_seconds(r.and_then(|x| x.time_to_target_s))
             )
         };

@@ -100,7 +100,7 @@ pub fn tokens_per_s(x: f64) -> String {
 pub fn tokens(x: f64) -> String {
     let n = x.round();
     let word = if n == 1.0 { "token" } else { "tokens" };
-    if n >= 0.0 && n < 1e15 {
+    if (0.0..1e15).contains(&n) {
         format!("{} {word}", thousands(n as u64))
     } else {
         format!("{n:.0} {word}")
