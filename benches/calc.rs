@@ -15,5 +15,5 @@ fn full_calc_talk_scenario() -> String {
     let scenario = loopvel_scenario::parse_scenario(divan::black_box(TALK), "examples/talk.toml", &[])
         .expect("the shipped scenario is valid");
     let report = evaluate(&scenario, VerdictRule::default());
-    loopvel::render::calc::text(&report)
+    loopvel::render::calc::text(&report, loopvel::render::Layout::NARROW)
 }

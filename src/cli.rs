@@ -232,6 +232,11 @@ pub struct CalcArgs {
     /// the best (0.05 = 5 percentage points).
     #[arg(long, default_value_t = 0.05, value_name = "SHARE")]
     pub pass_rate_margin: f64,
+    /// Show every column of the tables, however wide. Default: fit the
+    /// terminal (COLUMNS, else its width; 80 when output is piped), leaving
+    /// out secondary columns under 100 columns.
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// Options of `loopvel simulate`.
@@ -274,6 +279,11 @@ pub struct SimulateArgs {
     /// A model competes on speed only if its pass rate is within this share of the best.
     #[arg(long, default_value_t = 0.05, value_name = "SHARE")]
     pub pass_rate_margin: f64,
+    /// Show every column of the tables, however wide. Default: fit the
+    /// terminal (COLUMNS, else its width; 80 when output is piped), leaving
+    /// out secondary columns under 100 columns.
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// Options of `loopvel run`.
@@ -323,6 +333,11 @@ pub struct RunArgs {
     /// How the tests (model-written code) are confined. Recorded per run.
     #[arg(long, value_enum, default_value = "auto")]
     pub sandbox: SandboxArg,
+    /// Show every column of the tables, however wide. Default: fit the
+    /// terminal (COLUMNS, else its width; 80 when output is piped), leaving
+    /// out secondary columns under 100 columns.
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// `--history`
@@ -417,6 +432,11 @@ pub struct ReportArgs {
     /// (what differs is said on stderr, and under "plans" in JSON).
     #[arg(long)]
     pub pool: bool,
+    /// Show every column of the tables, however wide. Default: fit the
+    /// terminal (COLUMNS, else its width; 80 when output is piped), leaving
+    /// out secondary columns under 100 columns.
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// Options of `loopvel predict`.
@@ -466,6 +486,11 @@ pub struct PredictArgs {
     /// (what differs is said on stderr, and under "plans" in JSON).
     #[arg(long)]
     pub pool: bool,
+    /// Show every column of the tables, however wide. Default: fit the
+    /// terminal (COLUMNS, else its width; 80 when output is piped), leaving
+    /// out secondary columns under 100 columns.
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// Options of `loopvel replay`.
@@ -514,4 +539,9 @@ pub struct DemoArgs {
     /// Where to write the HTML report.
     #[arg(long, default_value = "demo-report.html")]
     pub html: PathBuf,
+    /// Show every column of the tables, however wide. Default: fit the
+    /// terminal (COLUMNS, else its width; 80 when output is piped), leaving
+    /// out secondary columns under 100 columns.
+    #[arg(long)]
+    pub wide: bool,
 }

@@ -8,7 +8,13 @@ fn root() -> PathBuf {
 }
 
 fn loopvel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loopvel")).args(args).current_dir(root()).output().expect("run loopvel")
+    // Tables fit 80 columns unless COLUMNS says otherwise: pin it.
+    Command::new(env!("CARGO_BIN_EXE_loopvel"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("COLUMNS")
+        .output()
+        .expect("run loopvel")
 }
 
 fn stdout(o: &Output) -> String {
@@ -135,6 +141,37 @@ fn bad_input_exits_2_naming_file_key_and_fix() {
         &["--pass-rate-margin 2 is outside [0, 1]"],
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn tables_fit_the_terminal_and_wide_shows_every_column() {
+    let narrow = stdout(&loopvel(&["calc", "examples/talk.toml"]));
+    assert!(narrow.lines().all(|l| l.chars().count() <= 80), "{narrow}");
+    // best_of_2(fast): pass rate, mean, P90, [wall time per solved,] cost.
+    let fields = |out: &str| {
+        out.lines().find(|l| l.trim_start().starts_with("best_of_2(fast)")).map(|l| l.split_whitespace().count())
+    };
+    assert_eq!(fields(&narrow), Some(7), "{narrow}");
+    assert!(narrow.contains("Left out at this width: wall time per solved task (--wide shows them)"), "{narrow}");
+    for wide in [
+        stdout(&loopvel(&["calc", "examples/talk.toml", "--wide"])),
+        stdout(
+            &Command::new(env!("CARGO_BIN_EXE_loopvel"))
+                .args(["calc", "examples/talk.toml"])
+                .current_dir(root())
+                .env("COLUMNS", "120")
+                .output()
+                .expect("run loopvel"),
+        ),
+    ] {
+        assert_eq!(fields(&wide), Some(9), "{wide}");
+        assert!(wide.contains("escalate(fast->frontier), switch after 15 turns"), "{wide}");
+        assert!(wide.lines().any(|l| l.chars().count() > 100), "{wide}");
+    }
+    // Plurals: a one-turn budget is "1 turn".
+    let one = stdout(&loopvel(&["calc", "examples/talk.toml", "--set", "loop.max_turns=1"]));
+    assert!(one.contains("up to 1 turn;"), "{one}");
+    assert!(!one.contains(" 1 turns"), "{one}");
 }
 
 /// A fresh directory under the target dir (no tempfile dependency for one use).

@@ -11,7 +11,8 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 fn loopvel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loopvel")).args(args).output().expect("run loopvel")
+    // Tables fit 80 columns unless COLUMNS says otherwise: pin it.
+    Command::new(env!("CARGO_BIN_EXE_loopvel")).args(args).env_remove("COLUMNS").output().expect("run loopvel")
 }
 
 fn text(b: &[u8]) -> String {
@@ -105,6 +106,42 @@ fn text_and_markdown_show_the_table_with_intervals_and_units() {
     assert!(md.contains("|:---|---:|"), "{md}");
 }
 
+/// Every `(low–high)` interval in `out` whose two ends print the same.
+fn zero_width_intervals(out: &str) -> Vec<String> {
+    out.split('(')
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .filter_map(|inside| {
+            let (lo, hi) = inside.split_once('–')?;
+            let unit = hi.find(' ').map_or("", |i| &hi[i..]);
+            (lo == hi || format!("{lo}{unit}") == hi).then(|| inside.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn text_fits_80_columns_says_what_it_left_out_and_prints_no_empty_intervals() {
+    let db = db().to_str().unwrap();
+    let narrow = text(&loopvel(&["report", "--db", db, "--by-task"]).stdout);
+    let long: Vec<&str> = narrow.lines().filter(|l| l.chars().count() > 80).collect();
+    assert!(long.is_empty(), "lines over 80 columns: {long:#?}");
+    assert!(narrow.contains("Left out at this width: runs, passed, one-shot rate"), "{narrow}");
+    assert!(!narrow.contains("one-shot rate   "), "{narrow}");
+    let wide = text(&loopvel(&["report", "--db", db, "--by-task", "--wide"]).stdout);
+    assert!(wide.contains("one-shot rate") && !wide.contains("Left out at this width"), "{wide}");
+    assert!(wide.lines().any(|l| l.chars().count() > 100), "{wide}");
+    for out in [&narrow, &wide, &text(&loopvel(&["report", "--db", db, "--markdown"]).stdout)] {
+        assert_eq!(zero_width_intervals(out), Vec::<String>::new(), "{out}");
+    }
+    // The check itself can fail.
+    assert_eq!(zero_width_intervals("$0.000385 ($0.000385–$0.000385), 0.00 s (0.00–0.00 s)").len(), 2);
+    // Three significant figures, no noise digits: "469 tokens/s", not "469.0 tokens/s".
+    assert!(wide.contains("tokens/s") && !wide.contains(".0 tokens/s"), "{wide}");
+    // Plurals.
+    assert!(narrow.contains("300 runs of") || narrow.contains("600 runs of"), "{narrow}");
+    assert!(!narrow.contains(" 1 turns") && !narrow.contains(" 1 runs") && !narrow.contains(" 1 tasks"), "{narrow}");
+}
+
 #[test]
 fn by_task_splits_every_run_into_its_task_and_agrees_with_the_model_totals() {
     assert!(report_json(&[]).get("by_task").is_none(), "only with --by-task");
@@ -123,7 +160,7 @@ fn by_task_splits_every_run_into_its_task_and_agrees_with_the_model_totals() {
             assert!(ci[0].as_f64().unwrap() <= m && m <= ci[1].as_f64().unwrap(), "{c}");
         }
     }
-    let o = loopvel(&["report", "--db", db().to_str().unwrap(), "--by-task"]);
+    let o = loopvel(&["report", "--db", db().to_str().unwrap(), "--by-task", "--wide"]);
     let out = text(&o.stdout);
     assert!(out.contains("By task") && out.contains("task0") && out.contains("fast mean time to pass"), "{out}");
 }

@@ -43,6 +43,8 @@ fn loopvel(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env("LOOPVEL_E2E_KEY", KEY)
+        // Tables fit 80 columns unless COLUMNS says otherwise: pin it.
+        .env_remove("COLUMNS")
         .output()
         .expect("run loopvel")
 }
@@ -97,7 +99,14 @@ fn a_loop_goes_fail_partial_pass_with_timing_refusals_and_no_key_on_disk() {
     let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake", "--max-turns", "5"]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
-    assert!(stdout.contains("runs passed") && stdout.contains("1/1"), "{stdout}");
+    assert!(stdout.contains("runs") && stdout.contains("passed") && stdout.contains("1/1"), "{stdout}");
+    assert!(stdout.lines().all(|l| l.chars().count() <= 80), "the end-of-run table fits 80 columns:\n{stdout}");
+    // The outcome is said once: "pass after 3 turns (… s)", not "(… s, pass)".
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let line = stderr.lines().find(|l| l.starts_with("[1/1]")).unwrap_or_default();
+    assert!(line.contains("pass after 3 turns (") && !line.contains(", pass)"), "{stderr}");
+    // The within-turn progress is for a terminal only, never in a pipe.
+    assert!(!stderr.contains("first token") && !stderr.contains("so far …"), "{stderr}");
 
     let records = export(&dir);
     let turns: Vec<&serde_json::Value> = records.iter().filter(|r| r["record"] == "turn").collect();

@@ -8,7 +8,13 @@ fn root() -> PathBuf {
 }
 
 fn loopvel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loopvel")).args(args).current_dir(root()).output().expect("run loopvel")
+    // Tables fit 80 columns unless COLUMNS says otherwise: pin it.
+    Command::new(env!("CARGO_BIN_EXE_loopvel"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("COLUMNS")
+        .output()
+        .expect("run loopvel")
 }
 
 fn json(args: &[&str]) -> serde_json::Value {
@@ -94,6 +100,7 @@ fn csv_and_plot_are_written() {
         csv.to_str().unwrap(),
         "--plot",
         svg.to_str().unwrap(),
+        "--wide",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = std::fs::read_to_string(&csv).unwrap();
@@ -133,6 +140,139 @@ fn a_sweep_finds_where_the_winner_changes() {
     assert!(std::fs::read_to_string(&svg).unwrap().contains("Mean time to pass as loop.test_s varies"));
     let o = loopvel(&["simulate", "examples/talk.toml", "--runs", "2000", "--sweep", "loop.test_s=0.3..60:5"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("Break-even: the winner changes"));
+}
+
+/// The speedy/thinker case of issue 14: the quick model's pass rate is below
+/// the bar everywhere but at ceiling 1, so the table names the other model the
+/// winner; the chart must say the same (not "the lowest line wins").
+#[test]
+fn a_sweep_chart_marks_the_winner_the_table_names() {
+    let svg_path = scratch("ceiling.svg");
+    let args = [
+        "simulate",
+        "examples/low-ceiling.toml",
+        "--runs",
+        "4000",
+        "--sweep",
+        "models.fast.ceiling=0.5..1:6",
+        "--plot",
+        svg_path.to_str().unwrap(),
+    ];
+    let mut with_json = args.to_vec();
+    with_json.push("--json");
+    let v = json(&with_json);
+    let points = v["points"].as_array().unwrap();
+    for p in &points[..5] {
+        assert_eq!(p["winner"], "frontier", "{p}");
+        assert_eq!(p["eligible"], serde_json::json!(["frontier"]), "{p}");
+        // fast's line is lower (quicker passes) yet it cannot win.
+        assert!(p["mean_time_to_pass_s"]["fast"].as_f64() < p["mean_time_to_pass_s"]["frontier"].as_f64(), "{p}");
+        assert!(p["margin"].is_null(), "no eligible runner-up, no margin: {p}");
+    }
+    assert_eq!(points[5]["winner"], "fast");
+    for p in points {
+        if let Some(m) = p["margin"].as_f64() {
+            assert!(m >= 1.0, "a margin is winner against eligible runner-up, ≥ 1×: {p}");
+        }
+    }
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    assert!(!svg.contains("lowest line wins"), "the old caption contradicted the table");
+    assert!(
+        svg.contains("fast — dashed: pass rate &gt; 5 points below the best, cannot win"),
+        "legend marks fast as ineligible"
+    );
+    assert!(
+        svg.contains("shaded: frontier wins here") && svg.contains("shaded: fast wins here"),
+        "legend names the shaded winners"
+    );
+    assert!(svg.contains("the shading is the winner at each value, as in the table"), "caption");
+    // Dashed: many short strokes in fast's colour (#1F77B4), against one stroke per solid segment.
+    let fast_strokes = svg.matches("stroke=\"#1F77B4\"").count();
+    assert!(fast_strokes > 30, "fast's ineligible stretch is drawn dashed ({fast_strokes} strokes)");
+    // Readable at 100% zoom: no text under 12 px.
+    for size in svg.split("font-size=\"").skip(1).filter_map(|r| r.split('"').next()) {
+        let px: f64 = size.parse().unwrap();
+        assert!(px >= 12.0, "font-size {px} px");
+    }
+
+    let out = String::from_utf8_lossy(&loopvel(&args).stdout).into_owned();
+    assert!(out.contains("only eligible") && out.contains("% *"), "{out}");
+    assert!(out.contains("cannot win there, however quick"), "{out}");
+    assert!(out.lines().all(|l| l.chars().count() <= 80), "{out}");
+}
+
+#[test]
+fn turn_axes_have_whole_ticks() {
+    let svg_path = scratch("turns.svg");
+    let o = loopvel(&[
+        "simulate",
+        "examples/talk.toml",
+        "--runs",
+        "1000",
+        "--sweep",
+        "loop.max_turns=1..12:12",
+        "--plot",
+        svg_path.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    // Tick labels are <text> elements whose content is a number alone.
+    let numbers: Vec<String> = svg
+        .split("</text>")
+        .filter_map(|t| t.rsplit('>').next())
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty() && t.parse::<f64>().is_ok())
+        .collect();
+    assert!(numbers.iter().any(|n| n == "12"), "{numbers:?}");
+    assert!(!numbers.iter().any(|n| n.contains(".5")), "a turn axis has no half turns: {numbers:?}");
+}
+
+/// The sweep chart in headless Chromium, as a person sees it: it renders to
+/// a screenshot of the asked size. Skipped without Chromium, unless
+/// LOOPVEL_REQUIRE_CHROMIUM is set (as in CI).
+#[test]
+fn the_sweep_chart_renders_in_headless_chromium() {
+    let svg = scratch("chromium-sweep.svg");
+    let o = loopvel(&[
+        "simulate",
+        "examples/low-ceiling.toml",
+        "--runs",
+        "2000",
+        "--sweep",
+        "models.fast.ceiling=0.5..1:6",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let Some(bin) = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
+    else {
+        assert!(
+            std::env::var_os("LOOPVEL_REQUIRE_CHROMIUM").is_none(),
+            "LOOPVEL_REQUIRE_CHROMIUM is set but no chromium runs here"
+        );
+        eprintln!("SKIPPED: no chromium on this machine (Debian: apt-get install chromium); .ci/run installs it");
+        return;
+    };
+    let png = scratch("chromium-sweep.png");
+    let _ = std::fs::remove_file(&png);
+    let profile = scratch("chromium-profile");
+    let o = Command::new(bin)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg("--window-size=1000,700")
+        .arg(format!("file://{}", svg.display()))
+        .output()
+        .expect("run chromium");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = std::fs::read(&png).expect("a screenshot");
+    assert_eq!(&bytes[1..4], b"PNG");
+    // IHDR: width and height, big-endian, at bytes 16..24.
+    let dim = |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    assert_eq!((dim(16), dim(20)), (1000, 700));
+    assert!(bytes.len() > 10_000, "a chart, not a blank page ({} bytes)", bytes.len());
 }
 
 fn assert_bad(args: &[&str], needles: &[&str]) {

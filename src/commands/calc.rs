@@ -11,7 +11,8 @@ use crate::render;
 /// Read, evaluate and print.
 pub fn run(args: &CalcArgs, out: &mut impl Write) -> Result<(), CliError> {
     let report = report(args)?;
-    let text = if args.json { to_json(&report) } else { render::calc::text(&report) };
+    let text =
+        if args.json { to_json(&report) } else { render::calc::text(&report, render::Layout::detect(args.wide)) };
     out.write_all(text.as_bytes())?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Instant;
 
-use loopvel_math::units::{percent, seconds};
+use loopvel_math::units::{count, percent, seconds};
 
 use crate::cli::{CalcArgs, DemoArgs, ReplayArgs, SandboxArg, SimulateArgs};
 use crate::commands::report::{load, Report};
@@ -36,6 +36,7 @@ fn heading(out: &mut impl Write, step: &str) -> Result<(), CliError> {
 /// Demo.
 pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), CliError> {
     let started = Instant::now();
+    let layout = render::Layout::detect(args.wide);
     let talk = args.root.join("examples/talk.toml");
     let db = args.root.join("demo/local.db");
     let tasks = args.root.join("tasks/examples");
@@ -53,7 +54,10 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), CliError> {
     )?;
 
     heading(out, "1. calc: the talk's two models, exact formulas")?;
-    calc::run(&CalcArgs { scenario: talk.clone(), set: Vec::new(), json: false, pass_rate_margin: 0.05 }, out)?;
+    calc::run(
+        &CalcArgs { scenario: talk.clone(), set: Vec::new(), json: false, pass_rate_margin: 0.05, wide: args.wide },
+        out,
+    )?;
 
     heading(out, "2. simulate: the same loop run by run (100,000 runs per model and policy)")?;
     simulate::run(
@@ -70,6 +74,7 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), CliError> {
             sweep: Vec::new(),
             curve_points: 25,
             pass_rate_margin: 0.05,
+            wide: args.wide,
         },
         out,
     )?;
@@ -102,11 +107,7 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), CliError> {
         writeln!(out, "{line}")?;
     }
     for grid in [render::report::passing_grid(&report.models), render::report::time_grid(&report.models)] {
-        let mut t = render::calc::table(grid.header.clone());
-        for r in &grid.rows {
-            t.add_row(r.clone());
-        }
-        writeln!(out, "{}\n{t}", grid.title)?;
+        writeln!(out, "{}", grid.render(layout))?;
     }
     let html = render::report::html(&report).map_err(CliError::Usage)?;
     std::fs::write(&args.html, html)
@@ -122,10 +123,10 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), CliError> {
     for m in &report.models {
         let retries = m.hazard.iter().skip(1).map(|h| h.passed).sum::<u64>();
         lines.push(format!(
-            "{}: passed {} of {} runs ({}), {} of them on the first turn; {} after a retry. Mean time to a pass {}; tests take {} of a turn, so the {} bounds this loop.",
+            "{}: passed {} of {} ({}), {} of them on the first turn; {} after a retry. Mean time to a pass {}; tests take {} of a turn, so the {} bounds this loop.",
             m.model,
             m.passes,
-            m.runs,
+            count(m.runs, "run"),
             percent(m.pass_rate),
             m.passes - retries,
             retries,
@@ -145,7 +146,7 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), CliError> {
         "Try `loopvel replay --db demo/local.db --into whatif.db --model-speed qwen-1.5b=x10` and `loopvel report --db whatif.db`; the three-model experiment (with SmolLM2-135M) is `loopvel report --db demo/experiment.db --by-task`.".into(),
     );
     for l in lines {
-        writeln!(out, "{}", render::wrap(&format!("- {l}"), 100).replace('\n', "\n  "))?;
+        writeln!(out, "{}", render::bullet(&l, layout.text_width()))?;
     }
     writeln!(out, "\nloopvel demo finished in {:.1} s.", started.elapsed().as_secs_f64())?;
     Ok(())

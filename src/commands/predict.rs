@@ -3,15 +3,14 @@
 use std::io::Write;
 
 use loopvel_analysis::predict::{self, Change, Prediction, Question, WhatIf, LOOP_FIELDS, MODEL_FIELDS};
-use loopvel_math::units::{percent, seconds, usd};
+use loopvel_math::units::{count, percent, seconds, usd, with_interval};
 use serde_json::json;
 
 use crate::cli::PredictArgs;
 use crate::commands::plans::{select, Choice};
 use crate::commands::report::load;
 use crate::error::CliError;
-use crate::render::calc::table;
-use crate::render::wrap;
+use crate::render::{bullet, wrap, Layout, Table};
 
 /// Reads `models.NAME.FIELD=VALUE` or `loop.FIELD=VALUE`; VALUE a number or `xF`.
 pub fn parse_what_if(text: &str) -> Result<WhatIf, CliError> {
@@ -96,30 +95,32 @@ pub fn run(args: &PredictArgs, out: &mut impl Write) -> Result<(), CliError> {
         writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
         return Ok(());
     }
+    let layout = Layout::detect(args.wide);
     let budget = format!(
         "{}, {}, {}",
-        crate::commands::run::plural(baseline.max_turns as usize, "turn"),
+        count(u64::from(baseline.max_turns), "turn"),
         args.max_wall_s.map_or("no wall-time budget".into(), |s| format!("{} wall time", seconds(s))),
         args.max_usd.map_or("no cost budget".into(), |u| format!("{} per run", usd(u)))
     );
-    writeln!(
-        out,
-        "loopvel predict — {}: budget per run {budget}; {} parameter resamples × {} simulated runs per policy\n",
+    let intro = format!(
+        "loopvel predict — {}: budget per run {budget}; {} × {} per policy",
         args.db.display(),
-        args.resamples,
-        args.runs
-    )?;
+        count(args.resamples as u64, "parameter resample"),
+        count(args.runs, "simulated run")
+    );
+    writeln!(out, "{}\n", wrap(&intro, layout.text_width()))?;
     match &changed {
-        None => write!(out, "{}", text(&baseline, "As recorded"))?,
+        None => write!(out, "{}", text(&baseline, "As recorded", layout))?,
         Some(c) => {
-            write!(out, "{}", answers(&baseline, "As recorded"))?;
+            write!(out, "{}", answers(&baseline, "As recorded", layout))?;
             writeln!(out)?;
-            write!(out, "{}", text(c, &format!("What if {}", args.what_if.join(", "))))?;
+            write!(out, "{}", text(c, &format!("What if {}", args.what_if.join(", ")), layout))?;
         }
     }
     Ok(())
 }
 
+/// One answer: `- lowest mean time to pass: fast, 12.3 s (10.1–14.6 s); best in 80.0% of resamples`.
 /// A tie is exact equality in a resample (such a resample has no winner); the
 /// answer says "tie" where the best policy tied with others in every resample,
 /// and how often it tied otherwise.
@@ -128,10 +129,11 @@ fn best_line(
     name: &Option<String>,
     tied_with: &[String],
     what: &str,
+    width: usize,
     metric: impl Fn(&predict::PolicyPrediction) -> (String, f64, f64),
 ) -> String {
-    match name.as_ref().and_then(|n| p.policies.iter().find(|r| &r.policy == n)) {
-        None => format!("  {what:<28} n/a (no policy passes)\n"),
+    let line = match name.as_ref().and_then(|n| p.policies.iter().find(|r| &r.policy == n)) {
+        None => format!("- {what}: n/a (no policy passes)"),
         Some(r) => {
             let (shown, share, tied) = metric(r);
             let verdict = if !tied_with.is_empty() {
@@ -146,32 +148,33 @@ fn best_line(
             } else {
                 format!("best in {} of resamples", percent(share))
             };
-            format!("  {what:<28} {:<34} {shown}; {verdict}\n", r.policy)
+            format!("- {what}: {}, {shown}; {verdict}", r.policy)
         }
-    }
+    };
+    format!("{}\n", bullet(&line, width))
 }
 
 fn range(p: Option<predict::Predicted>, f: fn(f64) -> String) -> String {
-    p.map_or("n/a".into(), |p| format!("{} ({})", f(p.value), crate::render::span(p.interval[0], p.interval[1], f)))
+    p.map_or("n/a".into(), |p| with_interval(p.value, Some(p.interval), f))
 }
 
 /// The three answers.
-fn answers(p: &Prediction, heading: &str) -> String {
+fn answers(p: &Prediction, heading: &str, layout: Layout) -> String {
+    let width = layout.text_width();
     let mut s = format!("{heading} — median over resamples (95% prediction interval):\n");
-    s.push_str(&best_line(p, &p.best_pass_rate, &p.best_pass_rate_tied_with, "highest pass rate", |r| {
+    s.push_str(&best_line(p, &p.best_pass_rate, &p.best_pass_rate_tied_with, "highest pass rate", width, |r| {
         (range(Some(r.pass_rate), percent), r.best_pass_rate_share, r.tied_best_pass_rate_share)
     }));
-    s.push_str(&best_line(p, &p.best_time, &p.best_time_tied_with, "lowest mean time to pass", |r| {
+    s.push_str(&best_line(p, &p.best_time, &p.best_time_tied_with, "lowest mean time to pass", width, |r| {
         (range(r.mean_time_to_pass_s, seconds), r.best_time_share, r.tied_best_time_share)
     }));
     let all_free = p.policies.iter().all(|r| r.usd_per_solved.is_none_or(|c| c.interval[1] == 0.0));
     if all_free {
-        s.push_str(&format!(
-            "  {:<28} n/a: every policy costs $0.00 here (no prices recorded, e.g. local models)\n",
-            "lowest cost per solved task"
-        ));
+        let line =
+            "- lowest cost per solved task: n/a: every policy costs $0.00 here (no prices recorded, e.g. local models)";
+        s.push_str(&format!("{}\n", bullet(line, width)));
     } else {
-        s.push_str(&best_line(p, &p.best_cost, &p.best_cost_tied_with, "lowest cost per solved task", |r| {
+        s.push_str(&best_line(p, &p.best_cost, &p.best_cost_tied_with, "lowest cost per solved task", width, |r| {
             (range(r.usd_per_solved, usd), r.best_cost_share, r.tied_best_cost_share)
         }));
     }
@@ -179,15 +182,18 @@ fn answers(p: &Prediction, heading: &str) -> String {
 }
 
 /// The answers, every policy, and what bounds each loop.
-fn text(p: &Prediction, heading: &str) -> String {
-    let mut s = answers(p, heading);
-    let mut t = table(
-        ["policy", "pass rate", "mean time to pass", "cost per solved task", "best: pass / time / cost"]
-            .map(String::from)
-            .to_vec(),
-    );
+fn text(p: &Prediction, heading: &str, layout: Layout) -> String {
+    let width = layout.text_width();
+    let mut s = answers(p, heading, layout);
+    let all_free = p.policies.iter().all(|r| r.usd_per_solved.is_none_or(|c| c.interval[1] == 0.0));
+    // Narrow: who wins how often is in the answers above; a cost column of
+    // $0.00 everywhere (local models) says nothing.
+    let secondary: &[usize] = if all_free { &[3, 4] } else { &[4] };
+    let mut t =
+        Table::new(["policy", "pass rate", "mean time to pass", "cost per solved task", "best: pass / time / cost"])
+            .secondary(secondary);
     for r in &p.policies {
-        t.add_row(vec![
+        t.row(vec![
             r.policy.clone(),
             range(Some(r.pass_rate), percent),
             range(r.mean_time_to_pass_s, seconds),
@@ -200,7 +206,27 @@ fn text(p: &Prediction, heading: &str) -> String {
             ),
         ]);
     }
-    s.push_str(&format!("\nEvery policy (95% prediction intervals; 'best' = share of resamples it won; a resample where policies tie exactly has no winner)\n{t}\n"));
+    let title = if layout.wide {
+        "Every policy (95% prediction intervals; 'best' = share of resamples it won; a resample where policies tie exactly has no winner)"
+    } else {
+        "Every policy (95% prediction intervals)"
+    };
+    s.push_str(&format!("\n{title}\n{}\n", t.render(layout)));
+    if layout.narrow() {
+        let hidden: Vec<&str> = secondary
+            .iter()
+            .map(|&i| {
+                [
+                    "policy",
+                    "pass rate",
+                    "mean time to pass",
+                    "cost per solved task",
+                    "share of resamples each policy won",
+                ][i]
+            })
+            .collect();
+        s.push_str(&crate::render::simulate::hidden_note(&hidden, width));
+    }
     s.push_str("\nWhat bounds each loop\n");
     for m in &p.models {
         let line = if m.tests_bound {
@@ -219,18 +245,17 @@ fn text(p: &Prediction, heading: &str) -> String {
                 seconds(m.test_s_per_turn)
             )
         };
-        s.push_str(&format!("{}\n", wrap(&line, 100).replace('\n', "\n  ")));
+        s.push_str(&format!("{}\n", bullet(&line, width)));
     }
     s.push_str(&format!(
         "{}\n",
-        wrap(
-            "- best-of-k and race assume the candidates generate in parallel, each at the model's own speed (true of hosted APIs, not of one local server that answers one request at a time).",
-            100
+        bullet(
+            "best-of-k and race assume the candidates generate in parallel, each at the model's own speed (true of hosted APIs, not of one local server that answers one request at a time).",
+            width
         )
-        .replace('\n', "\n  ")
     ));
     for n in &p.notes {
-        s.push_str(&format!("{}\n", wrap(&format!("- {n}"), 100).replace('\n', "\n  ")));
+        s.push_str(&format!("{}\n", bullet(n, width)));
     }
     s
 }

@@ -19,14 +19,14 @@ use std::time::Instant;
 use loopvel_harness::replay::{Recording, RunReplay, Timing, PAST_THE_RECORDING};
 use loopvel_harness::run::{play_run, Clock, History, RunJob, RunOptions};
 use loopvel_harness::task::{discover, Task};
-use loopvel_math::units::seconds;
+use loopvel_math::units::{count, seconds};
 use loopvel_provider::Completion;
 use loopvel_sandbox::Sandbox;
 use loopvel_store::{Store, StoredRun};
 use serde_json::{json, Value};
 
 use crate::cli::ReplayArgs;
-use crate::commands::run::{fnv1a, plural, task_hash, FNV_OFFSET};
+use crate::commands::run::{fnv1a, task_hash, FNV_OFFSET};
 use crate::error::CliError;
 
 /// What happened to one replayed run.
@@ -449,7 +449,7 @@ fn replay_one(dst: &Store, job: Job) -> Result<Replayed, String> {
             differences.push(format!("outcome {} (recorded {})", summary.outcome, src.outcome));
         }
         if summary.turns as usize != src.turns.len() {
-            differences.push(format!("{} (recorded {})", plural(summary.turns as usize, "turn"), src.turns.len()));
+            differences.push(format!("{} (recorded {})", count(u64::from(summary.turns), "turn"), src.turns.len()));
         }
         for (i, (now, then)) in now_grades.iter().zip(src.turns.iter().map(|t| &t.grade)).enumerate() {
             if now != then {
@@ -491,7 +491,7 @@ fn print(result: &ReplayResult, args: &ReplayArgs, out: &mut impl Write) -> Resu
     writeln!(
         out,
         "loopvel replay: {} from {} replayed into {} in {:.1} s (recorded replies, real tests, virtual clock)",
-        plural(result.runs.len(), "run"),
+        count(result.runs.len() as u64, "run"),
         args.db.display(),
         args.into.display(),
         result.elapsed_s

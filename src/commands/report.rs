@@ -164,7 +164,7 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<(), CliError> {
     } else if args.markdown {
         write!(out, "{}", render::report::markdown(&report))?;
     } else {
-        write!(out, "{}", render::report::text(&report))?;
+        write!(out, "{}", render::report::text(&report, render::Layout::detect(args.wide)))?;
         if let Some(path) = &args.html {
             writeln!(out, "\nHTML report: {}", path.display())?;
         }

@@ -1,18 +1,17 @@
 //! `loopvel run`: tasks × models × replicates through real fix-until-green loops.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use comfy_table::CellAlignment;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use loopvel_harness::replay::{Recording, ReplayIndex};
-use loopvel_harness::run::{play_run, Clock, History, Live, Responder, RunJob, RunOptions};
+use loopvel_harness::run::{play_run_observed, Clock, History, Live, Responder, RunJob, RunOptions};
 use loopvel_harness::task::{discover, Task};
-use loopvel_math::units::{percent, seconds, usd};
-use loopvel_provider::{Limiter, ModelConfig};
+use loopvel_math::units::{count, seconds};
+use loopvel_provider::Limiter;
 use loopvel_store::Store;
 use serde_json::{Map, Value};
 
@@ -185,10 +184,10 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     let _ = writeln!(
         err,
         "loopvel run: {} × {} × {} = {}{}; recording into {}",
-        plural(tasks.len(), "task"),
-        plural(models.len(), "model"),
-        plural(args.runs as usize, "run"),
-        plural(total, "run"),
+        count(tasks.len() as u64, "task"),
+        count(models.len() as u64, "model"),
+        count(u64::from(args.runs), "run"),
+        count(total as u64, "run"),
         if skipped > 0 { format!(" ({skipped} already done, resuming)") } else { String::new() },
         args.db.display()
     );
@@ -272,7 +271,13 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                             t.score.map_or("n/a".into(), |s| format!("{s:.2}"))
                         ));
                     };
-                    let summary = play_run(&rj, &on_turn);
+                    // Within a turn, on a terminal only: first token, tokens so far, tests.
+                    let on_progress = |p| {
+                        if tty {
+                            line.set_message(crate::render::run::progress(&label, p));
+                        }
+                    };
+                    let summary = play_run_observed(&rj, &on_turn, &on_progress);
                     line.finish_and_clear();
                     bars.remove(&line);
                     if let Err(e) = store.finish_run(run_id, &summary) {
@@ -299,11 +304,8 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                     // At --sandbox none every run says so: its result is only as true as its code was honest.
                     let unconfined = if level == "none" { " [UNSANDBOXED: --sandbox none]" } else { "" };
                     let text = format!(
-                        "[{n}/{total}] {label}: {} after {} ({}, {}); {} passed so far; ETA {}{unconfined}",
-                        summary.outcome,
-                        plural(summary.turns as usize, "turn"),
-                        seconds(summary.wall_s),
-                        summary.error.as_deref().unwrap_or(&summary.stop_reason),
+                        "[{n}/{total}] {label}: {}; {} passed so far; ETA {}{unconfined}",
+                        crate::render::run::outcome(&summary),
                         passed.load(Ordering::SeqCst),
                         seconds(eta)
                     );
@@ -328,7 +330,11 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
         store.export_runs()?.into_iter().filter(|r| r["plan_id"].as_i64() == Some(plan)).collect();
     let turns: Vec<Map<String, Value>> =
         store.export_turns()?.into_iter().filter(|r| r["plan_id"].as_i64() == Some(plan)).collect();
-    writeln!(out, "{}", table(&models, &runs, &turns))?;
+    writeln!(
+        out,
+        "{}",
+        crate::render::run::summary_table(&models, &runs, &turns, crate::render::Layout::detect(args.wide))
+    )?;
     // An all-error plan measured nothing (no server at the address, a refused
     // key): a script must see it fail. Some errors among real results are part
     // of the measurement (report counts them), so they only get a line.
@@ -346,97 +352,8 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
             std::io::stderr(),
             "loopvel run: {errored} of {} ended in an error (the first: {first}); they are recorded with outcome \
              error and reported apart from passes and fails",
-            plural(played, "run")
+            count(played as u64, "run")
         );
     }
     Ok(())
-}
-
-/// "1 run", "2 runs". Private until the shared format helpers in src/render land.
-pub(crate) fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
-}
-
-fn f(v: &Value) -> Option<f64> {
-    v.as_f64()
-}
-
-fn quantile(mut xs: Vec<f64>, q: f64) -> Option<f64> {
-    if xs.is_empty() {
-        return None;
-    }
-    xs.sort_by(f64::total_cmp);
-    let rank = ((q * xs.len() as f64).ceil() as usize).clamp(1, xs.len());
-    Some(xs[rank - 1])
-}
-
-/// The talk's table per model, from the recorded runs and turns of this plan.
-fn table(models: &[ModelConfig], runs: &[Map<String, Value>], turns: &[Map<String, Value>]) -> String {
-    let mut t = crate::render::calc::table(
-        [
-            "model",
-            "runs passed",
-            "one-shot passes",
-            "median turns",
-            "mean time to pass",
-            "P90 time to pass",
-            "best score of failed runs",
-            "mean TTFT",
-            "tokens/s",
-            "test time share",
-            "cost per solved",
-        ]
-        .map(String::from)
-        .to_vec(),
-    );
-    let mut best_score: HashMap<i64, f64> = HashMap::new();
-    for u in turns {
-        if let (Some(id), Some(s)) = (u["run_id"].as_i64(), f(&u["score"])) {
-            let e = best_score.entry(id).or_insert(0.0);
-            *e = e.max(s);
-        }
-    }
-    for m in models {
-        let mine: Vec<&Map<String, Value>> = runs.iter().filter(|r| r["model"] == m.name.as_str()).collect();
-        let my_turns: Vec<&Map<String, Value>> = turns.iter().filter(|r| r["model"] == m.name.as_str()).collect();
-        let passes: Vec<&&Map<String, Value>> = mine.iter().filter(|r| r["outcome"] == "pass").collect();
-        let one_shot = passes.iter().filter(|r| r["turns"].as_i64() == Some(1)).count();
-        let times: Vec<f64> = passes.iter().filter_map(|r| f(&r["time_to_pass_s"])).collect();
-        let turn_counts: Vec<f64> = passes.iter().filter_map(|r| f(&r["turns"])).collect();
-        let failed_best = mine
-            .iter()
-            .filter(|r| r["outcome"] != "pass")
-            .filter_map(|r| r["run_id"].as_i64().and_then(|id| best_score.get(&id)))
-            .fold(None, |a: Option<f64>, b| Some(a.map_or(*b, |a| a.max(*b))));
-        let mean = |xs: &[f64]| (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64);
-        let ttfts: Vec<f64> = my_turns.iter().filter_map(|u| f(&u["ttft_s"])).collect();
-        let tps: Vec<f64> = my_turns.iter().filter_map(|u| f(&u["tokens_per_s"])).collect();
-        let wall: f64 = mine.iter().filter_map(|r| f(&r["wall_s"])).sum();
-        let test: f64 = mine.iter().filter_map(|r| f(&r["test_s"])).sum();
-        let cost: f64 = mine.iter().filter_map(|r| f(&r["usd"])).sum();
-        let opt = |x: Option<f64>, g: fn(f64) -> String| x.map_or("n/a".to_string(), g);
-        t.add_row(vec![
-            m.name.clone(),
-            format!("{}/{}", passes.len(), mine.len()),
-            one_shot.to_string(),
-            opt(quantile(turn_counts, 0.5), |x| format!("{x:.0}")),
-            opt(mean(&times), seconds),
-            opt(quantile(times.clone(), 0.9), seconds),
-            opt(failed_best, percent),
-            opt(mean(&ttfts), seconds),
-            opt(mean(&tps), |x| format!("{x:.0} tok/s")),
-            if wall > 0.0 { percent(test / wall) } else { "n/a".into() },
-            if passes.is_empty() { "n/a".into() } else { usd(cost / passes.len() as f64) },
-        ]);
-    }
-    for i in 1..t.column_count() {
-        if let Some(c) = t.column_mut(i) {
-            c.set_cell_alignment(CellAlignment::Right);
-        }
-    }
-    t.to_string()
 }

@@ -94,15 +94,15 @@ fn check(arg: SandboxArg, json: bool, out: &mut impl Write) -> Result<(), CliErr
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
     } else {
-        let mut table = render::calc::table(["probe", "result", "evidence"].map(String::from).to_vec());
+        let mut table = render::Table::new(["probe", "result", "evidence"]).right_from(usize::MAX);
         for r in &results {
-            table.add_row(vec![
+            table.row(vec![
                 r.name.to_string(),
                 if r.held { "held".into() } else { "ESCAPED".into() },
                 r.evidence.clone(),
             ]);
         }
-        writeln!(out, "{table}")?;
+        writeln!(out, "{}", table.render(render::Layout::WIDE))?;
         writeln!(
             out,
             "{} probes at level {}: {} held, {} escaped.",

@@ -89,10 +89,16 @@ impl Axis {
 pub struct SweepPoint {
     /// The value of each axis.
     pub at: Vec<f64>,
-    /// Winner and margin there.
+    /// The winner there: the lowest mean time to pass among the eligible models.
     pub winner: Option<String>,
-    /// Runner-up's mean time to pass over the winner's.
+    /// The eligible model with the next lowest mean time to pass.
+    pub runner_up: Option<String>,
+    /// The runner-up's mean time to pass over the winner's (≥ 1); `None`
+    /// when fewer than two models are eligible.
     pub margin: Option<f64>,
+    /// Models whose pass rate is within the pass-rate margin of the best here:
+    /// only these can win, whatever their times.
+    pub eligible: Vec<String>,
     /// Mean time to pass per model, s.
     pub mean_time_to_pass_s: serde_json::Map<String, serde_json::Value>,
     /// Pass rate per model.
@@ -110,6 +116,8 @@ pub struct Sweep {
     pub points: Vec<SweepPoint>,
     /// Runs per model per point.
     pub runs: u64,
+    /// How far below the best pass rate a model may be and still win (share).
+    pub pass_rate_margin: f64,
     /// Wall time, s.
     pub elapsed_s: f64,
 }
@@ -167,7 +175,8 @@ pub fn run(args: &SimulateArgs, out: &mut impl Write) -> Result<(), CliError> {
     let printed = if args.json {
         json(&output)
     } else {
-        render::simulate::text(&report, &output.verdict, elapsed_s, threads, &scenario.loop_profile)
+        let layout = render::Layout::detect(args.wide);
+        render::simulate::text(&report, &output.verdict, elapsed_s, threads, &scenario.loop_profile, layout)
     };
     out.write_all(printed.as_bytes())?;
     Ok(())
@@ -204,20 +213,40 @@ fn run_sweep(args: &SimulateArgs, text: &str, file: &str, out: &mut impl Write) 
         let per_model = |f: &dyn Fn(&loopvel_sim::stats::Summary) -> Option<f64>| {
             report.models.iter().map(|(n, r)| (n.clone(), serde_json::json!(f(&r.summary)))).collect()
         };
+        // The verdict's runner-up may be a model below the pass-rate bar (its
+        // ratio then reads below 1×); a sweep compares the winner with the
+        // next eligible model only, so its margin is ≥ 1× or absent.
+        let mean_of =
+            |name: &str| report.models.iter().find(|(n, _)| n == name).and_then(|(_, r)| r.summary.mean_time_to_pass_s);
+        let runner_up = verdict.competent.iter().find(|n| Some(*n) != verdict.winner.as_ref()).cloned();
+        let margin = match (verdict.winner.as_deref().and_then(mean_of), runner_up.as_deref().and_then(mean_of)) {
+            (Some(w), Some(r)) if w > 0.0 => Some(r / w),
+            _ => None,
+        };
         points.push(SweepPoint {
             at,
             winner: verdict.winner.clone(),
-            margin: verdict.ratio,
+            runner_up,
+            margin,
+            eligible: verdict.competent.clone(),
             mean_time_to_pass_s: per_model(&|s| s.mean_time_to_pass_s),
             pass_rate: per_model(&|s| Some(s.pass_rate)),
         });
     }
-    let sweep = Sweep { axes, models, points, runs: args.runs, elapsed_s: started.elapsed().as_secs_f64() };
+    let sweep = Sweep {
+        axes,
+        models,
+        points,
+        runs: args.runs,
+        pass_rate_margin: args.pass_rate_margin,
+        elapsed_s: started.elapsed().as_secs_f64(),
+    };
     if let Some(path) = &args.plot {
         let svg = render::plot::sweep(&sweep).map_err(CliError::Usage)?;
         write_file(path, &svg)?;
     }
-    let printed = if args.json { json(&sweep) } else { render::simulate::sweep_text(&sweep) };
+    let printed =
+        if args.json { json(&sweep) } else { render::simulate::sweep_text(&sweep, render::Layout::detect(args.wide)) };
     out.write_all(printed.as_bytes())?;
     Ok(())
 }

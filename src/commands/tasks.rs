@@ -112,17 +112,22 @@ fn counts(r: &std::io::Result<TestRun>) -> String {
 fn check(dir: &std::path::Path, sandbox: &Sandbox, out: &mut impl Write) -> Result<(), CliError> {
     let mut tasks = discover(dir)?;
     super::prepare_python(&mut tasks)?;
-    let mut table = render::calc::table(
-        ["task", "report", "tests as given", "with solution/", "test time as given", "test time solved", "check"]
-            .map(String::from)
-            .to_vec(),
-    );
+    let mut table = render::Table::new([
+        "task",
+        "report",
+        "tests as given",
+        "with solution/",
+        "test time as given",
+        "test time solved",
+        "check",
+    ])
+    .right_from(usize::MAX);
     let mut failures = Vec::new();
     let n = tasks.len();
     for task in tasks {
         let c = check_one(task, sandbox);
         let time = |r: &std::io::Result<TestRun>| r.as_ref().map_or("n/a".into(), |r| seconds(r.duration_s));
-        table.add_row(vec![
+        table.row(vec![
             c.task.name.clone(),
             c.task.report.to_string(),
             counts(&c.given),
@@ -135,7 +140,7 @@ fn check(dir: &std::path::Path, sandbox: &Sandbox, out: &mut impl Write) -> Resu
             failures.push(format!("{}: {p}", c.task.dir.display()));
         }
     }
-    writeln!(out, "{table}")?;
+    writeln!(out, "{}", table.render(render::Layout::WIDE))?;
     if failures.is_empty() {
         let all = if n == 1 {
             "The task checks out: its tests fail".to_string()

@@ -4,13 +4,12 @@
 
 use loopvel_analysis::summary::{ModelSummary, TaskRow};
 use loopvel_analysis::Estimate;
-use loopvel_math::units::{percent, seconds, usd};
+use loopvel_math::units::{count, percent, seconds, span, tokens, tokens_per_s, turns, usd, with_interval};
 use serde_json::{json, Map, Value};
 
 use crate::commands::report::Report;
-use crate::render::calc::table;
 use crate::render::report_plot;
-use crate::render::wrap;
+use crate::render::{wrap, Layout, Table};
 
 /// A titled table of strings.
 pub struct Grid {
@@ -20,14 +19,35 @@ pub struct Grid {
     pub header: Vec<String>,
     /// Rows.
     pub rows: Vec<Vec<String>>,
+    /// Columns a narrow terminal leaves out (Markdown and HTML show every column).
+    pub secondary: Vec<usize>,
+}
+
+impl Grid {
+    /// The grid as a terminal table: its title wrapped to the width, then the table.
+    pub fn render(&self, layout: Layout) -> String {
+        let mut t = Table::new(self.header.clone()).secondary(&self.secondary);
+        for r in &self.rows {
+            t.row(r.clone());
+        }
+        format!("{}\n{}", wrap(&self.title, layout.text_width()), t.render(layout))
+    }
+
+    /// The headers of the columns a narrow terminal leaves out.
+    pub fn hidden(&self, layout: Layout) -> Vec<String> {
+        if layout.wide {
+            return Vec::new();
+        }
+        self.secondary.iter().filter_map(|&i| self.header.get(i).cloned()).collect()
+    }
 }
 
 fn interval(ci: Option<[f64; 2]>, f: fn(f64) -> String) -> String {
-    ci.map_or_else(String::new, |[a, b]| format!(" ({})", crate::render::span(a, b, f)))
+    ci.map_or_else(String::new, |[a, b]| format!(" ({})", span(a, b, f)))
 }
 
 fn with_ci(value: Option<f64>, ci: Option<[f64; 2]>, f: fn(f64) -> String) -> String {
-    value.map_or_else(|| "n/a".into(), |v| format!("{}{}", f(v), interval(ci, f)))
+    value.map_or_else(|| "n/a".into(), |v| with_interval(v, ci, f))
 }
 
 fn est(e: Option<Estimate>, f: fn(f64) -> String) -> String {
@@ -36,24 +56,6 @@ fn est(e: Option<Estimate>, f: fn(f64) -> String) -> String {
 
 fn share(x: f64) -> String {
     format!("{:.2}", x)
-}
-
-fn tokens(x: f64) -> String {
-    format!("{x:.0} tokens")
-}
-
-fn speed(x: f64) -> String {
-    format!("{x:.1} tokens/s")
-}
-
-fn turns(x: f64) -> String {
-    if x == 1.0 {
-        "1 turn".into()
-    } else if x.fract() == 0.0 {
-        format!("{x:.0} turns")
-    } else {
-        format!("{x:.1} turns")
-    }
 }
 
 /// The main table: the talk's columns with intervals.
@@ -89,6 +91,8 @@ pub fn passing_grid(models: &[ModelSummary]) -> Grid {
                 ]
             })
             .collect(),
+        // Narrow: the rate with its interval, turns, time; counts are in the title line.
+        secondary: vec![1, 2, 4, 7],
     }
 }
 
@@ -114,6 +118,7 @@ pub fn time_grid(models: &[ModelSummary]) -> Grid {
                 ]
             })
             .collect(),
+        secondary: vec![3, 4],
     }
 }
 
@@ -128,8 +133,8 @@ pub fn fit_grid(models: &[ModelSummary]) -> Grid {
         ("first_score (share passing after turn 1)", |m| est(m.fit.first_score, share)),
         ("TTFT median", |m| est(m.fit.ttft_median_s, seconds)),
         ("TTFT P90", |m| est(m.fit.ttft_p90_s, seconds)),
-        ("decode speed median", |m| est(m.fit.tokens_per_s_median, speed)),
-        ("decode speed P90", |m| est(m.fit.tokens_per_s_p90, speed)),
+        ("decode speed median", |m| est(m.fit.tokens_per_s_median, tokens_per_s)),
+        ("decode speed P90", |m| est(m.fit.tokens_per_s_p90, tokens_per_s)),
         ("output per turn (mean)", |m| est(m.fit.output_tokens_mean, tokens)),
         ("cost per turn (mean)", |m| est(m.fit.usd_per_turn, usd)),
         ("cost per solved task", |m| est(m.usd_per_solved, usd)),
@@ -148,6 +153,7 @@ pub fn fit_grid(models: &[ModelSummary]) -> Grid {
                 row
             })
             .collect(),
+        secondary: Vec::new(),
     }
 }
 
@@ -164,12 +170,13 @@ pub fn hazard_grid(models: &[ModelSummary]) -> Grid {
                 let mut row = vec![(i + 1).to_string()];
                 row.extend(models.iter().map(|m| {
                     m.hazard.get(i).map_or(String::new(), |h| {
-                        format!("{}/{} {}{}", h.passed, h.at_risk, percent(h.rate), interval(h.ci, percent))
+                        format!("{}/{} {}", h.passed, h.at_risk, with_interval(h.rate, h.ci, percent))
                     })
                 }));
                 row
             })
             .collect(),
+        secondary: Vec::new(),
     }
 }
 
@@ -198,6 +205,7 @@ pub fn check_grid(check: &[loopvel_analysis::check::Coverage]) -> Grid {
                 ]
             })
             .collect(),
+        secondary: Vec::new(),
     }
 }
 
@@ -220,10 +228,13 @@ fn grids(report: &Report) -> Vec<Grid> {
 /// Per task: each model's passes (Wilson 95%) and mean time to pass (bootstrap 95%).
 pub fn by_task_grid(rows: &[TaskRow]) -> Grid {
     let mut header = vec!["task".to_string()];
-    for c in rows.first().map_or(&[][..], |r| &r.cells[..]) {
+    let cells = rows.first().map_or(&[][..], |r| &r.cells[..]);
+    for c in cells {
         header.push(format!("{} passed", c.model));
         header.push(format!("{} mean time to pass", c.model));
     }
+    // Narrow, with several models: passes only (where each model wins); the times need --wide.
+    let secondary = if cells.len() > 1 { (0..cells.len()).map(|i| 2 + 2 * i).collect() } else { Vec::new() };
     Grid {
         title: "By task (passed / runs with Wilson 95% interval; mean time to pass over passing runs, bootstrap 95%)"
             .into(),
@@ -247,6 +258,7 @@ pub fn by_task_grid(rows: &[TaskRow]) -> Grid {
                 row
             })
             .collect(),
+        secondary,
     }
 }
 
@@ -298,41 +310,53 @@ pub fn sandbox_line(report: &Report) -> Option<String> {
         .sandbox
         .iter()
         .map(|(level, n)| match level.as_deref() {
-            None => format!("not recorded for {n} runs (recorded before loopvel recorded it)"),
-            Some("none") => format!("NONE for {n} runs (unconfined: their code could have changed their own results)"),
-            Some(l) => format!("{l} for {n} runs"),
+            None => format!("not recorded for {} (recorded before loopvel recorded it)", count(*n as u64, "run")),
+            Some("none") => format!(
+                "NONE for {} (unconfined: their code could have changed their own results)",
+                count(*n as u64, "run")
+            ),
+            Some(l) => format!("{l} for {}", count(*n as u64, "run")),
         })
         .collect();
     Some(format!("Tests ran in the sandbox: {}.", parts.join("; ")))
 }
 
+/// `300 runs of 2 models on 10 tasks`.
+fn counts(report: &Report) -> String {
+    format!(
+        "{} of {} on {}",
+        count(report.runs as u64, "run"),
+        count(report.models.len() as u64, "model"),
+        count(report.tasks as u64, "task")
+    )
+}
+
 /// The report for a terminal.
-pub fn text(report: &Report) -> String {
-    let mut s = format!(
-        "loopvel report — {}: {} runs of {} models on {} tasks\n",
-        report.db,
-        report.runs,
-        report.models.len(),
-        report.tasks
-    );
+pub fn text(report: &Report, layout: Layout) -> String {
+    let width = layout.text_width();
+    let mut s = format!("{}\n", wrap(&format!("loopvel report — {}: {}", report.db, counts(report)), width));
     if let Some(line) = sandbox_line(report) {
-        s.push_str(&format!("{line}\n"));
+        s.push_str(&format!("{}\n", wrap(&line, width)));
     }
+    let mut hidden = Vec::new();
     for g in grids(report) {
-        let mut t = table(g.header.clone());
-        for r in &g.rows {
-            t.add_row(r.clone());
-        }
-        s.push_str(&format!("\n{}\n{t}\n", g.title));
+        s.push_str(&format!("\n{}\n", g.render(layout)));
+        hidden.extend(g.hidden(layout));
+    }
+    if !hidden.is_empty() {
+        hidden.dedup();
+        let names: Vec<&str> = hidden.iter().map(String::as_str).collect();
+        s.push('\n');
+        s.push_str(&super::simulate::hidden_note(&names, width));
     }
     let notes = notes(report);
     if !notes.is_empty() {
         s.push_str("\nNotes\n");
         for n in notes {
-            s.push_str(&format!("{}\n", wrap(&format!("- {n}"), 100).replace('\n', "\n  ")));
+            s.push_str(&format!("{}\n", super::bullet(&n, width)));
         }
     }
-    s.push_str(&format!("\n{}\n", wrap(HOW_TO_READ, 100)));
+    s.push_str(&format!("\n{}\n", wrap(HOW_TO_READ, width)));
     s
 }
 
@@ -342,13 +366,7 @@ fn md_cell(s: &str) -> String {
 
 /// The report as Markdown, for a pull request.
 pub fn markdown(report: &Report) -> String {
-    let mut s = format!(
-        "### loopvel report — `{}`: {} runs of {} models on {} tasks\n",
-        report.db,
-        report.runs,
-        report.models.len(),
-        report.tasks
-    );
+    let mut s = format!("### loopvel report — `{}`: {}\n", report.db, counts(report));
     if let Some(line) = sandbox_line(report) {
         s.push_str(&format!("\n{line}\n"));
     }
@@ -455,11 +473,9 @@ pub fn html(report: &Report) -> Result<String, String> {
     }
     body.push_str(&format!("<p>{}</p>\n", esc(HOW_TO_READ)));
     Ok(format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>loopvel report — {db}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>loopvel report</h1>\n<p>{db}: {runs} runs of {models} models on {tasks} tasks. Made by loopvel {version}.</p>\n{body}</body>\n</html>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>loopvel report — {db}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>loopvel report</h1>\n<p>{db}: {counts}. Made by loopvel {version}.</p>\n{body}</body>\n</html>\n",
         db = esc(&report.db),
-        runs = report.runs,
-        models = report.models.len(),
-        tasks = report.tasks,
+        counts = counts(report),
         version = env!("CARGO_PKG_VERSION"),
     ))
 }

@@ -3,7 +3,9 @@
 
 use plotters::prelude::*;
 
-use crate::render::plot::{color, draw_legend, draw_line, err, Chart as Chart2d};
+use crate::render::plot::{
+    color, draw_legend, draw_line, err, readable, tick, whole, whole_labels, Chart as Chart2d, TITLE_PT,
+};
 use loopvel_analysis::summary::ModelSummary;
 
 /// One chart and its caption.
@@ -55,16 +57,17 @@ pub fn km_by_time(models: &[ModelSummary]) -> Result<Chart, String> {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Runs passed by time (Kaplan–Meier, shaded: 95% band)", ("sans-serif", 20))
+            .caption("Runs passed by time (Kaplan–Meier, shaded: 95% band)", ("sans-serif", TITLE_PT))
             .margin(16)
-            .x_label_area_size(48)
+            .x_label_area_size(56)
             .y_label_area_size(64)
             .build_cartesian_2d(0f64..end, 0f64..100f64)
             .map_err(err)?;
-        chart
-            .configure_mesh()
+        readable(&mut chart.configure_mesh())
             .x_desc("time since the run started (s)")
             .y_desc("runs passed (% of runs)")
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .draw()
             .map_err(err)?;
         for (i, m) in models.iter().enumerate() {
@@ -90,13 +93,20 @@ pub fn fit_check(models: &[ModelSummary]) -> Result<Chart, String> {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Fitted model (dots) against what happened (line, 95% band), by turn", ("sans-serif", 20))
+            .caption("Fitted model (dots) against what happened (line, 95% band), by turn", ("sans-serif", TITLE_PT))
             .margin(16)
-            .x_label_area_size(48)
+            .x_label_area_size(56)
             .y_label_area_size(64)
             .build_cartesian_2d(0f64..max_turn + 0.5, 0f64..100f64)
             .map_err(err)?;
-        chart.configure_mesh().x_desc("turn").y_desc("runs passed (% of runs)").draw().map_err(err)?;
+        readable(&mut chart.configure_mesh())
+            .x_desc("turn")
+            .y_desc("runs passed (% of runs)")
+            .x_labels(whole_labels(0.0, max_turn + 0.5))
+            .x_label_formatter(&whole)
+            .y_label_formatter(&tick)
+            .draw()
+            .map_err(err)?;
         for (i, m) in models.iter().enumerate() {
             let end = max_turn + 0.5;
             let lo = steps(m.km_turns.iter().map(|p| (p[0], 100.0 * p[2])), end);
@@ -139,13 +149,20 @@ pub fn score_by_turn(models: &[ModelSummary]) -> Result<Chart, String> {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Score by turn (line: median; shaded: 10th–90th percentile of runs)", ("sans-serif", 20))
+            .caption("Score by turn (line: median; shaded: 10th–90th percentile of runs)", ("sans-serif", TITLE_PT))
             .margin(16)
-            .x_label_area_size(48)
+            .x_label_area_size(56)
             .y_label_area_size(64)
             .build_cartesian_2d(1f64..max_turn.max(1.5), 0f64..100f64)
             .map_err(err)?;
-        chart.configure_mesh().x_desc("turn").y_desc("tests passing (% of the task's tests)").draw().map_err(err)?;
+        readable(&mut chart.configure_mesh())
+            .x_desc("turn")
+            .y_desc("tests passing (% of the task's tests)")
+            .x_labels(whole_labels(1.0, max_turn.max(1.5)))
+            .x_label_formatter(&whole)
+            .y_label_formatter(&tick)
+            .draw()
+            .map_err(err)?;
         for (i, m) in models.iter().enumerate() {
             let hi: Vec<(f64, f64)> = m.score_by_turn.iter().map(|r| (f64::from(r.turn), 100.0 * r.p90)).collect();
             let lo: Vec<(f64, f64)> = m.score_by_turn.iter().map(|r| (f64::from(r.turn), 100.0 * r.p10)).collect();
@@ -185,16 +202,16 @@ pub fn time_split(models: &[ModelSummary]) -> Result<Chart, String> {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Where a turn's time goes (mean seconds per turn)", ("sans-serif", 20))
+            .caption("Where a turn's time goes (mean seconds per turn)", ("sans-serif", TITLE_PT))
             .margin(16)
-            .x_label_area_size(48)
+            .x_label_area_size(56)
             .y_label_area_size(140)
             .build_cartesian_2d(0f64..widest, -0.5f64..n - 0.5)
             .map_err(err)?;
         let names: Vec<String> = models.iter().map(|m| m.model.clone()).collect();
-        chart
-            .configure_mesh()
+        readable(&mut chart.configure_mesh())
             .x_desc("mean time per turn (s)")
+            .x_label_formatter(&tick)
             .y_desc("model")
             .y_labels(models.len().max(1))
             .y_label_formatter(&|y| {
@@ -258,15 +275,16 @@ pub fn pareto(models: &[ModelSummary]) -> Result<Chart, String> {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Cost against time to pass (lines: 95% intervals)", ("sans-serif", 20))
+            .caption("Cost against time to pass (lines: 95% intervals)", ("sans-serif", TITLE_PT))
             .margin(16)
-            .x_label_area_size(48)
+            .x_label_area_size(56)
             .y_label_area_size(80)
             .build_cartesian_2d(0f64..x_max, 0f64..y_max)
             .map_err(err)?;
-        chart
-            .configure_mesh()
+        readable(&mut chart.configure_mesh())
             .x_desc("mean time to pass (s)")
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .y_desc("cost per solved task (USD)")
             .draw()
             .map_err(err)?;

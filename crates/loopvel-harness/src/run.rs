@@ -3,12 +3,18 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use loopvel_provider::{complete, Completion, Limiter, Message, ModelConfig, Role};
+use loopvel_provider::{complete_observed, Completion, Limiter, Message, ModelConfig, Role};
 
 /// Where a turn's reply comes from: a live endpoint, or a recording.
 pub trait Responder: Sync {
     /// The reply to `messages` on `turn` (1-based). An error ends the run as an error.
     fn respond(&self, turn: u32, messages: &[Message]) -> Result<Completion, String>;
+    /// [`Responder::respond`], calling `on_tokens` with the output tokens so far
+    /// while the reply streams in. A recording answers at once, without calling it.
+    fn respond_observed(&self, turn: u32, messages: &[Message], on_tokens: &dyn Fn(u64)) -> Result<Completion, String> {
+        let _ = on_tokens;
+        self.respond(turn, messages)
+    }
     /// What this reply cost, USD.
     fn usd(&self, completion: &Completion) -> f64;
 }
@@ -22,8 +28,16 @@ pub struct Live<'a> {
 }
 
 impl Responder for Live<'_> {
-    fn respond(&self, _turn: u32, messages: &[Message]) -> Result<Completion, String> {
-        complete(self.model, messages, self.limiter).map_err(|e| e.to_string())
+    fn respond(&self, turn: u32, messages: &[Message]) -> Result<Completion, String> {
+        self.respond_observed(turn, messages, &|_| {})
+    }
+    fn respond_observed(
+        &self,
+        _turn: u32,
+        messages: &[Message],
+        on_tokens: &dyn Fn(u64),
+    ) -> Result<Completion, String> {
+        complete_observed(self.model, messages, self.limiter, on_tokens).map_err(|e| e.to_string())
     }
     fn usd(&self, c: &Completion) -> f64 {
         (c.input_tokens as f64 * self.model.usd_per_mtok_in + c.output_tokens as f64 * self.model.usd_per_mtok_out)
@@ -103,6 +117,32 @@ pub struct RunJob<'a> {
 /// Called after each turn (progress display).
 pub type OnTurn<'a> = &'a (dyn Fn(&TurnRecord) + Sync);
 
+/// Where a turn is, for a live progress display. The harness only reports;
+/// drawing it (or not, off a terminal) is the caller's business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// The request is sent (or waiting on the rate limit); no token yet.
+    Waiting {
+        /// The turn, from 1.
+        turn: u32,
+    },
+    /// The reply is streaming in.
+    Generating {
+        /// The turn, from 1.
+        turn: u32,
+        /// Output tokens so far (estimated from the characters received).
+        tokens: u64,
+    },
+    /// The tests are running on the edited code.
+    Testing {
+        /// The turn, from 1.
+        turn: u32,
+    },
+}
+
+/// Called as a turn moves along (progress display); called often while a reply streams.
+pub type OnProgress<'a> = &'a (dyn Fn(Progress) + Sync);
+
 fn trim_middle(text: &str, budget: usize) -> String {
     if text.len() <= budget {
         return text.to_string();
@@ -178,6 +218,11 @@ fn feedback(test: Option<&TestRun>, refusals: &[String], budget: usize) -> Strin
 
 /// Play one run to its end and record every turn. Never panics on model output.
 pub fn play_run(job: &RunJob, on_turn: OnTurn) -> RunSummary {
+    play_run_observed(job, on_turn, &|_| {})
+}
+
+/// [`play_run`], reporting where each turn is through `on_progress`.
+pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress) -> RunSummary {
     let started = Instant::now();
     let mut summary = RunSummary {
         outcome: "fail".into(),
@@ -219,7 +264,9 @@ pub fn play_run(job: &RunJob, on_turn: OnTurn) -> RunSummary {
     for turn in 1..=job.options.max_turns {
         let request_json = serde_json::to_string(&messages).unwrap_or_default();
         let call_started = Instant::now();
-        let completion = match job.responder.respond(turn, &messages) {
+        on_progress(Progress::Waiting { turn });
+        let on_tokens = |tokens: u64| on_progress(Progress::Generating { turn, tokens });
+        let completion = match job.responder.respond_observed(turn, &messages, &on_tokens) {
             Ok(c) => c,
             Err(e) => return fail(summary, e),
         };
@@ -253,6 +300,7 @@ pub fn play_run(job: &RunJob, on_turn: OnTurn) -> RunSummary {
         let state = ws.state_hash();
         let state_seen_before = applied > 0 && !seen_states.insert(state);
         let test = if applied > 0 || previous.is_none() {
+            on_progress(Progress::Testing { turn });
             match run_tests(ws.root(), &spec) {
                 Ok(t) => Some(t),
                 Err(e) => return fail(summary, format!("the test command cannot start: {e}")),
@@ -389,5 +437,86 @@ mod tests {
         assert_eq!(trim_middle("short", 100), "short");
         // Never splits a character.
         let _ = trim_middle(&"é".repeat(1000), 101);
+    }
+
+    /// Streams a fixed reply in `chunks` pieces, reporting tokens as a live endpoint does.
+    struct Streamer {
+        reply: String,
+        chunks: u64,
+    }
+
+    impl Responder for Streamer {
+        fn respond(&self, turn: u32, messages: &[Message]) -> Result<Completion, String> {
+            self.respond_observed(turn, messages, &|_| {})
+        }
+        fn respond_observed(&self, _: u32, _: &[Message], on_tokens: &dyn Fn(u64)) -> Result<Completion, String> {
+            for i in 1..=self.chunks {
+                on_tokens(i * 10);
+            }
+            Ok(Completion {
+                text: self.reply.clone(),
+                ttft_s: Some(0.1),
+                reasoning_ttft_s: None,
+                reasoning_chars: 0,
+                ttlt_s: 0.2,
+                output_tokens: self.chunks * 10,
+                output_tokens_estimated: false,
+                input_tokens: 100,
+                input_tokens_estimated: false,
+                tokens_per_s: None,
+                retry_wait_s: 0.0,
+                attempts: 1,
+                retries: Vec::new(),
+                finish_reason: Some("stop".into()),
+            })
+        }
+        fn usd(&self, _: &Completion) -> f64 {
+            0.0
+        }
+    }
+
+    #[test]
+    fn progress_follows_each_turn_waiting_generating_testing() {
+        let dir = tempfile::tempdir().unwrap();
+        let task_dir = dir.path().join("t");
+        std::fs::create_dir_all(&task_dir).unwrap();
+        std::fs::write(
+            task_dir.join("task.toml"),
+            "prompt = \"make ok.txt say yes\"\nedit = [\"ok.txt\"]\ntest = \"grep -q yes ok.txt\"\nreport = \"exit\"\n",
+        )
+        .unwrap();
+        std::fs::write(task_dir.join("ok.txt"), "no\n").unwrap();
+        let task = Task::load(&task_dir).unwrap();
+        let store = Store::open(&dir.path().join("runs.db")).unwrap();
+        let plan = store.plan("k", "test", "{}").unwrap();
+        let task_id = store.task("t", "h", "p", "t").unwrap();
+        let model_id = store.model("m", "{}").unwrap();
+        let run_id = store.start_run(plan, task_id, model_id, 0, "none").unwrap();
+        let sandbox =
+            loopvel_sandbox::Sandbox::detect(loopvel_sandbox::Requested::Level(loopvel_sandbox::Level::None)).unwrap();
+        let options = RunOptions {
+            max_turns: 3,
+            max_wall_s: None,
+            max_usd: None,
+            history: History::Full,
+            feedback_bytes: 1000,
+            sandbox: std::sync::Arc::new(sandbox),
+            clock: Clock::Wall,
+        };
+        let responder = Streamer { reply: "ok.txt\n```\nyes\n```\n".into(), chunks: 3 };
+        let job = RunJob { task: &task, responder: &responder, store: &store, run_id, options: &options };
+        let seen = std::sync::Mutex::new(Vec::new());
+        let summary = play_run_observed(&job, &|_| {}, &|p| seen.lock().unwrap().push(p));
+        assert_eq!(summary.outcome, "pass", "{summary:?}");
+        assert_eq!(
+            seen.into_inner().unwrap(),
+            [
+                Progress::Waiting { turn: 1 },
+                Progress::Generating { turn: 1, tokens: 10 },
+                Progress::Generating { turn: 1, tokens: 20 },
+                Progress::Generating { turn: 1, tokens: 30 },
+                Progress::Testing { turn: 1 },
+            ]
+        );
     }
 }

@@ -16,7 +16,7 @@ use crate::compounding::{loop_velocity_per_s, turns_to_target};
 use crate::cycle::{amdahl_limit, amdahl_speedup, cycle_s, generation_s, is_verification_bound, verification_s};
 use crate::hazard::PassModel;
 use crate::schedule::{race, LoopSchedule, Outcome};
-use crate::units::{factor, percent, seconds};
+use crate::units::{count, factor, percent, seconds};
 use crate::{LoopProfile, ModelProfile};
 
 /// A loop and the models to compare on it, with the policies to evaluate.
@@ -520,16 +520,16 @@ fn opt_seconds(x: Option<f64>) -> String {
 
 fn verdict_text(scenario: &Scenario, reports: &Named<ModelReport>, v: &Verdict) -> String {
     let lp = &scenario.loop_profile;
+    let max_turns = count(u64::from(lp.max_turns), "turn");
     let mut s = String::new();
     let Some(w) = reports.get(&v.winner) else {
         return s;
     };
     let Some(runner_name) = &v.runner_up else {
         s.push_str(&format!(
-            "Only one model ({}) passes at all: {} of runs within {} turns, mean time to pass {}.",
+            "Only one model ({}) passes at all: {} of runs within {max_turns}, mean time to pass {}.",
             v.winner,
             percent(w.pass_rate),
-            lp.max_turns,
             opt_seconds(w.mean_time_to_pass_s)
         ));
         return s;
@@ -550,8 +550,7 @@ fn verdict_text(scenario: &Scenario, reports: &Named<ModelReport>, v: &Verdict) 
             s.push_str(&format!(" ({} sooner)", factor(ratio)));
         }
         s.push_str(&format!(
-            ", and both pass within {} turns at a rate within {} points of the best ({} {}, {} {}). ",
-            lp.max_turns,
+            ", and both pass within {max_turns} at a rate within {} points of the best ({} {}, {} {}). ",
             (100.0 * v.rule.pass_rate_margin).round(),
             v.winner,
             percent(w.pass_rate),
@@ -560,11 +559,10 @@ fn verdict_text(scenario: &Scenario, reports: &Named<ModelReport>, v: &Verdict) 
         ));
     } else {
         s.push_str(&format!(
-            "{} is the one to pick: it passes {} of runs within {} turns (mean time to pass {}). \
+            "{} is the one to pick: it passes {} of runs within {max_turns} (mean time to pass {}). \
              {} is quicker when it passes ({}) but passes only {}: speed cannot buy back tasks a model cannot solve. ",
             v.winner,
             percent(w.pass_rate),
-            lp.max_turns,
             opt_seconds(w.mean_time_to_pass_s),
             runner_name,
             opt_seconds(r.mean_time_to_pass_s),
@@ -582,8 +580,7 @@ fn verdict_text(scenario: &Scenario, reports: &Named<ModelReport>, v: &Verdict) 
                 ));
             } else {
                 s.push_str(&format!(
-                    "Even solving every task it could not compete within {} turns; it needs better turns, not faster ones. ",
-                    lp.max_turns
+                    "Even solving every task it could not compete within {max_turns}; it needs better turns, not faster ones. "
                 ));
             }
         }
@@ -603,9 +600,9 @@ fn verdict_text(scenario: &Scenario, reports: &Named<ModelReport>, v: &Verdict) 
         let turns_and_time = |name: &str| {
             let r = reports.get(name);
             format!(
-                "{} in {} turns ({})",
+                "{} in {} ({})",
                 name,
-                r.and_then(|x| x.turns_to_target).map_or("?".into(), |n| n.to_string()),
+                r.and_then(|x| x.turns_to_target).map_or("? turns".into(), |n| count(n, "turn")),
                 opt_seconds(r.and_then(|x| x.time_to_target_s))
             )
         };

@@ -240,7 +240,14 @@ fn url_for(cfg: &ModelConfig) -> String {
     }
 }
 
-fn attempt(cfg: &ModelConfig, agent: &ureq::Agent, body: &str, url: &str, input_chars: usize) -> Attempt {
+fn attempt(
+    cfg: &ModelConfig,
+    agent: &ureq::Agent,
+    body: &str,
+    url: &str,
+    input_chars: usize,
+    on_tokens: &dyn Fn(u64),
+) -> Attempt {
     let mut req = agent.post(url).header("content-type", "application/json").header("accept", "text/event-stream");
     if let Some(key) = &cfg.api_key {
         req = match cfg.api {
@@ -292,6 +299,9 @@ fn attempt(cfg: &ModelConfig, agent: &ureq::Agent, body: &str, url: &str, input_
     };
     let mut finished = false;
     let mut last_token = 0.0;
+    // Tokens so far, about 4 bytes each (usage arrives only at the end); O(1)
+    // per chunk, as a reply streams thousands of chunks.
+    let progress = |c: &Completion| on_tokens(((c.text.len() + c.reasoning_chars) as u64).div_ceil(4));
     for event in sse::events(reader) {
         let event = match event {
             Ok(e) => e,
@@ -311,12 +321,14 @@ fn attempt(cfg: &ModelConfig, agent: &ureq::Agent, body: &str, url: &str, input_
                         c.ttft_s.get_or_insert(now);
                         c.text.push_str(t);
                         last_token = now;
+                        progress(&c);
                     }
                     for key in ["reasoning_content", "reasoning"] {
                         if let Some(t) = delta[key].as_str().filter(|t| !t.is_empty()) {
                             c.reasoning_ttft_s.get_or_insert(now);
                             c.reasoning_chars += t.len();
                             last_token = now;
+                            progress(&c);
                         }
                     }
                     if let Some(f) = choice["finish_reason"].as_str().filter(|f| !f.is_empty()) {
@@ -347,10 +359,12 @@ fn attempt(cfg: &ModelConfig, agent: &ureq::Agent, body: &str, url: &str, input_
                         c.ttft_s.get_or_insert(now);
                         c.text.push_str(t);
                         last_token = now;
+                        progress(&c);
                     } else if let Some(t) = d["thinking"].as_str().filter(|t| !t.is_empty()) {
                         c.reasoning_ttft_s.get_or_insert(now);
                         c.reasoning_chars += t.len();
                         last_token = now;
+                        progress(&c);
                     }
                 }
                 "message_delta" => {
@@ -411,6 +425,17 @@ fn backoff_s(n: u32, retry_after: Option<f64>) -> f64 {
 /// Send `messages` to the model, streamed, retrying 429, 5xx and dropped
 /// connections with backoff; waits on `limiter` first.
 pub fn complete(cfg: &ModelConfig, messages: &[Message], limiter: &Limiter) -> Result<Completion, ProviderError> {
+    complete_observed(cfg, messages, limiter, &|_| {})
+}
+
+/// [`complete`], calling `on_tokens` with the (estimated) output tokens so far
+/// after each streamed chunk, for a progress display. A retried attempt starts again from 0.
+pub fn complete_observed(
+    cfg: &ModelConfig,
+    messages: &[Message],
+    limiter: &Limiter,
+    on_tokens: &dyn Fn(u64),
+) -> Result<Completion, ProviderError> {
     let agent = limiter.agent.get_or_init(|| {
         ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -430,7 +455,7 @@ pub fn complete(cfg: &ModelConfig, messages: &[Message], limiter: &Limiter) -> R
         let permit = limiter.acquire();
         waited += permit.waited_s();
         let started = Instant::now();
-        match attempt(cfg, agent, &body, &url, input_chars) {
+        match attempt(cfg, agent, &body, &url, input_chars, on_tokens) {
             Attempt::Done(mut c) => {
                 c.retry_wait_s = waited;
                 c.attempts = n;
