@@ -184,7 +184,7 @@ fn too_few_passes_say_so_instead_of_fitting() {
     assert!(text(&o.stdout).contains("not fitted"));
     let o = loopvel(&["predict", "--db", path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("passes to fit"), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("fewer than the 5 needed to fit it"), "{}", text(&o.stderr));
 }
 
 #[test]

@@ -154,3 +154,39 @@ fn the_tests_get_the_provisioned_python_and_cannot_change_it() {
         assert!(!root.join("planted.txt").exists(), "a test wrote into the shared environment");
     }
 }
+
+#[test]
+fn tasks_new_scaffolds_tasks_that_check_out_in_both_languages_and_never_overwrite() {
+    let parent = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tasks-new-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&parent);
+    for lang in ["python", "rust"] {
+        let name = format!("median_{lang}");
+        let o = loopvel(&["tasks", "new", &name, "--lang", lang, "--dir", parent.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let dir = parent.join(&name);
+        let o = loopvel(&["tasks", "check", dir.to_str().unwrap()]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{lang}: {out}\n{}", String::from_utf8_lossy(&o.stderr));
+        assert!(out.contains("The task checks out"), "{out}");
+        // A second `tasks new` with the same name leaves the task as it is.
+        std::fs::write(dir.join("mine.txt"), "kept").unwrap();
+        let o = loopvel(&["tasks", "new", &name, "--lang", lang, "--dir", parent.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("exists"));
+        assert!(dir.join("mine.txt").is_file());
+    }
+    let o = loopvel(&["tasks", "new", "../escape", "--dir", parent.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("letters, digits, _ and -"));
+    let _ = std::fs::remove_dir_all(&parent);
+}
+
+#[test]
+fn run_help_documents_the_edit_format_with_a_worked_reply() {
+    let o = loopvel(&["run", "--help"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    for needle in ["THE EDIT FORMAT", "<<<<<<< SEARCH", ">>>>>>> REPLACE", "whole file", "stats.py", "helpers.py"] {
+        assert!(out.contains(needle), "run --help lacks {needle:?}");
+    }
+}

@@ -149,5 +149,10 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), CliError> {
         writeln!(out, "{}", render::bullet(&l, layout.text_width()))?;
     }
     writeln!(out, "\nloopvel demo finished in {:.1} s.", started.elapsed().as_secs_f64())?;
+    // The hints above name a bare `loopvel`: say how to get it on PATH.
+    writeln!(
+        out,
+        "To run `loopvel` by name: cargo install --path . (into ~/.cargo/bin); then loopvel init and loopvel tasks new NAME start your own."
+    )?;
     Ok(())
 }

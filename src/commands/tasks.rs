@@ -104,7 +104,7 @@ fn missing_module_problem(task: &Task, output: &str) -> String {
 fn counts(r: &std::io::Result<TestRun>) -> String {
     match r {
         Ok(r) if r.timed_out => "timed out".into(),
-        Ok(r) => r.counts.map_or("no count".into(), |c| format!("{}/{} pass", c.passed, c.total)),
+        Ok(r) => r.counts.map_or("no count".into(), |c| format!("{}/{}", c.passed, c.total)),
         Err(_) => "did not run".into(),
     }
 }
@@ -112,16 +112,10 @@ fn counts(r: &std::io::Result<TestRun>) -> String {
 fn check(dir: &std::path::Path, sandbox: &Sandbox, out: &mut impl Write) -> Result<(), CliError> {
     let mut tasks = discover(dir)?;
     super::prepare_python(&mut tasks)?;
-    let mut table = render::Table::new([
-        "task",
-        "report",
-        "tests as given",
-        "with solution/",
-        "test time as given",
-        "test time solved",
-        "check",
-    ])
-    .right_from(usize::MAX);
+    // Six short columns: fits 80 columns with the longest example names
+    // ("solved": with solution/ applied; test time: as given / solved).
+    let mut table =
+        render::Table::new(["task", "report", "passing", "solved", "test time", "check"]).right_from(usize::MAX);
     let mut failures = Vec::new();
     let n = tasks.len();
     for task in tasks {
@@ -132,8 +126,7 @@ fn check(dir: &std::path::Path, sandbox: &Sandbox, out: &mut impl Write) -> Resu
             c.task.report.to_string(),
             counts(&c.given),
             c.solved.as_ref().map_or("n/a".into(), counts),
-            time(&c.given),
-            c.solved.as_ref().map_or("n/a".into(), time),
+            format!("{} / {}", time(&c.given), c.solved.as_ref().map_or("n/a".into(), time)),
             if c.problem.is_some() { "FAIL".into() } else { "ok".into() },
         ]);
         if let Some(p) = c.problem {
@@ -141,6 +134,7 @@ fn check(dir: &std::path::Path, sandbox: &Sandbox, out: &mut impl Write) -> Resu
         }
     }
     writeln!(out, "{}", table.render(render::Layout::WIDE))?;
+    writeln!(out, "passing: tests passing as given; solved: with solution/; test time: given / solved")?;
     if failures.is_empty() {
         let all = if n == 1 {
             "The task checks out: its tests fail".to_string()

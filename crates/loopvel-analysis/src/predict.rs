@@ -221,10 +221,18 @@ pub fn predict(runs: &[RunTrace], q: &Question) -> Result<Prediction, PredictErr
         .filter_map(|name| {
             let mine: Vec<&RunTrace> = runs.iter().filter(|r| r.model == *name).collect();
             let passes = mine.iter().filter(|r| r.passed()).count() as u64;
-            if passes < crate::MIN_PASSES_TO_FIT || fit_runs(&mine).is_none() {
+            if passes < crate::MIN_PASSES_TO_FIT {
                 notes.push(format!(
                     "{name} left out: {passes} passes, fewer than the {} needed to fit it",
                     crate::MIN_PASSES_TO_FIT
+                ));
+                None
+            } else if fit_runs(&mine).is_none() {
+                // Enough passes, but no spread to fit times from (e.g. every reply
+                // arrived in one chunk, so no decode speed was measured).
+                notes.push(format!(
+                    "{name} left out: its turns lack the time to first token or decode speed (two or more measured \
+                     turns are needed) to simulate its loop"
                 ));
                 None
             } else {
@@ -237,8 +245,8 @@ pub fn predict(runs: &[RunTrace], q: &Question) -> Result<Prediction, PredictErr
         .collect();
     if by_model.is_empty() {
         return Err(PredictError(format!(
-            "no model has {} passes to fit; record more runs (loopvel run --runs N) before predicting",
-            crate::MIN_PASSES_TO_FIT
+            "no model can be fitted ({}); record more runs (loopvel run --runs N) before predicting",
+            notes.join("; ")
         )));
     }
     let observed_max = runs.iter().map(|r| r.turn_count()).max().unwrap_or(1);
