@@ -2,7 +2,8 @@
 //! Every `loopvel …` line of the block is run as written; `export NAME=…`
 //! sets the variable to a dummy key. The one deviation: the `gpt` block that
 //! `loopvel init` wrote points at a local fake server (tests/support) instead
-//! of api.openai.com, since tests talk only to 127.0.0.1.
+//! of api.openai.com, since tests talk to no model service but 127.0.0.1
+//! (pytest for the task comes from PyPI once, as for any user, unless cached).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -190,3 +190,17 @@ fn run_help_documents_the_edit_format_with_a_worked_reply() {
         assert!(out.contains(needle), "run --help lacks {needle:?}");
     }
 }
+
+#[test]
+fn a_module_the_model_is_to_write_is_not_blamed_on_the_environment() {
+    // The fix creates mymodule.py: as given, the tests fail with "No module named 'mymodule'".
+    let dir = scratch_task(
+        "new_module",
+        "prompt = \"x\"\nedit = [\"mymodule.py\"]\ntest = \"python3 -c 'import mymodule; assert mymodule.x == 1'\"\n",
+        &[("solution/mymodule.py", "x = 1\n")],
+    );
+    let o = loopvel(&["tasks", "check", dir.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(!out.contains("cannot run"), "{out}");
+}

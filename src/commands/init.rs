@@ -26,13 +26,25 @@ const RUST_TASK: &[(&str, &str)] = &[
 
 /// Write loopvel.toml (never over an existing file without `--force`).
 pub fn run(args: &InitArgs, out: &mut impl Write) -> Result<(), CliError> {
-    if args.path.exists() && !args.force {
-        return Err(CliError::Usage(format!(
-            "{} exists; loopvel init leaves it as it is (give --force to overwrite it, or another path)",
-            args.path.display()
-        )));
-    }
-    std::fs::write(&args.path, CONFIG_TEMPLATE)
+    use std::io::Write as _;
+    // create_new: an existing file is never replaced, even one that appears
+    // between a check and the write.
+    let opened = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .create(args.force)
+        .create_new(!args.force)
+        .open(&args.path);
+    let mut file = match opened {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(CliError::Usage(format!(
+                "{} exists; loopvel init leaves it as it is (give --force to overwrite it, or another path)",
+                args.path.display()
+            )))
+        }
+        other => other.map_err(|e| CliError::Usage(format!("{}: cannot write ({e})", args.path.display())))?,
+    };
+    file.write_all(CONFIG_TEMPLATE.as_bytes())
         .map_err(|e| CliError::Usage(format!("{}: cannot write ({e})", args.path.display())))?;
     let names: Vec<&str> =
         CONFIG_TEMPLATE.lines().filter_map(|l| l.strip_prefix("[models.")?.split(']').next()).collect();
@@ -95,21 +107,24 @@ mod tests {
 
     #[test]
     fn every_model_block_of_the_template_resolves() {
+        // Without the key variables (this test sets no environment): the
+        // blocks must parse and resolve; which variable each names is checked apart.
+        let keyless: String =
+            CONFIG_TEMPLATE.lines().filter(|l| !l.starts_with("api_key_env")).map(|l| format!("{l}\n")).collect();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("loopvel.toml");
-        std::fs::write(&path, CONFIG_TEMPLATE).unwrap();
+        std::fs::write(&path, keyless).unwrap();
         let names: Vec<String> = CONFIG_TEMPLATE
             .lines()
             .filter_map(|l| l.strip_prefix("[models.")?.split(']').next())
             .map(String::from)
             .collect();
         assert_eq!(names.len(), 9, "{names:?}");
-        for var in ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "INCEPTION_API_KEY", "GROQ_API_KEY", "GEMINI_API_KEY"] {
-            std::env::set_var(var, "test-key-not-real");
-        }
-        std::env::set_var("OPENROUTER_API_KEY", "test-key-not-real");
         let models = crate::config::resolve_models(Some(&path), &names).unwrap();
         assert_eq!(models.len(), 9);
         assert!(models.iter().all(|m| m.base_url.starts_with("http")));
+        let keys: Vec<&str> = CONFIG_TEMPLATE.lines().filter_map(|l| l.strip_prefix("api_key_env = ")).collect();
+        assert_eq!(keys.len(), 6, "six hosted providers name their key's variable: {keys:?}");
+        assert!(keys.iter().all(|k| k.trim_matches('"').ends_with("_API_KEY")));
     }
 }

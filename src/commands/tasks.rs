@@ -48,7 +48,9 @@ fn check_one(task: Task, sandbox: &Sandbox) -> Checked {
     let mut problem = match &given {
         _ if !patterns.is_empty() => Some(patterns.join("\n")),
         Err(e) => Some(format!("the test command cannot start: {e}")),
-        Ok(r) if missing_module(&r.output).is_some() => Some(missing_module_problem(&task, &r.output)),
+        Ok(r) if missing_module(&r.output).is_some_and(|m| !own_module(&task, m)) => {
+            Some(missing_module_problem(&task, &r.output))
+        }
         Ok(r) if r.all_passed() => Some("its tests already pass as given: nothing to fix".into()),
         Ok(_) => None,
     };
@@ -64,7 +66,7 @@ fn check_one(task: Task, sandbox: &Sandbox) -> Checked {
         }
     };
     if let Some(Ok(r)) = &solved {
-        if !r.all_passed() && problem.is_none() && missing_module(&r.output).is_some() {
+        if !r.all_passed() && problem.is_none() && missing_module(&r.output).is_some_and(|m| !own_module(&task, m)) {
             problem = Some(missing_module_problem(&task, &r.output));
         } else if !r.all_passed() && problem.is_none() {
             let why = if r.timed_out { "timed out".to_string() } else { "not every test passes".to_string() };
@@ -85,6 +87,18 @@ fn missing_module(output: &str) -> Option<&str> {
     Some(name).filter(|n| !n.is_empty())
 }
 
+/// A module the task itself provides, or that the model is to write (a task
+/// whose fix creates `parser.py` fails as given with `No module named
+/// 'parser'`, which is the task working, not the environment failing).
+fn own_module(task: &Task, module: &str) -> bool {
+    let top = module.split('.').next().unwrap_or(module);
+    let candidates = [format!("{top}.py"), format!("{top}/__init__.py")];
+    candidates.iter().any(|c| {
+        let rel = std::path::Path::new(c);
+        task.may_edit(rel) || task.dir.join(rel).exists() || task.dir.join("solution").join(rel).exists()
+    }) || task.dir.join(top).is_dir()
+}
+
 fn missing_module_problem(task: &Task, output: &str) -> String {
     let module = missing_module(output).unwrap_or("?");
     let python = task.python.as_ref().map_or_else(
@@ -94,10 +108,20 @@ fn missing_module_problem(task: &Task, output: &str) -> String {
         },
         |p| p.python().map_or_else(|| format!("python3 on PATH ({})", p.base), |x| x.display().to_string()),
     );
+    let declared = task
+        .requires
+        .iter()
+        .any(|r| r.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-')).next() == Some(module));
+    if declared {
+        return format!(
+            "the tests cannot import {module} although requires names it: {python} says `No module named {module}`; \
+             check that the tests run `python3` (the provisioned one comes first on PATH), not a fixed path"
+        );
+    }
     format!(
         "the tests cannot run: {python} says `No module named {module}`. Declare what the tests need in \
-         task.toml, e.g. requires = [\"{module}\"] (loopvel installs it once into a cached environment), \
-         or add it to requires if the name differs on PyPI"
+         task.toml, e.g. requires = [\"{module}\"] (loopvel installs it once into a cached environment; \
+         give the PyPI name if it differs from the module's)"
     )
 }
 

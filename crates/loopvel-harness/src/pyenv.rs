@@ -58,6 +58,11 @@ pub struct PythonEnv {
     /// How it came to be: "made now in 8.1 s", "cached", or why the system one is used.
     #[serde(skip)]
     pub how: String,
+    /// The base interpreter's installation (`sys.base_prefix`): the venv's
+    /// `python3` is a link into it, so the tests must be able to read it.
+    /// Always from a fresh probe, never from the cache's marker file.
+    #[serde(skip)]
+    pub base_prefix: Option<PathBuf>,
 }
 
 impl PythonEnv {
@@ -133,6 +138,7 @@ fn normalise(name: &str) -> String {
 struct Interpreter {
     executable: String,
     base_executable: String,
+    base_prefix: String,
     version: String,
     installed: Vec<String>,
     pip: Option<String>,
@@ -147,6 +153,7 @@ except Exception:
 print(json.dumps({
     "executable": sys.executable,
     "base_executable": getattr(sys, "_base_executable", sys.executable),
+    "base_prefix": sys.base_prefix,
     "version": platform.python_version(),
     "installed": sorted({f'{d.metadata["Name"]} {d.version}' for d in m.distributions() if d.metadata["Name"]}),
     "pip": pip_version,
@@ -154,10 +161,10 @@ print(json.dumps({
 "#;
 
 fn probe(python: &Path) -> Result<Interpreter, String> {
-    let out = Command::new(python)
-        .args(["-c", PROBE])
-        .output()
-        .map_err(|e| format!("{} cannot start ({e})", python.display()))?;
+    let mut cmd = Command::new(python);
+    // Not in the user's folder: a json.py there would be imported instead.
+    cmd.args(["-c", PROBE]).current_dir(neutral_dir());
+    let out = cmd.output().map_err(|e| format!("{} cannot start ({e})", python.display()))?;
     if !out.status.success() {
         return Err(format!("{} -c … failed: {}", python.display(), tail(&out.stderr, 5)));
     }
@@ -177,8 +184,53 @@ fn has_all(installed: &[String], requires: &[String]) -> bool {
     })
 }
 
+/// Where provisioning commands run: not the user's folder, whose files
+/// (a `json.py`, a `pytest.tar.gz`) Python or pip would pick up.
+fn neutral_dir() -> PathBuf {
+    cache_dir().filter(|d| d.is_dir()).unwrap_or_else(std::env::temp_dir)
+}
+
+/// pip and venv run outside the sandbox (they need the network), so they get
+/// only what they need: no API keys, whatever their names. Their children
+/// die with loopvel, so a killed provisioning leaves no pip writing into an
+/// environment the next loopvel is remaking.
+fn confined(cmd: &mut Command) -> &mut Command {
+    const KEEP: &[&str] = &[
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "LC_CTYPE",
+        "TMPDIR",
+        "XDG_CACHE_HOME",
+        "XDG_CONFIG_HOME",
+        "PYENV_ROOT",
+        "PYENV_VERSION",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "LOOPVEL_PIP_JSON_URL",
+    ];
+    let kept: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os()
+        .filter(|(k, _)| {
+            let k = k.to_string_lossy();
+            KEEP.contains(&k.as_ref()) || k.starts_with("PIP_") || k.to_ascii_lowercase().ends_with("_proxy")
+        })
+        .collect();
+    cmd.env_clear().envs(kept).current_dir(neutral_dir());
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd
+}
+
 fn run_logged(cmd: &mut Command, what: &str) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("{what} cannot start ({e})"))?;
+    let out = confined(cmd).output().map_err(|e| format!("{what} cannot start ({e})"))?;
     if out.status.success() {
         Ok(())
     } else {
@@ -193,10 +245,14 @@ fn run_logged(cmd: &mut Command, what: &str) -> Result<(), String> {
 struct Lock(std::fs::File);
 
 impl Lock {
-    fn take(path: &Path) -> std::io::Result<Lock> {
+    fn take(path: &Path, waiting: &str) -> std::io::Result<Lock> {
         use std::os::fd::AsRawFd;
         let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
         // SAFETY: flock on a descriptor this struct owns; no memory is shared.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(Lock(f));
+        }
+        eprintln!("{waiting}");
         loop {
             if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
                 return Ok(Lock(f));
@@ -237,20 +293,33 @@ pub fn provision(requires: &[String]) -> Result<PythonEnv, ProvisionError> {
     };
     match make(&python, &base, &base_words, &requires) {
         Ok(env) => Ok(env),
-        Err(why) if has_all(&base.installed, &requires) => Ok(PythonEnv {
-            root: None,
-            base: base_words,
-            requires: requires.clone(),
-            installed: base.installed.clone(),
-            how: format!("used as it is: a cached environment could not be made ({})", first_line(&why)),
-        }),
-        Err(why) => Err(fail(format!(
-            "the tests' environment cannot be made from {base_words}, which lacks {}: {why}\n\
-             Fix: let loopvel reach PyPI (or set PIP_INDEX_URL to a mirror), or install them for that \
-             interpreter ({} -m pip install …).",
-            missing(&base.installed, &requires).join(", "),
-            python.display()
-        ))),
+        Err(why) if has_all(&base.installed, &requires) => {
+            let unchecked =
+                if requires.iter().any(|r| requirement_name(r) != r) { " (names checked, not versions)" } else { "" };
+            Ok(PythonEnv {
+                root: None,
+                base: base_words,
+                requires: requires.clone(),
+                installed: base.installed.clone(),
+                how: format!("used as it is{unchecked}: a cached environment could not be made ({})", first_line(&why)),
+                base_prefix: None,
+            })
+        }
+        Err(why) => {
+            let index = if base.pip.as_deref().is_some_and(pip_has_python_option) {
+                "or set PIP_INDEX_URL to a mirror"
+            } else {
+                "this python3 has no pip, so loopvel fetches pip's wheel from PyPI's JSON API first; \
+                 LOOPVEL_PIP_JSON_URL names a mirror of https://pypi.org/pypi/pip/json"
+            };
+            Err(fail(format!(
+                "the tests' environment cannot be made from {base_words}, which lacks {}: {why}\n\
+                 Fix: let loopvel reach PyPI ({index}), or install them for that interpreter \
+                 ({} -m pip install …).",
+                missing(&base.installed, &requires).join(", "),
+                python.display()
+            )))
+        }
     }
 }
 
@@ -307,13 +376,19 @@ fn make(python: &Path, base: &Interpreter, base_words: &str, requires: &[String]
     std::fs::create_dir_all(&envs).map_err(|e| format!("{}: cannot create ({e})", envs.display()))?;
     let key = key(base, requires);
     let root = envs.join(&key);
-    let _lock =
-        Lock::take(&envs.join(format!("{key}.lock"))).map_err(|e| format!("{}: cannot lock ({e})", envs.display()))?;
+    let waiting = format!("waiting for another loopvel that is making {} …", root.display());
+    let _lock = Lock::take(&envs.join(format!("{key}.lock")), &waiting)
+        .map_err(|e| format!("{}: cannot lock ({e})", envs.display()))?;
     let ready = root.join(READY);
+    let base_prefix = Some(PathBuf::from(&base.base_prefix)).filter(|p| p.is_absolute() && p.is_dir());
     if let Ok(text) = std::fs::read_to_string(&ready) {
         if let Ok(mut env) = serde_json::from_str::<PythonEnv>(&text) {
+            // The folder is where this key lives, whatever the marker says: a
+            // marker that named another folder would be read by the sandbox.
+            env.root = Some(root.clone());
             if env.python().is_some_and(|p| p.exists()) {
                 env.how = "cached".into();
+                env.base_prefix = base_prefix;
                 return Ok(env);
             }
         }
@@ -328,7 +403,18 @@ fn make(python: &Path, base: &Interpreter, base_words: &str, requires: &[String]
         &format!("{} -m venv --without-pip", python.display()),
     )?;
     let venv_python = root.join("bin").join("python3");
-    let install_args = ["install", "--no-input", "--disable-pip-version-check", "--no-warn-script-location", "-q"];
+    // A few retries, not pip's five at 15 s each: offline, the error comes in under a minute.
+    let install_args = [
+        "install",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--no-warn-script-location",
+        "--retries",
+        "2",
+        "--timeout",
+        "20",
+        "-q",
+    ];
     if base.pip.as_deref().is_some_and(pip_has_python_option) {
         run_logged(
             Command::new(python).args(["-m", "pip", "--python"]).arg(&venv_python).args(install_args).args(requires),
@@ -355,6 +441,7 @@ fn make(python: &Path, base: &Interpreter, base_words: &str, requires: &[String]
         requires: requires.to_vec(),
         installed: made.installed,
         how: format!("made now in {:.1} s", started.elapsed().as_secs_f64()),
+        base_prefix,
     };
     let json = serde_json::to_string_pretty(&env).map_err(|e| e.to_string())?;
     std::fs::write(&ready, json).map_err(|e| format!("{}: cannot write ({e})", ready.display()))?;
@@ -370,9 +457,7 @@ fn pip_has_python_option(version: &str) -> bool {
 
 /// The pip wheel, fetched from PyPI once and kept beside the environments.
 fn pip_wheel(venv_python: &Path, envs: &Path) -> Result<PathBuf, String> {
-    let out = Command::new(venv_python)
-        .args(["-I", "-c", GET_PIP])
-        .arg(envs)
+    let out = confined(Command::new(venv_python).args(["-I", "-c", GET_PIP]).arg(envs))
         .output()
         .map_err(|e| format!("{} cannot start ({e})", venv_python.display()))?;
     if !out.status.success() {

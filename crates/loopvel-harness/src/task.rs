@@ -212,6 +212,15 @@ impl Task {
             self.env.push(("PATH".into(), format!("{bin}:{inherited}")));
             self.env.push(("VIRTUAL_ENV".into(), root.display().to_string()));
             self.read.push(root.clone());
+            // The venv's python3 links into the base installation (pyenv, uv,
+            // a prefix under home): readable too, unless it would uncover the
+            // home folder itself.
+            let home = std::env::var_os("HOME").map(PathBuf::from);
+            if let Some(base) = env.base_prefix.as_ref().filter(|b| b.is_absolute() && b.is_dir()) {
+                if !home.as_ref().is_some_and(|h| h.starts_with(base)) && !self.read.contains(base) {
+                    self.read.push(base.clone());
+                }
+            }
         }
         self.python = Some(env);
     }

@@ -55,10 +55,12 @@ pub(crate) fn args(
     arg(&mut a, &[&"--size", &tmp_bytes, &"--tmpfs", &"/tmp"]);
     // Sockets of local services (a database, Docker, D-Bus) live under /run:
     // a read-only bind does not stop connect(2) on a socket file.
+    let mut emptied: Vec<PathBuf> = vec![PathBuf::from("/tmp")];
     for run in ["/run", "/var/run", "/var/tmp"] {
         let p = Path::new(run);
         if p.is_dir() && !p.is_symlink() {
             arg(&mut a, &[&"--tmpfs", &run]);
+            emptied.push(p.to_path_buf());
         }
     }
     // The home folder (keys, shell history, cloud credentials) and the folders
@@ -94,10 +96,13 @@ pub(crate) fn args(
         arg(&mut a, &[&"--tmpfs", m]);
         made.push(m.clone());
     }
+    // Bound back: what a mask covers, and what lies strictly inside an
+    // emptied /tmp or /run (a cache or toolchain there; never all of /tmp,
+    // which holds other runs' workspaces).
     let mut rebinds: Vec<PathBuf> = toolchain_dirs()
         .into_iter()
         .chain(read.iter().cloned())
-        .filter(|d| made.iter().any(|m| d.starts_with(m)))
+        .filter(|d| made.iter().any(|m| d.starts_with(m)) || emptied.iter().any(|e| d.starts_with(e) && d != e))
         .collect();
     rebinds.sort();
     rebinds.dedup();
@@ -109,9 +114,11 @@ pub(crate) fn args(
         // bwrap makes the missing folders between a mask and a bind point
         // with mode 0700, which a root-run loopvel's tests (as nobody) cannot
         // pass through (e.g. ~/.cache/loopvel/python/ENV): make them 0755 first.
-        if let Some(mask) = made.iter().filter(|m| dir.starts_with(m)).max_by_key(|m| m.components().count()) {
+        let covering = made.iter().chain(&emptied).filter(|m| dir.starts_with(m) && dir != *m);
+        if let Some(mask) = covering.max_by_key(|m| m.components().count()) {
+            let inside = dir.strip_prefix(mask).unwrap_or(Path::new(""));
             let mut between: Vec<PathBuf> =
-                dir.ancestors().skip(1).take_while(|p| *p != mask.as_path()).map(Path::to_path_buf).collect();
+                inside.ancestors().skip(1).filter(|p| !p.as_os_str().is_empty()).map(|p| mask.join(p)).collect();
             between.reverse();
             for p in between {
                 if !parents_made.contains(&p) {
@@ -204,5 +211,31 @@ mod tests {
         if Path::new("/etc/hostname").is_file() {
             assert!(a.windows(3).any(|w| w[0] == "--ro-bind" && w[1] == "/dev/null" && w[2] == "/etc/hostname"));
         }
+    }
+
+    fn strings(a: Vec<OsString>) -> Vec<String> {
+        a.into_iter().map(|s| s.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn a_read_folder_inside_tmp_is_bound_back_with_passable_parents_but_tmp_never_whole() {
+        let cache = tempfile::tempdir_in("/tmp").unwrap();
+        let env = cache.path().join("python").join("abc");
+        std::fs::create_dir_all(&env).unwrap();
+        let a = strings(args(Path::new("/tmp/ws"), false, &[], &[env.clone(), PathBuf::from("/tmp")], 64, &[], false));
+        let env_s = env.display().to_string();
+        let parent = env.parent().unwrap().display().to_string();
+        let bind = a.windows(3).position(|w| w[0] == "--ro-bind-try" && w[1] == env_s).expect("bound back");
+        let dir = a.windows(4).position(|w| w == ["--perms", "0755", "--dir", parent.as_str()]).expect("0755 parent");
+        assert!(dir < bind, "{a:?}");
+        assert!(!a.windows(2).any(|w| w[0] == "--ro-bind-try" && w[1] == "/tmp"), "all of /tmp exposed: {a:?}");
+    }
+
+    #[test]
+    fn a_read_folder_that_is_itself_masked_makes_no_parents_above_it() {
+        let results = tempfile::tempdir_in("/dev/shm").unwrap();
+        let db = results.path().join("loopvel.db");
+        let a = strings(args(Path::new("/tmp/ws"), false, &[db], &[results.path().to_path_buf()], 64, &[], false));
+        assert!(!a.windows(2).any(|w| w[0] == "--dir" && (w[1] == "/" || w[1] == "/dev")), "{a:?}");
     }
 }
