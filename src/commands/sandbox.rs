@@ -67,13 +67,14 @@ fn check(arg: SandboxArg, json: bool, out: &mut impl Write) -> Result<(), CliErr
     let exe = std::env::current_exe()
         .map_err(|e| CliError::Usage(format!("sandbox check: cannot find the loopvel binary to probe with: {e}")))?;
     if !json {
-        writeln!(out, "{}", sandbox.describe())?;
+        let width = render::Layout::detect(false).text_width();
+        writeln!(out, "{}", render::wrap(&sandbox.describe(), width))?;
         writeln!(out, "Landlock ABI: {}", sandbox.landlock_abi())?;
-        writeln!(
-            out,
+        let running = format!(
             "Running {} escape probes inside it (the attacker is this binary, copied into the workspace)…",
             probe::PROBES.len()
-        )?;
+        );
+        writeln!(out, "{}", render::wrap(&running, width))?;
         out.flush()?;
     }
     let mut err = std::io::stderr();
@@ -102,7 +103,7 @@ fn check(arg: SandboxArg, json: bool, out: &mut impl Write) -> Result<(), CliErr
                 r.evidence.clone(),
             ]);
         }
-        writeln!(out, "{}", table.render(render::Layout::WIDE))?;
+        writeln!(out, "{}", table.render(render::Layout::detect(false)))?;
         writeln!(
             out,
             "{} probes at level {}: {} held, {} escaped.",

@@ -157,7 +157,7 @@ fn check(dir: &std::path::Path, sandbox: &Sandbox, out: &mut impl Write) -> Resu
             failures.push(format!("{}: {p}", c.task.dir.display()));
         }
     }
-    writeln!(out, "{}", table.render(render::Layout::WIDE))?;
+    writeln!(out, "{}", table.render(render::Layout::detect(false)))?;
     writeln!(out, "passing: tests passing as given; solved: with solution/; test time: given / solved")?;
     if failures.is_empty() {
         let all = if n == 1 {
