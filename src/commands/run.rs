@@ -264,8 +264,10 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                     let line = bars.add(ProgressBar::new_spinner());
                     line.set_message(format!("{label}: turn 1 …"));
                     let on_turn = |t: &loopvel_store::TurnRecord| {
+                        // After a PASS the run is done; otherwise another turn follows (if the budget allows).
+                        let then = if t.grade == "PASS" { "done" } else { "next turn …" };
                         line.set_message(format!(
-                            "{label}: turn {} {} (score {}), next turn …",
+                            "{label}: turn {} {} (score {}), {then}",
                             t.turn,
                             t.grade,
                             t.score.map_or("n/a".into(), |s| format!("{s:.2}"))
