@@ -38,6 +38,10 @@ struct ModelToml {
 fn key_from_env(name: &str, var: &str, origin: &str) -> Result<Secret, CliError> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
+        _ if origin == "--model" => Err(CliError::Usage(format!(
+            "--model {name} needs an API key in ${var}, which is not set; export {var}=… (for a local server \
+             without a key, define it in loopvel.toml without api_key_env, e.g. the llamacpp block of `loopvel init`)"
+        ))),
         _ => Err(CliError::Usage(format!(
             "{origin}: model {name} needs an API key in ${var}, which is not set; export {var}=… (or, for a local \
              server, leave out api_key_env)"

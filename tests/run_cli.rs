@@ -300,6 +300,16 @@ fn a_plan_whose_every_run_ended_in_an_error_exits_non_zero_and_some_errors_do_no
     assert!(err.contains("--fresh"), "{err}");
     // Recorded all the same.
     assert_eq!(export(&dir).iter().filter(|r| r["record"] == "run" && r["outcome"] == "error").count(), 2);
+    // The same command again resumes, plays nothing, and still fails: nothing was measured.
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "nowhere", "--runs", "2"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("every run of this plan (2 of 2) ended in an error"), "{err}");
+    // Runs that never reached the model are not the model's failures: report leaves them out and says so.
+    let o = loopvel(&dir, &["report"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("before the model answered"), "{err}");
 
     // One pass and one error: a result with an error in it, exit 0 and a line saying so.
     let dir = scratch("someerror");
@@ -317,6 +327,13 @@ fn a_plan_whose_every_run_ended_in_an_error_exits_non_zero_and_some_errors_do_no
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("1 of 2 runs ended in an error"), "{err}");
+    // The report rates the run that reached the model, and names the one left out.
+    let o = loopvel(&dir, &["report", "--json"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("1 run ended in an error before the model answered"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["models"]["fake"]["runs"], 1, "{}", v["models"]["fake"]);
 }
 
 #[test]

@@ -53,7 +53,10 @@ pub fn run(args: &InitArgs, out: &mut impl Write) -> Result<(), CliError> {
         out,
         "Keys stay in environment variables (export OPENAI_API_KEY=… for gpt, and so on); prices are 0 until you set them."
     )?;
-    writeln!(out, "Next: loopvel tasks new NAME, then loopvel run --tasks tasks/NAME --model gpt")?;
+    writeln!(
+        out,
+        "Next: loopvel tasks new NAME, loopvel tasks check tasks/NAME, then loopvel run --tasks tasks/NAME --model gpt"
+    )?;
     Ok(())
 }
 

@@ -45,8 +45,9 @@ pub(crate) fn read_input(path: &std::path::Path) -> Result<String, CliError> {
 /// Install the Python packages the tasks declare (`requires`) into their
 /// cached environments, saying on stderr which interpreter the tests get.
 pub(crate) fn prepare_python(tasks: &mut [loopvel_harness::task::Task]) -> Result<(), CliError> {
+    let width = crate::render::Layout::detect(false).text_width();
     for line in loopvel_harness::pyenv::prepare(tasks)? {
-        eprintln!("{line}");
+        eprintln!("{}", crate::render::wrap(&line, width));
     }
     Ok(())
 }

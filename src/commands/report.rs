@@ -18,12 +18,38 @@ const CHECK_SEED: u64 = 20_261_128;
 /// The runs of the selected plans of a database as the statistics see them.
 pub fn load(db: &std::path::Path, models: &[String], plans: &Selection) -> Result<Vec<RunTrace>, CliError> {
     let store = Store::open_existing(db)?;
-    let runs: Vec<RunTrace> = store
+    let all: Vec<RunTrace> = store
         .read_runs()?
         .into_iter()
         .filter(|r| plans.has(r.plan_id) && (models.is_empty() || models.contains(&r.model)))
         .map(to_trace)
         .collect();
+    // A run that ended in an error before any turn (no server at the address,
+    // a refused key) measured the endpoint, not the model: it is left out of
+    // every rate and time, and said so. An error after a turn stays in, as a
+    // run that did not pass, censored where it stopped (the summary notes it).
+    let (unmeasured, runs): (Vec<RunTrace>, Vec<RunTrace>) =
+        all.into_iter().partition(|r| r.outcome == RunOutcome::Error && r.turns.is_empty());
+    if !unmeasured.is_empty() {
+        let mut by_model: Vec<String> = unmeasured.iter().map(|r| r.model.clone()).collect();
+        by_model.sort();
+        by_model.dedup();
+        eprintln!(
+            "{}: {} ended in an error before the model answered ({}); left out: they measure the endpoint, not \
+             the model (fix the cause, then `loopvel run … --fresh`)",
+            db.display(),
+            loopvel_math::units::count(unmeasured.len() as u64, "run"),
+            by_model.join(", ")
+        );
+    }
+    if runs.is_empty() && !unmeasured.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{}: every run ended in an error before the model answered, so there is nothing to report; the first: \
+             see `loopvel export --db {} --records runs`",
+            db.display(),
+            db.display()
+        )));
+    }
     if runs.is_empty() {
         let mut which = if models.is_empty() { String::new() } else { format!(" for --model {}", models.join(", ")) };
         if plans.plans.is_some() {

@@ -357,5 +357,15 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
             count(played as u64, "run")
         );
     }
+    // Resuming a plan whose recorded runs all ended in an error plays nothing
+    // new, and still measured nothing: the same exit as the first time.
+    let plan_errors = runs.iter().filter(|r| r["outcome"] == "error").count();
+    if played == 0 && !runs.is_empty() && plan_errors == runs.len() {
+        return Err(CliError::CheckFailed(format!(
+            "every run of this plan ({plan_errors} of {}) ended in an error when it was played, so nothing was \
+             measured; fix the cause, then run the same command with --fresh to play them again",
+            runs.len()
+        )));
+    }
     Ok(())
 }

@@ -32,7 +32,8 @@ pub(crate) fn open(arg: SandboxArg, hide: &[&Path], command: &str) -> Result<San
         }
     }
     let mut err = std::io::stderr();
-    let _ = writeln!(err, "loopvel {command}: {}", sandbox.describe());
+    let width = crate::render::Layout::detect(false).text_width();
+    let _ = writeln!(err, "{}", crate::render::wrap(&format!("loopvel {command}: {}", sandbox.describe()), width));
     if sandbox.level() == Level::None {
         let _ = writeln!(
             err,

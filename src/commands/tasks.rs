@@ -150,7 +150,8 @@ fn check(dir: &std::path::Path, sandbox: &Sandbox, out: &mut impl Write) -> Resu
             c.task.report.to_string(),
             counts(&c.given),
             c.solved.as_ref().map_or("n/a".into(), counts),
-            format!("{} / {}", time(&c.given), c.solved.as_ref().map_or("n/a".into(), time)),
+            format!("{} / {}", time(&c.given), c.solved.as_ref().map_or("n/a".into(), time))
+                .replacen(" s / ", " / ", 1),
             if c.problem.is_some() { "FAIL".into() } else { "ok".into() },
         ]);
         if let Some(p) = c.problem {
@@ -158,7 +159,7 @@ fn check(dir: &std::path::Path, sandbox: &Sandbox, out: &mut impl Write) -> Resu
         }
     }
     writeln!(out, "{}", table.render(render::Layout::detect(false)))?;
-    writeln!(out, "passing: tests passing as given; solved: with solution/; test time: given / solved")?;
+    writeln!(out, "passing: as given; solved: with solution/ applied; test time: given / solved")?;
     if failures.is_empty() {
         let all = if n == 1 {
             "The task checks out: its tests fail".to_string()

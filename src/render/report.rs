@@ -310,7 +310,9 @@ pub fn sandbox_line(report: &Report) -> Option<String> {
         .sandbox
         .iter()
         .map(|(level, n)| match level.as_deref() {
-            None => format!("not recorded for {} (recorded before loopvel recorded it)", count(*n as u64, "run")),
+            None => {
+                format!("not recorded for {} (made before loopvel recorded the sandbox level)", count(*n as u64, "run"))
+            }
             Some("none") => format!(
                 "NONE for {} (unconfined: their code could have changed their own results)",
                 count(*n as u64, "run")

@@ -102,8 +102,13 @@ impl Table {
         self
     }
 
-    /// The table as text for `layout`, without a trailing newline.
+    /// The table as text for `layout`, without a trailing newline, and
+    /// without the padding comfy-table leaves at the end of each row.
     pub fn render(&self, layout: Layout) -> String {
+        self.render_padded(layout).lines().map(str::trim_end).collect::<Vec<_>>().join("\n")
+    }
+
+    fn render_padded(&self, layout: Layout) -> String {
         let keep: Vec<usize> = (0..self.header.len()).filter(|i| layout.wide || !self.secondary.contains(i)).collect();
         let pick =
             |row: &[String]| -> Vec<String> { keep.iter().map(|&i| row.get(i).cloned().unwrap_or_default()).collect() };

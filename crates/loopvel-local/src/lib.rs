@@ -190,7 +190,7 @@ pub fn model(name: &str) -> Result<&'static LocalModel, LocalError> {
     MODELS.iter().find(|m| m.name == name).ok_or_else(|| LocalError::UnknownModel(name.to_string()))
 }
 
-/// Everything lives under `${XDG_CACHE_HOME:-~/.cache}/loopvel/local` (or `LOOPVEL_LOCAL_DIR`).
+/// Everything lives under `${XDG_CACHE_HOME:-~/.cache}/loopvel/local` (or `$LOOPVEL_CACHE_DIR/local`, or `LOOPVEL_LOCAL_DIR`).
 #[derive(Debug, Clone)]
 pub struct Home(pub PathBuf);
 
@@ -199,6 +199,10 @@ impl Home {
     pub fn default_location() -> Home {
         if let Some(dir) = std::env::var_os("LOOPVEL_LOCAL_DIR") {
             return Home(PathBuf::from(dir));
+        }
+        // The same cache folder as the tests' Python environments.
+        if let Some(dir) = std::env::var_os("LOOPVEL_CACHE_DIR").map(PathBuf::from).filter(|d| d.is_absolute()) {
+            return Home(dir.join("local"));
         }
         let cache = std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)

@@ -261,7 +261,7 @@ fn attempt(
     let sent = Instant::now();
     let resp = match req.send(body) {
         Ok(r) => r,
-        Err(e) => return Attempt::Retry { reason: format!("connection: {e}"), retry_after: None },
+        Err(e) => return Attempt::Retry { reason: format!("connection to {url}: {e}"), retry_after: None },
     };
     let status = resp.status().as_u16();
     if status != 200 {
