@@ -208,6 +208,7 @@ pub fn resolve_models(given_config: Option<&Path>, specs: &[String]) -> Result<V
         let m: ModelToml = value.clone().try_into().map_err(|e: toml::de::Error| {
             CliError::Usage(format!("{file}: models.{spec}: {}", e.to_string().trim()))
         })?;
+        check_bounds(&m, &file, spec)?;
         let api = match m.api.as_str() {
             "openai" => Api::OpenAi,
             "anthropic" => Api::Anthropic,
@@ -240,16 +241,92 @@ pub fn resolve_models(given_config: Option<&Path>, specs: &[String]) -> Result<V
         }
         cfg.max_concurrent = m.max_concurrent;
         cfg.rps = m.rps;
-        cfg.max_attempts = m.max_attempts.unwrap_or(5).max(1);
+        cfg.max_attempts = m.max_attempts.unwrap_or(5);
         cfg.read_timeout_s = m.read_timeout_s.unwrap_or(300.0);
         out.push(cfg);
     }
     Ok(out)
 }
 
+/// Every number of a model block within a range that means something, and
+/// the URL a URL: a bad value is the user's to fix (named here), never a
+/// panic later or a "transient" failure retried five times.
+fn check_bounds(m: &ModelToml, file: &str, spec: &str) -> Result<(), CliError> {
+    let bad = |field: &str, value: String, want: &str| {
+        Err(CliError::Usage(format!("{file}: models.{spec}.{field} = {value}: give {want}")))
+    };
+    let finite_in = |x: f64, lo: f64, hi: f64| x.is_finite() && (lo..=hi).contains(&x);
+    for (field, v) in [("usd_per_mtok_in", m.usd_per_mtok_in), ("usd_per_mtok_out", m.usd_per_mtok_out)] {
+        if !finite_in(v, 0.0, 1e6) {
+            return bad(field, format!("{v:?}"), "US dollars per million tokens, 0 to 1,000,000");
+        }
+    }
+    if let Some(t) = m.temperature.filter(|t| !finite_in(*t, 0.0, 2.0)) {
+        return bad("temperature", format!("{t:?}"), "a number from 0 to 2");
+    }
+    if let Some(n) = m.max_tokens.filter(|n| !(1..=1_000_000).contains(n)) {
+        return bad("max_tokens", n.to_string(), "1 to 1,000,000 tokens");
+    }
+    if let Some(n) = m.max_concurrent.filter(|n| !(1..=10_000).contains(n)) {
+        return bad("max_concurrent", n.to_string(), "1 to 10,000 requests in flight (leave it out for no cap)");
+    }
+    if let Some(r) = m.rps.filter(|r| !finite_in(*r, 0.001, 10_000.0)) {
+        return bad("rps", format!("{r:?}"), "0.001 to 10,000 requests per second (leave it out for no cap)");
+    }
+    if let Some(n) = m.max_attempts.filter(|n| !(1..=100).contains(n)) {
+        return bad("max_attempts", n.to_string(), "1 to 100 attempts per request (1: no retry)");
+    }
+    if let Some(t) = m.read_timeout_s.filter(|t| !finite_in(*t, 0.1, 86_400.0)) {
+        return bad("read_timeout_s", format!("{t:?}"), "0.1 to 86,400 seconds (default 300 s)");
+    }
+    if let Some(url) = &m.base_url {
+        let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+        let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+        if host.is_none_or(str::is_empty) || url.chars().any(char::is_whitespace) {
+            return bad(
+                "base_url",
+                format!("{url:?}"),
+                "an http:// or https:// URL with a host, e.g. \"https://api.openai.com/v1\" or \"http://127.0.0.1:8080/v1\"",
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_out_of_range_and_bad_urls_name_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loopvel.toml");
+        let cases = [
+            ("read_timeout_s = 1e300", "models.m.read_timeout_s = 1e300"),
+            ("rps = 1e-300", "models.m.rps"),
+            ("rps = 0", "models.m.rps = 0.0"),
+            ("rps = -1", "models.m.rps = -1.0"),
+            ("max_attempts = 0", "models.m.max_attempts = 0"),
+            ("max_concurrent = 0", "models.m.max_concurrent = 0"),
+            ("usd_per_mtok_in = -0.5", "models.m.usd_per_mtok_in = -0.5"),
+            ("usd_per_mtok_out = nan", "models.m.usd_per_mtok_out = NaN"),
+            ("temperature = 7", "models.m.temperature = 7.0"),
+            ("max_tokens = 0", "models.m.max_tokens = 0"),
+            ("base_url = \"not a url\"", "models.m.base_url = \"not a url\""),
+            ("base_url = \"https://\"", "models.m.base_url"),
+        ];
+        for (line, want) in cases {
+            let body = if line.starts_with("base_url") {
+                format!("[models.m]\napi = \"openai\"\nmodel = \"x\"\n{line}\n")
+            } else {
+                format!("[models.m]\napi = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"x\"\n{line}\n")
+            };
+            std::fs::write(&path, body).unwrap();
+            let e = resolve_models(Some(&path), &["m".to_string()]).expect_err(line).to_string();
+            assert!(e.contains(want) && e.contains("give "), "{line}: {e}");
+            assert!(e.contains("loopvel.toml"), "{line}: names the file: {e}");
+        }
+    }
 
     fn message(spec: &str) -> String {
         // The crate's root has no loopvel.toml, so this sees no configuration.

@@ -627,3 +627,36 @@ fn a_malformed_shorthand_is_refused_before_anything_runs_with_its_form_shown() {
     }
     assert!(!dir.join("loopvel.db").exists(), "nothing was recorded");
 }
+
+#[test]
+fn config_numbers_out_of_range_are_refused_before_any_request() {
+    // No panic on 1e300, no "transient" retries of a URL that is not one.
+    for (line, want) in [
+        ("read_timeout_s = 1e300", "models.m.read_timeout_s = 1e300: give"),
+        ("rps = 1e-300", "models.m.rps = 1e-300: give"),
+        ("max_attempts = 0", "models.m.max_attempts = 0: give"),
+        ("usd_per_mtok_out = -1", "models.m.usd_per_mtok_out = -1.0: give"),
+    ] {
+        let dir = scratch("bounds");
+        let t = task(&dir);
+        let server = serve(Vec::new(), false);
+        std::fs::write(
+            dir.join("loopvel.toml"),
+            format!("[models.m]\napi = \"openai\"\nbase_url = \"{}\"\nmodel = \"x\"\n{line}\n", server.url),
+        )
+        .unwrap();
+        let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "m"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{line}: {err}");
+        assert!(err.contains(want), "{line}: {err}");
+        assert!(server.requests.lock().unwrap().is_empty(), "{line}: a request was sent");
+    }
+    let dir = scratch("badurl");
+    let t = task(&dir);
+    std::fs::write(dir.join("loopvel.toml"), "[models.m]\napi = \"openai\"\nbase_url = \"not a url\"\nmodel = \"x\"\n")
+        .unwrap();
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "m"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("models.m.base_url = \"not a url\"") && err.contains("http://"), "{err}");
+}

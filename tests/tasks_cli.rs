@@ -205,3 +205,29 @@ fn a_module_the_model_is_to_write_is_not_blamed_on_the_environment() {
     assert!(o.status.success(), "{out}");
     assert!(!out.contains("cannot run"), "{out}");
 }
+
+#[test]
+fn task_numbers_out_of_range_and_a_prompt_file_outside_the_task_are_refused() {
+    let outside = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("outside-{}.txt", std::process::id()));
+    std::fs::write(&outside, "a secret the model must never see").unwrap();
+    let cases: Vec<(String, &str)> = vec![
+        ("test_timeout_s = 1e300".into(), "test_timeout_s = 1e300: give a number of seconds"),
+        ("test_timeout_s = 0".into(), "test_timeout_s = 0.0: give"),
+        ("test_timeout_s = -5".into(), "test_timeout_s = -5.0: give"),
+        (
+            format!("prompt_file = {:?}", format!("../../{}", outside.file_name().unwrap().to_str().unwrap())),
+            "is not a file inside the task directory",
+        ),
+        (format!("prompt_file = {:?}", outside.display().to_string()), "is not a file inside the task directory"),
+    ];
+    for (line, want) in cases {
+        let prompt = if line.starts_with("prompt_file") { "" } else { "prompt = \"x\"\n" };
+        let dir = scratch_task("bounds", &format!("{prompt}edit = [\"a.sh\"]\ntest = \"true\"\n{line}\n"), &[]);
+        let o = loopvel(&["tasks", "check", dir.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{line}: {err}");
+        assert!(err.contains("task.toml") && err.contains(want), "{line}: {err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+    let _ = std::fs::remove_file(outside);
+}

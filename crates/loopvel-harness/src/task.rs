@@ -137,9 +137,26 @@ impl Task {
         let t: TaskToml = toml::from_str(&text).map_err(|e| invalid(e.to_string().trim().to_string()))?;
         let prompt = match (t.prompt, t.prompt_file) {
             (Some(p), None) => p,
-            (None, Some(f)) => std::fs::read_to_string(dir.join(&f)).map_err(|e| {
-                invalid(format!("prompt_file = \"{f}\" cannot be read ({e}); give a file in the task directory"))
-            })?,
+            (None, Some(f)) => {
+                // Inside the task only: the prompt goes to the model, and a path
+                // such as ../../.ssh/id_rsa must not send a file from elsewhere.
+                let inside = dir
+                    .join(&f)
+                    .canonicalize()
+                    .ok()
+                    .filter(|p| dir.canonicalize().is_ok_and(|d| p.starts_with(&d)) && p.is_file());
+                let Some(file) = inside else {
+                    return Err(invalid(format!(
+                        "prompt_file = \"{f}\" is not a file inside the task directory; give a path relative to \
+                         it, e.g. prompt_file = \"PROMPT.md\""
+                    )));
+                };
+                std::fs::read_to_string(&file).map_err(|e| {
+                    invalid(format!(
+                        "prompt_file = \"{f}\" cannot be read ({e}); give a UTF-8 text file in the task directory"
+                    ))
+                })?
+            }
             (Some(_), Some(_)) => return Err(invalid("give either prompt or prompt_file, not both".into())),
             (None, None) => {
                 return Err(invalid("prompt is missing; add prompt = \"…\" or prompt_file = \"PROMPT.md\"".into()))
@@ -148,8 +165,11 @@ impl Task {
         if t.edit.is_empty() {
             return Err(invalid("edit = [] names no file; list the files (globs) the model may change".into()));
         }
-        if !(t.test_timeout_s.is_finite() && t.test_timeout_s > 0.0) {
-            return Err(invalid(format!("test_timeout_s = {} must be a number of seconds > 0", t.test_timeout_s)));
+        if !(t.test_timeout_s.is_finite() && t.test_timeout_s > 0.0 && t.test_timeout_s <= 86_400.0) {
+            return Err(invalid(format!(
+                "test_timeout_s = {:?}: give a number of seconds above 0 and at most 86,400 (a day)",
+                t.test_timeout_s
+            )));
         }
         let report = ReportFormat::parse(&t.report).map_err(invalid)?;
         t.limits.validate().map_err(invalid)?;
