@@ -660,3 +660,36 @@ fn config_numbers_out_of_range_are_refused_before_any_request() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("models.m.base_url = \"not a url\"") && err.contains("http://"), "{err}");
 }
+
+#[test]
+fn a_second_run_on_a_database_being_written_is_refused_and_nothing_is_lost() {
+    let dir = scratch("twowriters");
+    let t = task(&dir);
+    // Slow replies: the first run is still writing when the second starts.
+    let fix = "calc.sh\n```sh\nA=1\nB=1\nC=1\n```\n";
+    let server = serve((0..4).map(|_| Step::Reply { pieces: reply(fix), first_ms: 1500, gap_ms: 5 }).collect(), false);
+    config(&dir, &server.url, "openai");
+    let first = Command::new(env!("CARGO_BIN_EXE_loopvel"))
+        .args(["run", "--tasks", t.to_str().unwrap(), "--model", "fake", "--runs", "2"])
+        .current_dir(&dir)
+        .env("LOOPVEL_E2E_KEY", KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until the first has claimed the database (it exists and a request arrived).
+    let started = std::time::Instant::now();
+    while server.requests.lock().unwrap().is_empty() && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake", "--runs", "2"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("is being written by another loopvel process"), "{err}");
+    let done = first.wait_with_output().unwrap();
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let runs: Vec<_> = export(&dir).into_iter().filter(|r| r["record"] == "run").collect();
+    assert_eq!(runs.len(), 2, "every planned run exactly once");
+    assert!(runs.iter().all(|r| r["outcome"] == "pass"), "{runs:?}");
+    assert_eq!(server.requests.lock().unwrap().len(), 2, "the refused run sent nothing");
+}

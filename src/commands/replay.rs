@@ -270,6 +270,7 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
     let sandbox = Arc::new(super::sandbox::open(args.sandbox, &[&args.db, &args.into], "replay")?);
     super::prepare_python(&mut tasks.tasks)?;
     let dst = Store::open(&args.into)?;
+    let _writer = dst.claim_writer()?;
     let any_what_if = !speed.is_empty() || !ttft.is_empty() || args.test_time.is_some();
     let mut skipped = Vec::new();
     let mut jobs = Vec::new();

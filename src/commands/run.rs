@@ -126,6 +126,8 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
         clock: Clock::Wall,
     };
     let store = Store::open(&args.db)?;
+    // One writer per database: a second `run` here would replay the same pending runs.
+    let _writer = store.claim_writer()?;
     // The plan: which tasks (by content), which models (config without keys), which options.
     let task_hashes: Vec<String> = tasks.iter().map(task_hash).collect();
     let model_json: Vec<String> = models.iter().map(|m| serde_json::to_string(m).unwrap_or_default()).collect();

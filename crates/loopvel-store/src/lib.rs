@@ -42,6 +42,23 @@ pub enum StoreError {
         /// The path.
         path: String,
     },
+    /// The file cannot be opened to claim it.
+    #[error("database {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Another process is writing runs into the file.
+    #[error(
+        "database {path} is being written by another loopvel process (a run or replay in progress); wait for it \
+         to finish, or give another --db (reading it with report, predict or export is fine meanwhile)"
+    )]
+    Busy {
+        /// The file.
+        path: String,
+    },
     /// The file was made by a newer loopvel.
     #[error("database {path} has schema version {found}; this loopvel knows up to {known}: upgrade loopvel")]
     TooNew {
@@ -311,7 +328,37 @@ pub struct Store {
     version: i64,
 }
 
+/// This process's claim to write runs into a database; released when
+/// dropped or when the process ends, however it ends (an flock, which the
+/// kernel drops with the descriptor).
+#[derive(Debug)]
+pub struct WriterClaim(std::fs::File);
+
+impl Drop for WriterClaim {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor this struct owns.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
 impl Store {
+    /// Claim the database for writing runs: one writer at a time. Two `run`
+    /// processes on one file would each play the same pending runs and
+    /// overwrite each other's turns; the second is refused instead. An flock
+    /// on the database file itself, which SQLite's own (fcntl) locks ignore.
+    pub fn claim_writer(&self) -> Result<WriterClaim, StoreError> {
+        use std::os::fd::AsRawFd;
+        let file =
+            std::fs::File::open(&self.path).map_err(|source| StoreError::Io { path: self.path.clone(), source })?;
+        // SAFETY: flock on a descriptor we own; LOCK_NB never blocks.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            Ok(WriterClaim(file))
+        } else {
+            Err(StoreError::Busy { path: self.path.clone() })
+        }
+    }
+
     /// Open (or create) the database at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let shown = path.display().to_string();
