@@ -105,6 +105,25 @@ fn is_fence(line: &str) -> bool {
     line.trim_start().starts_with("```")
 }
 
+/// How many backticks open a fence (3 or more).
+fn fence_len(line: &str) -> usize {
+    line.trim_start().chars().take_while(|c| *c == '`').count()
+}
+
+/// The line that closes a fence opened with `len` backticks: as in
+/// CommonMark, only backticks, at least as many. So a four-backtick fence can
+/// hold a three-backtick block (a file that is itself Markdown) whole.
+fn closes(line: &str, len: usize) -> bool {
+    let t = line.trim();
+    t.len() >= len && t.chars().all(|c| c == '`')
+}
+
+/// The index of the line closing the fence opened at `open`, if any.
+fn closing(lines: &[&str], open: usize) -> Option<usize> {
+    let len = fence_len(lines[open]);
+    lines[open + 1..].iter().position(|l| closes(l, len)).map(|p| p + open + 1)
+}
+
 /// A line that holds only a file path (maybe in backticks or bold, maybe after `File:`).
 fn as_path(line: &str) -> Option<String> {
     let mut s = line.trim();
@@ -186,8 +205,7 @@ pub fn parse_edits(reply: &str) -> Parsed {
     while i < lines.len() {
         let line = lines[i];
         if is_fence(line) {
-            let close = lines[i + 1..].iter().position(|l| l.trim() == "```").map(|p| p + i + 1);
-            let Some(close) = close else {
+            let Some(close) = closing(&lines, i) else {
                 out.problems.push("a code block that is never closed".into());
                 break;
             };
@@ -228,10 +246,10 @@ pub fn fenced_blocks(reply: &str) -> Vec<String> {
     let mut i = 0;
     while i < lines.len() {
         if is_fence(lines[i]) {
-            match lines[i + 1..].iter().position(|l| l.trim() == "```") {
-                Some(p) => {
-                    out.push(join(&lines[i + 1..i + 1 + p]));
-                    i += p + 2;
+            match closing(&lines, i) {
+                Some(close) => {
+                    out.push(join(&lines[i + 1..close]));
+                    i = close + 1;
                     continue;
                 }
                 None => break,
@@ -354,5 +372,68 @@ mod tests {
             EditOp::Whole { content: "def mean(values):\n    return sum(values) / len(values)\n".into() }
         );
         assert!(format_help().contains("<<<<<<< SEARCH"));
+    }
+
+    #[test]
+    fn a_four_backtick_fence_holds_a_three_backtick_block_and_the_next_edit_survives() {
+        let reply =
+            "README.md\n````markdown\n# Title\n```python\nx = 1\n```\nend\n````\n\nb.py\n```python\ny = 2\n```\n";
+        let p = parse_edits(reply);
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert_eq!(p.edits.len(), 2, "{p:?}");
+        assert_eq!(p.edits[0].path, "README.md");
+        assert_eq!(p.edits[0].op, EditOp::Whole { content: "# Title\n```python\nx = 1\n```\nend\n".into() });
+        assert_eq!(p.edits[1], Edit { path: "b.py".into(), op: EditOp::Whole { content: "y = 2\n".into() } });
+    }
+
+    use proptest::prelude::*;
+
+    /// Lines a hostile reply is made of: paths, fences of every length,
+    /// markers, prose, NULs, odd Unicode.
+    fn hostile_line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("a.py".to_string()),
+            Just("b.py".to_string()),
+            Just("```".to_string()),
+            Just("````".to_string()),
+            Just("```python".to_string()),
+            Just(SEARCH.to_string()),
+            Just(DIVIDER.to_string()),
+            Just(REPLACE.to_string()),
+            Just("x = 1".to_string()),
+            Just("".to_string()),
+            Just("\u{0}\u{feff}\u{202e}".to_string()),
+            ".{0,40}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Arbitrary text never panics the parser.
+        #[test]
+        fn arbitrary_text_never_panics(reply in "(?s).{0,400}") {
+            let _ = parse_edits(&reply);
+            let _ = fenced_blocks(&reply);
+        }
+
+        /// Every edit is attributed to a path the reply wrote on a line of its
+        /// own before it, and its content is text the reply holds.
+        #[test]
+        fn edits_name_only_paths_the_reply_wrote_before_them(lines in proptest::collection::vec(hostile_line(), 0..40)) {
+            let reply = lines.join("\n");
+            let parsed = parse_edits(&reply);
+            for e in &parsed.edits {
+                let named = lines.iter().position(|l| as_path(l).as_deref() == Some(e.path.as_str()));
+                prop_assert!(named.is_some(), "{} was never written as a path line in {reply:?}", e.path);
+                match &e.op {
+                    EditOp::Whole { content } => prop_assert!(reply.contains(content.trim_end_matches('\n'))),
+                    EditOp::Replace { search, replace } => {
+                        prop_assert!(reply.contains(search.trim_end_matches('\n')));
+                        prop_assert!(reply.contains(replace.trim_end_matches('\n')));
+                    }
+                }
+            }
+        }
     }
 }

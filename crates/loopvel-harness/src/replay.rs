@@ -272,6 +272,7 @@ mod tests {
             attempts: 1,
             retries: Vec::new(),
             finish_reason: None,
+            unreadable_events: 0,
         }
     }
 

@@ -468,6 +468,7 @@ mod tests {
                 attempts: 1,
                 retries: Vec::new(),
                 finish_reason: Some("stop".into()),
+                unreadable_events: 0,
             })
         }
         fn usd(&self, _: &Completion) -> f64 {

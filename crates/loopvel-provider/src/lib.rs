@@ -159,6 +159,11 @@ pub struct Completion {
     pub retries: Vec<RetryNote>,
     /// The server's finish reason, if it gave one.
     pub finish_reason: Option<String>,
+    /// Stream events that could not be read as JSON even after repair (each
+    /// one a piece of the reply that is missing from `text`): recorded, never
+    /// silently dropped.
+    #[serde(default)]
+    pub unreadable_events: u32,
 }
 
 /// A request that did not produce a reply.
@@ -232,6 +237,54 @@ fn body_for(cfg: &ModelConfig, messages: &[Message]) -> Value {
     body
 }
 
+/// JSON text with each `\\uD800`–`\\uDFFF` escape that is not half of a
+/// surrogate pair replaced by `\\uFFFD`: JSON allows such escapes but no
+/// Rust string can hold them, so serde refuses the whole event, and a server
+/// (or a model's output passed through) can produce them.
+fn repair_surrogates(json: &str) -> String {
+    let b = json.as_bytes();
+    let hex = |at: usize| -> Option<u16> {
+        let h = json.get(at..at + 4)?;
+        u16::from_str_radix(h, 16).ok()
+    };
+    let mut out = String::with_capacity(json.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i + 6 <= b.len() {
+        // An escape starts at a backslash that is not itself escaped.
+        if b[i] == b'\\' && b[i + 1] == b'u' {
+            if let Some(unit) = hex(i + 2) {
+                let high = (0xD800..0xDC00).contains(&unit);
+                let low = (0xDC00..0xE000).contains(&unit);
+                let paired = high
+                    && b.get(i + 6) == Some(&b'\\')
+                    && b.get(i + 7) == Some(&b'u')
+                    && hex(i + 8).is_some_and(|n| (0xDC00..0xE000).contains(&n));
+                if paired {
+                    i += 12;
+                    continue;
+                }
+                if high || low {
+                    out.push_str(&json[copied..i]);
+                    out.push_str("\\uFFFD");
+                    i += 6;
+                    copied = i;
+                    continue;
+                }
+            }
+            i += 6;
+            continue;
+        }
+        if b[i] == b'\\' {
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    out.push_str(&json[copied..]);
+    out
+}
+
 fn url_for(cfg: &ModelConfig) -> String {
     let base = cfg.base_url.trim_end_matches('/');
     match cfg.api {
@@ -296,6 +349,7 @@ fn attempt(
         attempts: 1,
         retries: Vec::new(),
         finish_reason: None,
+        unreadable_events: 0,
     };
     let mut finished = false;
     let mut last_token = 0.0;
@@ -312,7 +366,12 @@ fn attempt(
             finished = true;
             break;
         }
-        let Ok(v) = serde_json::from_str::<Value>(&event.data) else { continue };
+        let parsed = serde_json::from_str::<Value>(&event.data)
+            .or_else(|_| serde_json::from_str::<Value>(&repair_surrogates(&event.data)));
+        let Ok(v) = parsed else {
+            c.unreadable_events += 1;
+            continue;
+        };
         match cfg.api {
             Api::OpenAi => {
                 if let Some(choice) = v["choices"].get(0) {
@@ -484,6 +543,31 @@ pub fn complete_observed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lone_surrogates_become_replacement_characters_and_pairs_stay() {
+        let lone = r#"{"t":"a\ud800b"}"#;
+        assert!(serde_json::from_str::<Value>(lone).is_err(), "serde refuses it as it stands");
+        let v: Value = serde_json::from_str(&repair_surrogates(lone)).unwrap();
+        assert_eq!(v["t"], "a\u{fffd}b");
+        let low = r#"{"t":"\udc00x"}"#;
+        assert_eq!(serde_json::from_str::<Value>(&repair_surrogates(low)).unwrap()["t"], "\u{fffd}x");
+        let pair = r#"{"t":"\ud83d\ude00"}"#;
+        assert_eq!(repair_surrogates(pair), pair);
+        let escaped = r#"{"t":"\\ud800"}"#;
+        assert_eq!(repair_surrogates(escaped), escaped, "an escaped backslash is not an escape");
+        assert_eq!(repair_surrogates("é\\ud800é"), "é\\uFFFDé");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn repair_never_panics_and_keeps_valid_json_valid(s in "(?s).{0,200}") {
+            let out = repair_surrogates(&s);
+            if let Ok(v) = serde_json::from_str::<Value>(&s) {
+                proptest::prop_assert_eq!(serde_json::from_str::<Value>(&out).ok(), Some(v));
+            }
+        }
+    }
 
     #[test]
     fn secrets_do_not_print() {
