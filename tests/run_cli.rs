@@ -693,3 +693,43 @@ fn a_second_run_on_a_database_being_written_is_refused_and_nothing_is_lost() {
     assert!(runs.iter().all(|r| r["outcome"] == "pass"), "{runs:?}");
     assert_eq!(server.requests.lock().unwrap().len(), 2, "the refused run sent nothing");
 }
+
+#[test]
+fn a_json_reply_to_a_stream_request_is_read_and_an_error_event_is_retried() {
+    let fix = "calc.sh\n```sh\nA=1\nB=1\nC=1\n```\n";
+    // A server that ignores `stream: true` and sends one JSON body.
+    let dir = scratch("jsonreply");
+    let t = task(&dir);
+    let body = serde_json::json!({
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": fix}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 120, "completion_tokens": 30}
+    })
+    .to_string();
+    let server = serve(vec![Step::Raw { content_type: "application/json".into(), body }], false);
+    config(&dir, &server.url, "openai");
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let runs: Vec<_> = export(&dir).into_iter().filter(|r| r["record"] == "run").collect();
+    assert_eq!(runs[0]["outcome"], "pass", "{runs:?}");
+
+    // A stream that breaks off with an error event: retried, not graded as the model's reply.
+    let dir = scratch("errorevent");
+    let t = task(&dir);
+    let cut = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"calc.sh\\n```sh\\nA=\"}}]}\n\n\
+               data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n";
+    let server = serve(
+        vec![
+            Step::Raw { content_type: "text/event-stream".into(), body: cut.into() },
+            Step::Reply { pieces: reply(fix), first_ms: 5, gap_ms: 1 },
+        ],
+        false,
+    );
+    config(&dir, &server.url, "openai");
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = export(&dir);
+    let run = rows.iter().find(|r| r["record"] == "run").unwrap();
+    assert_eq!(run["outcome"], "pass", "{run}");
+    assert_eq!(run["turns"], 1, "the cut reply was not a turn: {run}");
+    assert_eq!(server.requests.lock().unwrap().len(), 2);
+}

@@ -12,6 +12,8 @@ use std::time::Duration;
 pub enum Step {
     /// Stream `pieces` of a reply: the first after `first_ms`, the rest `gap_ms` apart.
     Reply { pieces: Vec<String>, first_ms: u64, gap_ms: u64 },
+    /// Answer 200 with this content type and body, as they are.
+    Raw { content_type: String, body: String },
     /// Answer with this status and a Retry-After header.
     Status { code: u16, retry_after_s: u64 },
 }
@@ -82,6 +84,13 @@ pub fn respond(mut stream: TcpStream, step: Step, anthropic: bool) {
     {
         {
             match step {
+                Step::Raw { content_type, body } => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
                 Step::Status { code, retry_after_s } => {
                     let _ = write!(
                         stream,

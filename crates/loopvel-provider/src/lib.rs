@@ -333,6 +333,12 @@ fn attempt(
             body: text,
         });
     }
+    // Some servers ignore `stream: true` and answer with one JSON body: read it as the reply it is.
+    let content_type =
+        resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    if content_type.contains("json") && !content_type.contains("event-stream") {
+        return whole_reply(cfg, resp, sent, input_chars);
+    }
     let reader = std::io::BufReader::new(resp.into_body().into_reader());
     let mut c = Completion {
         text: String::new(),
@@ -374,6 +380,16 @@ fn attempt(
         };
         match cfg.api {
             Api::OpenAi => {
+                // An error reported inside the stream (overloaded, cut off):
+                // the reply so far is not the model's answer; try again.
+                if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
+                    let message = e["message"].as_str().map_or_else(|| e.to_string(), str::to_string);
+                    let message: String = message.chars().take(200).collect();
+                    return Attempt::Retry {
+                        reason: format!("error event in the stream: {message}"),
+                        retry_after: None,
+                    };
+                }
                 if let Some(choice) = v["choices"].get(0) {
                     let delta = &choice["delta"];
                     if let Some(t) = delta["content"].as_str().filter(|t| !t.is_empty()) {
@@ -466,6 +482,84 @@ fn attempt(
         (span > 0.0 && c.output_tokens > 1).then(|| (c.output_tokens - 1) as f64 / span)
     });
     Attempt::Done(c)
+}
+
+/// A reply sent as one JSON body instead of a stream. Its time to first
+/// token is when the body arrived, and no decode speed can be measured.
+fn whole_reply(
+    cfg: &ModelConfig,
+    resp: ureq::http::Response<ureq::Body>,
+    sent: Instant,
+    input_chars: usize,
+) -> Attempt {
+    let mut text = String::new();
+    // Capped like any reply: a hostile server cannot make loopvel hold more.
+    let read = std::io::Read::read_to_string(
+        &mut std::io::Read::take(resp.into_body().into_reader(), 64 * 1024 * 1024),
+        &mut text,
+    );
+    if let Err(e) = read {
+        return Attempt::Retry { reason: format!("body dropped: {e}"), retry_after: None };
+    }
+    let arrived = sent.elapsed().as_secs_f64();
+    let Ok(v) =
+        serde_json::from_str::<Value>(&text).or_else(|_| serde_json::from_str::<Value>(&repair_surrogates(&text)))
+    else {
+        return Attempt::Retry { reason: "a JSON reply that is not JSON".into(), retry_after: None };
+    };
+    if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
+        let message: String =
+            e["message"].as_str().map_or_else(|| e.to_string(), str::to_string).chars().take(200).collect();
+        return Attempt::Retry { reason: format!("error in the reply: {message}"), retry_after: None };
+    }
+    let (reply, reasoning, finish, input, output) = match cfg.api {
+        Api::OpenAi => {
+            let m = &v["choices"][0]["message"];
+            let reasoning =
+                ["reasoning_content", "reasoning"].iter().filter_map(|k| m[*k].as_str()).map(str::len).sum();
+            (
+                m["content"].as_str().map(str::to_string),
+                reasoning,
+                v["choices"][0]["finish_reason"].as_str().map(str::to_string),
+                v["usage"]["prompt_tokens"].as_u64(),
+                v["usage"]["completion_tokens"].as_u64(),
+            )
+        }
+        Api::Anthropic => {
+            let blocks = v["content"].as_array().cloned().unwrap_or_default();
+            let text: String =
+                blocks.iter().filter(|b| b["type"] == "text").filter_map(|b| b["text"].as_str()).collect();
+            let thinking = blocks.iter().filter_map(|b| b["thinking"].as_str()).map(str::len).sum();
+            (
+                (!blocks.is_empty()).then_some(text),
+                thinking,
+                v["stop_reason"].as_str().map(str::to_string),
+                v["usage"]["input_tokens"].as_u64(),
+                v["usage"]["output_tokens"].as_u64(),
+            )
+        }
+    };
+    let Some(reply) = reply else {
+        return Attempt::Retry { reason: "a JSON reply without a message".into(), retry_after: None };
+    };
+    let estimated_out = estimate_tokens(&reply) + (reasoning as u64).div_ceil(4);
+    Attempt::Done(Completion {
+        ttft_s: (!reply.is_empty()).then_some(arrived),
+        reasoning_ttft_s: (reasoning > 0).then_some(arrived),
+        reasoning_chars: reasoning,
+        ttlt_s: arrived,
+        output_tokens: output.unwrap_or(estimated_out),
+        output_tokens_estimated: output.is_none(),
+        input_tokens: input.unwrap_or((input_chars as u64).div_ceil(4)),
+        input_tokens_estimated: input.is_none(),
+        tokens_per_s: None,
+        retry_wait_s: 0.0,
+        attempts: 1,
+        retries: Vec::new(),
+        finish_reason: finish,
+        unreadable_events: 0,
+        text: reply,
+    })
 }
 
 /// Backoff before attempt `n + 1`: `Retry-After` when the server sent one,
