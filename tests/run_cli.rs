@@ -733,3 +733,32 @@ fn a_json_reply_to_a_stream_request_is_read_and_an_error_event_is_retried() {
     assert_eq!(run["turns"], 1, "the cut reply was not a turn: {run}");
     assert_eq!(server.requests.lock().unwrap().len(), 2);
 }
+
+#[test]
+fn a_huge_reply_is_cut_at_one_mebibyte_and_the_cut_is_recorded() {
+    let dir = scratch("hugereply");
+    let t = task(&dir);
+    // 3 MiB of text in 48 pieces: loopvel keeps 1 MiB, closes the stream and says why.
+    let piece = "x".repeat(64 * 1024);
+    let server = serve(
+        vec![
+            Step::Reply { pieces: vec![piece; 48], first_ms: 5, gap_ms: 0 },
+            Step::Reply { pieces: reply("no edit this time"), first_ms: 5, gap_ms: 0 },
+        ],
+        false,
+    );
+    config(&dir, &server.url, "openai");
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake", "--max-turns", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c = rusqlite::Connection::open(dir.join("loopvel.db")).unwrap();
+    let (len, detail): (i64, String) = c
+        .query_row("SELECT length(reply_text), detail_json FROM calls ORDER BY id LIMIT 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(len, 1024 * 1024, "kept exactly the cap");
+    assert!(detail.contains("reply cut at 1 MiB"), "{detail}");
+    // The second turn's request carries the cut reply, not 3 MiB.
+    let requests = server.requests.lock().unwrap();
+    assert!(requests.iter().all(|(_, body)| body.len() < 2 * 1024 * 1024), "a request grew past the cap");
+}

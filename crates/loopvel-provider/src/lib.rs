@@ -394,9 +394,13 @@ fn attempt(
                     let delta = &choice["delta"];
                     if let Some(t) = delta["content"].as_str().filter(|t| !t.is_empty()) {
                         c.ttft_s.get_or_insert(now);
-                        c.text.push_str(t);
+                        let room = push_capped(&mut c, t);
                         last_token = now;
                         progress(&c);
+                        if !room {
+                            finished = true;
+                            break;
+                        }
                     }
                     for key in ["reasoning_content", "reasoning"] {
                         if let Some(t) = delta[key].as_str().filter(|t| !t.is_empty()) {
@@ -432,9 +436,13 @@ fn attempt(
                     let d = &v["delta"];
                     if let Some(t) = d["text"].as_str().filter(|t| !t.is_empty()) {
                         c.ttft_s.get_or_insert(now);
-                        c.text.push_str(t);
+                        let room = push_capped(&mut c, t);
                         last_token = now;
                         progress(&c);
+                        if !room {
+                            finished = true;
+                            break;
+                        }
                     } else if let Some(t) = d["thinking"].as_str().filter(|t| !t.is_empty()) {
                         c.reasoning_ttft_s.get_or_insert(now);
                         c.reasoning_chars += t.len();
@@ -482,6 +490,32 @@ fn attempt(
         (span > 0.0 && c.output_tokens > 1).then(|| (c.output_tokens - 1) as f64 / span)
     });
     Attempt::Done(c)
+}
+
+/// The most reply text loopvel keeps (1 MiB): a reply past it is cut there,
+/// the stream is closed and the finish reason says so. With `--history full`
+/// every reply goes back into each later prompt, so an unbounded reply (20 MB
+/// in the hostile trial) would grow every request and the database with it.
+pub const MAX_REPLY_BYTES: usize = 1024 * 1024;
+
+/// The finish reason recorded for a reply cut at [`MAX_REPLY_BYTES`].
+pub const CUT_REASON: &str = "loopvel: reply cut at 1 MiB";
+
+/// Append `t` to the reply, up to the cap (on a character boundary);
+/// `false` once the cap is reached.
+fn push_capped(c: &mut Completion, t: &str) -> bool {
+    let room = MAX_REPLY_BYTES.saturating_sub(c.text.len());
+    if t.len() <= room {
+        c.text.push_str(t);
+        return true;
+    }
+    let mut end = room;
+    while !t.is_char_boundary(end) {
+        end -= 1;
+    }
+    c.text.push_str(&t[..end]);
+    c.finish_reason = Some(CUT_REASON.into());
+    false
 }
 
 /// A reply sent as one JSON body instead of a stream. Its time to first
@@ -539,9 +573,18 @@ fn whole_reply(
             )
         }
     };
-    let Some(reply) = reply else {
+    let Some(mut reply) = reply else {
         return Attempt::Retry { reason: "a JSON reply without a message".into(), retry_after: None };
     };
+    let mut finish = finish;
+    if reply.len() > MAX_REPLY_BYTES {
+        let mut end = MAX_REPLY_BYTES;
+        while !reply.is_char_boundary(end) {
+            end -= 1;
+        }
+        reply.truncate(end);
+        finish = Some(CUT_REASON.into());
+    }
     let estimated_out = estimate_tokens(&reply) + (reasoning as u64).div_ceil(4);
     Attempt::Done(Completion {
         ttft_s: (!reply.is_empty()).then_some(arrived),
