@@ -74,6 +74,28 @@ pub enum Command {
     },
 }
 
+/// `--plan ID` and `--pool`, for the commands that read recorded runs.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Read only the plan with this id (and plans of the same settings). A
+    /// database holding plans with different settings (another --max-turns,
+    /// model configuration or task files) is read one plan at a time: the
+    /// latest by default; the others are listed on stderr with their ids.
+    #[arg(long, value_name = "ID", conflicts_with = "pool")]
+    pub plan: Option<i64>,
+    /// Read the runs of every plan together, even with different settings
+    /// (what differs is said on stderr, and under "plans" in JSON).
+    #[arg(long)]
+    pub pool: bool,
+}
+
+impl PlanArgs {
+    /// The choice the flags make.
+    pub fn choice(&self) -> crate::commands::plans::Choice {
+        crate::commands::plans::Choice::from_flags(self.plan, self.pool)
+    }
+}
+
 /// Options of `loopvel init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -361,16 +383,9 @@ pub struct ExportArgs {
     /// Which records: runs, turns, or all (all needs jsonl).
     #[arg(long, value_enum, default_value = "all")]
     pub records: ExportRecords,
-    /// Read only the plan with this id (and plans of the same settings). A
-    /// database holding plans with different settings (another --max-turns,
-    /// model configuration or task files) is read one plan at a time: the
-    /// latest by default; the others are listed on stderr with their ids.
-    #[arg(long, value_name = "ID", conflicts_with = "pool")]
-    pub plan: Option<i64>,
-    /// Read the runs of every plan together, even with different settings
-    /// (what differs is said on stderr, and under "plans" in JSON).
-    #[arg(long)]
-    pub pool: bool,
+    /// Which plans of the database to read.
+    #[command(flatten)]
+    pub plans: PlanArgs,
 }
 
 /// `--format`
@@ -422,16 +437,9 @@ pub struct ReportArgs {
     /// with intervals (where a model wins, and where not).
     #[arg(long)]
     pub by_task: bool,
-    /// Read only the plan with this id (and plans of the same settings). A
-    /// database holding plans with different settings (another --max-turns,
-    /// model configuration or task files) is read one plan at a time: the
-    /// latest by default; the others are listed on stderr with their ids.
-    #[arg(long, value_name = "ID", conflicts_with = "pool")]
-    pub plan: Option<i64>,
-    /// Read the runs of every plan together, even with different settings
-    /// (what differs is said on stderr, and under "plans" in JSON).
-    #[arg(long)]
-    pub pool: bool,
+    /// Which plans of the database to read.
+    #[command(flatten)]
+    pub plans: PlanArgs,
     /// Show every column of the tables, however wide. Default: fit the
     /// terminal (COLUMNS, else its width; 80 when output is piped), leaving
     /// out secondary columns under 100 columns.
@@ -476,16 +484,9 @@ pub struct PredictArgs {
     /// Print the answer as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// Read only the plan with this id (and plans of the same settings). A
-    /// database holding plans with different settings (another --max-turns,
-    /// model configuration or task files) is read one plan at a time: the
-    /// latest by default; the others are listed on stderr with their ids.
-    #[arg(long, value_name = "ID", conflicts_with = "pool")]
-    pub plan: Option<i64>,
-    /// Read the runs of every plan together, even with different settings
-    /// (what differs is said on stderr, and under "plans" in JSON).
-    #[arg(long)]
-    pub pool: bool,
+    /// Which plans of the database to read.
+    #[command(flatten)]
+    pub plans: PlanArgs,
     /// Show every column of the tables, however wide. Default: fit the
     /// terminal (COLUMNS, else its width; 80 when output is piped), leaving
     /// out secondary columns under 100 columns.

@@ -6,7 +6,7 @@ use loopvel_store::Store;
 use serde_json::{Map, Value};
 
 use crate::cli::{ExportArgs, ExportFormat, ExportRecords};
-use crate::commands::plans::{select, Choice};
+use crate::commands::plans::select;
 use crate::error::CliError;
 
 fn csv_cell(v: &Value) -> String {
@@ -37,7 +37,7 @@ pub fn run(args: &ExportArgs, out: &mut impl Write) -> Result<(), CliError> {
     if !args.db.is_file() {
         return Err(CliError::Usage(format!("--db {}: no such database; run `loopvel run` first", args.db.display())));
     }
-    let plans = select(&args.db, Choice::from_flags(args.plan, args.pool), "export")?;
+    let plans = select(&args.db, args.plans.choice(), "export")?;
     for line in &plans.notes {
         eprintln!("{line}");
     }

@@ -7,7 +7,7 @@ use loopvel_math::units::{count, percent, seconds, usd, with_interval};
 use serde_json::json;
 
 use crate::cli::PredictArgs;
-use crate::commands::plans::{select, Choice};
+use crate::commands::plans::select;
 use crate::commands::report::load;
 use crate::error::CliError;
 use crate::render::{bullet, wrap, Layout, Table};
@@ -69,7 +69,7 @@ pub fn run(args: &PredictArgs, out: &mut impl Write) -> Result<(), CliError> {
         return Err(CliError::Usage("--resamples and --runs must be at least 1".into()));
     }
     let what_ifs = args.what_if.iter().map(|w| parse_what_if(w)).collect::<Result<Vec<_>, _>>()?;
-    let plans = select(&args.db, Choice::from_flags(args.plan, args.pool), "predict")?;
+    let plans = select(&args.db, args.plans.choice(), "predict")?;
     let runs = load(&args.db, &[], &plans)?;
     for line in &plans.notes {
         eprintln!("{line}");

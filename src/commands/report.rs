@@ -8,7 +8,7 @@ use loopvel_analysis::trace::{RunOutcome, RunTrace, TurnTrace};
 use loopvel_store::{Store, StoredRun};
 
 use crate::cli::ReportArgs;
-use crate::commands::plans::{select, Choice, Selection};
+use crate::commands::plans::{select, Selection};
 use crate::error::CliError;
 use crate::render;
 
@@ -163,7 +163,7 @@ impl Report {
 
 /// Report.
 pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<(), CliError> {
-    let plans = select(&args.db, Choice::from_flags(args.plan, args.pool), "report")?;
+    let plans = select(&args.db, args.plans.choice(), "report")?;
     let runs = load(&args.db, &args.models, &plans)?;
     let mut report = Report::new(&args.db, &runs, args.check.then_some(args.splits)).with_sandbox_levels(
         &args.db,
