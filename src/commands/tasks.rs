@@ -102,7 +102,7 @@ fn own_module(task: &Task, module: &str) -> bool {
 fn missing_module_problem(task: &Task, output: &str) -> String {
     let module = missing_module(output).unwrap_or("?");
     let python = task.python.as_ref().map_or_else(
-        || match loopvel_harness::pyenv::which("python3") {
+        || match loopvel_sandbox::find_on_path("python3") {
             Some(p) => format!("python3 on PATH ({})", p.display()),
             None => "python3 (not on PATH)".to_string(),
         },

@@ -282,7 +282,7 @@ pub fn provision(requires: &[String]) -> Result<PythonEnv, ProvisionError> {
     requires.sort();
     requires.dedup();
     let fail = |message: String| ProvisionError { requires: requires.clone(), message };
-    let python = which("python3").ok_or_else(|| {
+    let python = loopvel_sandbox::find_on_path("python3").ok_or_else(|| {
         fail("the tests need Python, and python3 is not on PATH; install it (Debian: apt-get install python3)".into())
     })?;
     let base = probe(&python).map_err(fail)?;
@@ -353,12 +353,6 @@ fn first_line(s: &str) -> &str {
 
 fn missing(installed: &[String], requires: &[String]) -> Vec<String> {
     requires.iter().filter(|r| !has_all(installed, std::slice::from_ref(r))).cloned().collect()
-}
-
-/// `name` as found on PATH (what a shell would run).
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 fn key(base: &Interpreter, requires: &[String]) -> String {

@@ -21,7 +21,8 @@ pub(crate) fn probe() -> Found {
     Found { bwrap: bwrap(), landlock: landlock(landlock_abi), landlock_abi, cgroups: cgroup::Support::detect() }
 }
 
-pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
+/// `name` as found on PATH (what a shell would run): the first regular file.
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }

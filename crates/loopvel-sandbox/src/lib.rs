@@ -46,6 +46,7 @@ mod spawn;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use detect::find_on_path;
 pub use spawn::Finished;
 
 /// How strongly code is confined.
