@@ -382,9 +382,7 @@ fn attempt(
             Api::OpenAi => {
                 // An error reported inside the stream (overloaded, cut off):
                 // the reply so far is not the model's answer; try again.
-                if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
-                    let message = e["message"].as_str().map_or_else(|| e.to_string(), str::to_string);
-                    let message: String = message.chars().take(200).collect();
+                if let Some(message) = error_message(&v) {
                     return Attempt::Retry {
                         reason: format!("error event in the stream: {message}"),
                         retry_after: None,
@@ -541,9 +539,7 @@ fn whole_reply(
     else {
         return Attempt::Retry { reason: "a JSON reply that is not JSON".into(), retry_after: None };
     };
-    if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
-        let message: String =
-            e["message"].as_str().map_or_else(|| e.to_string(), str::to_string).chars().take(200).collect();
+    if let Some(message) = error_message(&v) {
         return Attempt::Retry { reason: format!("error in the reply: {message}"), retry_after: None };
     }
     let (reply, reasoning, finish, input, output) = match cfg.api {
@@ -573,20 +569,11 @@ fn whole_reply(
             )
         }
     };
-    let Some(mut reply) = reply else {
+    let Some(reply) = reply else {
         return Attempt::Retry { reason: "a JSON reply without a message".into(), retry_after: None };
     };
-    let mut finish = finish;
-    if reply.len() > MAX_REPLY_BYTES {
-        let mut end = MAX_REPLY_BYTES;
-        while !reply.is_char_boundary(end) {
-            end -= 1;
-        }
-        reply.truncate(end);
-        finish = Some(CUT_REASON.into());
-    }
     let estimated_out = estimate_tokens(&reply) + (reasoning as u64).div_ceil(4);
-    Attempt::Done(Completion {
+    let mut c = Completion {
         ttft_s: (!reply.is_empty()).then_some(arrived),
         reasoning_ttft_s: (reasoning > 0).then_some(arrived),
         reasoning_chars: reasoning,
@@ -601,8 +588,17 @@ fn whole_reply(
         retries: Vec::new(),
         finish_reason: finish,
         unreadable_events: 0,
-        text: reply,
-    })
+        text: String::new(),
+    };
+    push_capped(&mut c, &reply);
+    Attempt::Done(c)
+}
+
+/// The message of an `"error"` member a server put in a reply or an event
+/// (at most 200 characters), if it put one there.
+fn error_message(v: &Value) -> Option<String> {
+    let e = v.get("error").filter(|e| !e.is_null())?;
+    Some(e["message"].as_str().map_or_else(|| e.to_string(), str::to_string).chars().take(200).collect())
 }
 
 /// Backoff before attempt `n + 1`: `Retry-After` when the server sent one,
