@@ -118,6 +118,19 @@ fn closes(line: &str, len: usize) -> bool {
     t.len() >= len && t.chars().all(|c| c == '`')
 }
 
+/// A path named in a fence's info string, as models often write it:
+/// "```conftest.py", "```python:src/a.py", "```python title=\"a.py\"".
+/// A bare language ("```python") names nothing: it has no `.` or `/`.
+fn info_path(line: &str) -> Option<String> {
+    let info = line.trim_start().trim_start_matches('`');
+    info.split(|c: char| c.is_whitespace() || c == ':' || c == '=').find_map(as_path)
+}
+
+/// The problem recorded for a fenced block that no path names: it is not
+/// applied, and the model is told how to name it.
+pub const UNNAMED_BLOCK: &str =
+    "a code block with no path line above it was not applied: put the file's path on the line before its fence";
+
 /// The index of the line closing the fence opened at `open`, if any.
 fn closing(lines: &[&str], open: usize) -> Option<usize> {
     let len = fence_len(lines[open]);
@@ -210,10 +223,14 @@ pub fn parse_edits(reply: &str) -> Parsed {
                 break;
             };
             let body = &lines[i + 1..close];
+            // A path line above the fence wins over one in its info string.
+            let named = path.take().or_else(|| info_path(line));
             if body.iter().any(|l| l.trim() == SEARCH) {
-                parse_blocks(body, path.take(), &mut out);
-            } else if let Some(p) = path.take() {
+                parse_blocks(body, named, &mut out);
+            } else if let Some(p) = named {
                 out.edits.push(Edit { path: p, op: EditOp::Whole { content: join(body) } });
+            } else {
+                out.problems.push(UNNAMED_BLOCK.into());
             }
             i = close + 1;
             continue;
@@ -237,6 +254,20 @@ pub fn parse_edits(reply: &str) -> Parsed {
         i += 1;
     }
     out
+}
+
+/// The path a block's first line names in a comment ("# conftest.py",
+/// "// file: src/lib.rs"), if it names one: such a block was written for
+/// that file, and is never taken as another file's content.
+pub fn first_line_path(block: &str) -> Option<String> {
+    let first = block.lines().find(|l| !l.trim().is_empty())?.trim();
+    let rest = ["#", "//", "--", "/*", "<!--", ";"].iter().find_map(|m| first.strip_prefix(m))?;
+    let rest = rest.trim().trim_end_matches("*/").trim_end_matches("-->").trim();
+    // "#!/bin/sh" is a shebang, not a name.
+    if rest.starts_with('!') {
+        return None;
+    }
+    as_path(rest)
 }
 
 /// The contents of every closed fenced block, in order.
@@ -386,6 +417,32 @@ mod tests {
         assert_eq!(p.edits[1], Edit { path: "b.py".into(), op: EditOp::Whole { content: "y = 2\n".into() } });
     }
 
+    #[test]
+    fn a_path_in_the_fence_info_string_names_the_file() {
+        for fence in ["```conftest.py", "```python:conftest.py", "```python title=\"conftest.py\"", "``` conftest.py"] {
+            let p = parse_edits(&format!("Add a fixture.\n{fence}\nimport pytest\n```\n"));
+            assert_eq!(p.edits.len(), 1, "{fence}: {p:?}");
+            assert_eq!(p.edits[0].path, "conftest.py", "{fence}");
+            assert!(p.problems.is_empty(), "{fence}: {:?}", p.problems);
+        }
+        // A bare language names nothing; the unnamed block is a recorded problem, not an edit.
+        let p = parse_edits("```python\nx = 1\n```\n");
+        assert!(p.edits.is_empty());
+        assert_eq!(p.problems, vec![UNNAMED_BLOCK.to_string()]);
+        // The path line above the fence wins.
+        let p = parse_edits("a.py\n```python:b.py\nx\n```\n");
+        assert_eq!(p.edits[0].path, "a.py");
+    }
+
+    #[test]
+    fn a_first_line_comment_names_the_file_a_block_was_written_for() {
+        assert_eq!(first_line_path("# conftest.py\nimport pytest\n").as_deref(), Some("conftest.py"));
+        assert_eq!(first_line_path("\n// file: src/lib.rs\nfn x() {}\n").as_deref(), Some("src/lib.rs"));
+        assert_eq!(first_line_path("<!-- docs/a.md -->\n# A\n").as_deref(), Some("docs/a.md"));
+        assert_eq!(first_line_path("#!/bin/sh\necho hi\n"), None);
+        assert_eq!(first_line_path("# compute the median\n"), None);
+        assert_eq!(first_line_path("def f():\n    pass\n"), None);
+    }
     use proptest::prelude::*;
 
     /// Lines a hostile reply is made of: paths, fences of every length,
@@ -426,8 +483,11 @@ mod tests {
             // Line endings are read as lines: CRLF counts as one.
             let reply = reply.replace("\r\n", "\n");
             for e in &parsed.edits {
-                let named = lines.iter().position(|l| as_path(l).as_deref() == Some(e.path.as_str()));
-                prop_assert!(named.is_some(), "{} was never written as a path line in {reply:?}", e.path);
+                let named = lines.iter().position(|l| {
+                    as_path(l).as_deref() == Some(e.path.as_str())
+                        || (is_fence(l) && info_path(l).as_deref() == Some(e.path.as_str()))
+                });
+                prop_assert!(named.is_some(), "{} was never written as a path in {reply:?}", e.path);
                 match &e.op {
                     EditOp::Whole { content } => prop_assert!(reply.contains(content.trim_end_matches('\n'))),
                     EditOp::Replace { search, replace } => {
@@ -436,6 +496,20 @@ mod tests {
                     }
                 }
             }
+        }
+
+        /// No block is dropped without a word: every closed top-level fenced
+        /// block becomes a whole-file edit, holds search/replace blocks (each
+        /// an edit or a problem), or is recorded as unnamed.
+        #[test]
+        fn every_fenced_block_is_an_edit_or_a_recorded_problem(lines in proptest::collection::vec(hostile_line(), 0..40)) {
+            let reply = lines.join("\n");
+            let parsed = parse_edits(&reply);
+            let blocks = fenced_blocks(&reply);
+            let whole = parsed.edits.iter().filter(|e| matches!(e.op, EditOp::Whole { .. })).count();
+            let unnamed = parsed.problems.iter().filter(|p| *p == UNNAMED_BLOCK).count();
+            let searching = blocks.iter().filter(|b| b.lines().any(|l| l.trim() == SEARCH)).count();
+            prop_assert_eq!(whole + unnamed + searching, blocks.len(), "{:?} -> {:?}", reply, parsed);
         }
     }
 }

@@ -62,7 +62,7 @@ pub enum Clock {
 }
 use loopvel_store::{CallRecord, RunSummary, Store, TestRecord, TurnRecord};
 
-use crate::edits::{fenced_blocks, parse_edits, Edit, EditOp, FORMAT_INSTRUCTIONS};
+use crate::edits::{fenced_blocks, first_line_path, parse_edits, Edit, EditOp, FORMAT_INSTRUCTIONS, UNNAMED_BLOCK};
 use crate::grade::{grade, Grade, TurnResult};
 use crate::report::Counts;
 use crate::task::Task;
@@ -276,13 +276,26 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         // Small models often answer with one bare code block. When the task has
         // exactly one editable file, that block is taken as its whole new content,
         // and the turn records that it was.
+        // A block that names another file in its first line ("# conftest.py")
+        // was written for that file and is never taken as this one's.
         if parsed.edits.is_empty() {
             let editable: Vec<_> = ws.visible_files().into_iter().filter(|(_, _, e)| *e).collect();
             let blocks = fenced_blocks(&completion.text);
-            if let ([(path, _, _)], [block]) = (editable.as_slice(), blocks.as_slice()) {
+            // Only a block no path names (one with SEARCH markers is a broken search/replace, already said).
+            let unnamed = refusals.iter().filter(|r| *r == UNNAMED_BLOCK).count();
+            if let ([(path, _, _)], [block], 1) = (editable.as_slice(), blocks.as_slice(), unnamed) {
                 let path = path.display().to_string();
-                refusals.push(format!("no path line: took the only code block as the whole of {path}"));
-                parsed.edits.push(Edit { path, op: EditOp::Whole { content: block.clone() } });
+                refusals.retain(|r| r != UNNAMED_BLOCK);
+                match first_line_path(block).filter(|named| *named != path) {
+                    Some(named) => refusals.push(format!(
+                        "the only code block names {named} in its first line, so it was not taken as {path}; put \
+                         the path on the line before the fence"
+                    )),
+                    None => {
+                        refusals.push(format!("no path line: took the only code block as the whole of {path}"));
+                        parsed.edits.push(Edit { path, op: EditOp::Whole { content: block.clone() } });
+                    }
+                }
             }
         }
         let mut applied = 0u32;
