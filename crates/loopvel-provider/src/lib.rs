@@ -20,6 +20,8 @@
 
 mod limiter;
 mod sse;
+#[cfg(test)]
+mod stream_tests;
 
 pub use limiter::Limiter;
 
@@ -159,8 +161,9 @@ pub struct Completion {
     pub retries: Vec<RetryNote>,
     /// The server's finish reason, if it gave one.
     pub finish_reason: Option<String>,
-    /// Stream events that could not be read as JSON even after repair (each
-    /// one a piece of the reply that is missing from `text`): recorded, never
+    /// Stream events that could not be read as JSON even after repair, or
+    /// that were past the SSE reader's caps on a line or an event (each one a
+    /// piece of the reply that may be missing from `text`): recorded, never
     /// silently dropped.
     #[serde(default)]
     pub unreadable_events: u32,
@@ -200,6 +203,7 @@ pub fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
 }
 
+#[derive(Debug)]
 enum Attempt {
     Done(Completion),
     Retry { reason: String, retry_after: Option<f64> },
@@ -340,6 +344,18 @@ fn attempt(
         return whole_reply(cfg, resp, sent, input_chars);
     }
     let reader = std::io::BufReader::new(resp.into_body().into_reader());
+    read_stream(cfg.api, reader, sent, input_chars, on_tokens)
+}
+
+/// Read a streamed reply in `api`'s format; times are from `sent`. Apart from
+/// HTTP so that hostile streams can be tested without a server.
+fn read_stream(
+    api: Api,
+    reader: impl std::io::BufRead,
+    sent: Instant,
+    input_chars: usize,
+    on_tokens: &dyn Fn(u64),
+) -> Attempt {
     let mut c = Completion {
         text: String::new(),
         ttft_s: None,
@@ -364,7 +380,11 @@ fn attempt(
     let progress = |c: &Completion| on_tokens(((c.text.len() + c.reasoning_chars) as u64).div_ceil(4));
     for event in sse::events(reader) {
         let event = match event {
-            Ok(e) => e,
+            Ok(sse::Item::Event(e)) => e,
+            Ok(sse::Item::Oversized) => {
+                c.unreadable_events = c.unreadable_events.saturating_add(1);
+                continue;
+            }
             Err(e) => return Attempt::Retry { reason: format!("stream dropped: {e}"), retry_after: None },
         };
         let now = sent.elapsed().as_secs_f64();
@@ -375,10 +395,10 @@ fn attempt(
         let parsed = serde_json::from_str::<Value>(&event.data)
             .or_else(|_| serde_json::from_str::<Value>(&repair_surrogates(&event.data)));
         let Ok(v) = parsed else {
-            c.unreadable_events += 1;
+            c.unreadable_events = c.unreadable_events.saturating_add(1);
             continue;
         };
-        match cfg.api {
+        match api {
             Api::OpenAi => {
                 // An error reported inside the stream (overloaded, cut off):
                 // the reply so far is not the model's answer; try again.
