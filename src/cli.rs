@@ -346,6 +346,10 @@ pub struct RunArgs {
     /// report, predict and export read one plan at a time unless told --pool.)
     #[arg(long)]
     pub fresh: bool,
+    /// On resume, keep runs that ended in an error (no reply from the server,
+    /// a refused key) as they are. By default they are played again.
+    #[arg(long)]
+    pub no_retry_errors: bool,
     /// Model configuration file (default: ./loopvel.toml when present).
     #[arg(long)]
     pub config: Option<PathBuf>,

@@ -31,6 +31,13 @@ pub enum CliError {
     /// A check ran and found problems (already reported on standard output).
     #[error("{0}")]
     CheckFailed(String),
+    /// The plan ran, and some of its runs ended in an error (recorded; played
+    /// again on resume): exit 3, so a script sees it.
+    #[error("{0}")]
+    SomeRunsErrored(String),
+    /// A signal (SIGINT 2, SIGTERM 15) stopped the command: exit 128 + the signal.
+    #[error("{1}")]
+    Interrupted(i32, String),
     /// No sandbox for model-written code (or not the one asked for).
     #[error(transparent)]
     Sandbox(#[from] loopvel_sandbox::SandboxError),
@@ -40,9 +47,12 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// 2 for bad input (as for usage errors), 1 for everything else.
+    /// 2 for bad input (as for usage errors), 3 for a plan with runs that
+    /// ended in an error, 128 + the signal for a signal, 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
+            CliError::SomeRunsErrored(_) => 3,
+            CliError::Interrupted(signal, _) => u8::try_from(128 + signal).unwrap_or(1),
             CliError::Read { .. } | CliError::Scenario(_) | CliError::Usage(_) | CliError::Task(_) => 2,
             CliError::Store(
                 loopvel_store::StoreError::Missing { .. } | loopvel_store::StoreError::NotLoopvel { .. },

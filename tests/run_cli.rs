@@ -284,7 +284,7 @@ fn a_bare_code_block_is_taken_as_the_only_editable_file() {
 }
 
 #[test]
-fn a_plan_whose_every_run_ended_in_an_error_exits_non_zero_and_some_errors_do_not() {
+fn a_plan_whose_every_run_ended_in_an_error_exits_1_and_some_errors_exit_3_with_their_causes() {
     let dir = scratch("allerror");
     let t = task(&dir);
     // Nothing listens on port 9 (discard) here: every request is refused.
@@ -296,22 +296,37 @@ fn a_plan_whose_every_run_ended_in_an_error_exits_non_zero_and_some_errors_do_no
     let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "nowhere", "--runs", "2"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("every run (2 of 2) ended in an error"), "{err}");
-    assert!(err.contains("--fresh"), "{err}");
+    assert!(
+        err.contains("every run (2 of 2) ended in an error, so nothing was measured: 2 × nowhere: gave up"),
+        "{err}"
+    );
+    assert!(err.contains("connection to http://127.0.0.1:9/v1/chat/completions"), "{err}");
     // Recorded all the same.
     assert_eq!(export(&dir).iter().filter(|r| r["record"] == "run" && r["outcome"] == "error").count(), 2);
-    // The same command again resumes, plays nothing, and still fails: nothing was measured.
+    // The same command again plays the errored runs again (the cause may be gone) ...
     let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "nowhere", "--runs", "2"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("playing again 2 runs that ended in an error before (2 × nowhere: gave up"), "{err}");
+    assert!(err.contains("every run (2 of 2) ended in an error"), "{err}");
+    // ... unless told to keep them: then it plays nothing, and still fails: nothing was measured.
+    let o = loopvel(
+        &dir,
+        &["run", "--tasks", t.to_str().unwrap(), "--model", "nowhere", "--runs", "2", "--no-retry-errors"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("every run of this plan (2 of 2) ended in an error"), "{err}");
+    assert!(err.contains("without --no-retry-errors"), "{err}");
+    // Each planned run once, however often it was played.
+    assert_eq!(export(&dir).iter().filter(|r| r["record"] == "run").count(), 2);
     // Runs that never reached the model are not the model's failures: report leaves them out and says so.
     let o = loopvel(&dir, &["report"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("before the model answered"), "{err}");
 
-    // One pass and one error: a result with an error in it, exit 0 and a line saying so.
+    // One pass and one error: results with an error among them, exit 3 and the cause.
     let dir = scratch("someerror");
     let tasks = dir.join("tasks");
     for name in ["one", "two"] {
@@ -325,8 +340,8 @@ fn a_plan_whose_every_run_ended_in_an_error_exits_non_zero_and_some_errors_do_no
     config(&dir, &server.url, "openai");
     let o = loopvel(&dir, &["run", "--tasks", tasks.to_str().unwrap(), "--model", "fake"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
-    assert!(err.contains("1 of 2 runs ended in an error"), "{err}");
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("1 of 2 runs ended in an error: 1 × fake: gave up after 4 attempts; last: HTTP 500"), "{err}");
     // The report rates the run that reached the model, and names the one left out.
     let o = loopvel(&dir, &["report", "--json"]);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -761,4 +776,128 @@ fn a_huge_reply_is_cut_at_one_mebibyte_and_the_cut_is_recorded() {
     // The second turn's request carries the cut reply, not 3 MiB.
     let requests = server.requests.lock().unwrap();
     assert!(requests.iter().all(|(_, body)| body.len() < 2 * 1024 * 1024), "a request grew past the cap");
+}
+
+#[test]
+fn a_refused_key_exits_1_and_the_run_is_played_again_on_resume() {
+    let dir = scratch("401");
+    let t = task(&dir);
+    let fix = "calc.sh\n```sh\nA=1\nB=1\nC=1\n```\n";
+    let server = serve(
+        vec![Step::Status { code: 401, retry_after_s: 0 }, Step::Reply { pieces: reply(fix), first_ms: 10, gap_ms: 5 }],
+        false,
+    );
+    config(&dir, &server.url, "openai");
+    let args = ["run", "--tasks", t.to_str().unwrap(), "--model", "fake"];
+    let o = loopvel(&dir, &args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("HTTP 401 from"), "{err}");
+    assert!(!err.contains(KEY), "the key never prints");
+    // Refused for good: one request, no retries.
+    assert_eq!(server.requests.lock().unwrap().len(), 1);
+    // The key is fixed (here: the server takes it now); the same command plays the run again.
+    let o = loopvel(&dir, &args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("playing again 1 run that ended in an error before"), "{err}");
+    let runs: Vec<_> = export(&dir).into_iter().filter(|r| r["record"] == "run").collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["outcome"], "pass");
+}
+
+#[test]
+fn a_wait_past_the_wall_budget_ends_the_run_censored_at_once_and_a_wait_within_it_is_shown() {
+    let dir = scratch("retryafter");
+    let t = task(&dir);
+    let server = serve(vec![Step::Status { code: 429, retry_after_s: 100_000 }], false);
+    config(&dir, &server.url, "openai");
+    let started = std::time::Instant::now();
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake", "--max-wall-s", "60"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    // Not an error: the budget ended the run, as it would have.
+    assert!(o.status.success(), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20), "waited {:?}", started.elapsed());
+    let runs: Vec<_> = export(&dir).into_iter().filter(|r| r["record"] == "run").collect();
+    assert_eq!(runs[0]["outcome"], "fail", "{runs:?}");
+    assert_eq!(runs[0]["stop_reason"], "max_wall", "{runs:?}");
+    assert_eq!(runs[0]["turns"], 0, "{runs:?}");
+    // The request that ended it is on record, with its reason.
+    let c = rusqlite::Connection::open(dir.join("loopvel.db")).unwrap();
+    let (error, attempts): (String, u32) =
+        c.query_row("SELECT error, attempts FROM failed_calls", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert!(error.contains("HTTP 429") && error.contains("past the wall budget"), "{error}");
+    assert_eq!(attempts, 1);
+
+    // A wait within the budget is waited, and said while it lasts (a log gets a line).
+    let dir = scratch("retryshown");
+    let t = task(&dir);
+    let fix = "calc.sh\n```sh\nA=1\nB=1\nC=1\n```\n";
+    let server = serve(
+        vec![Step::Status { code: 429, retry_after_s: 2 }, Step::Reply { pieces: reply(fix), first_ms: 10, gap_ms: 5 }],
+        false,
+    );
+    config(&dir, &server.url, "openai");
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake", "--max-wall-s", "60"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("turn 1: HTTP 429: waiting 2.00 s before attempt 2 of 4"), "{err}");
+}
+
+#[test]
+fn a_run_that_gave_up_records_its_waits_and_the_request_that_failed() {
+    let dir = scratch("gaveup");
+    let t = task(&dir);
+    let server = serve((0..4).map(|_| Step::Status { code: 503, retry_after_s: 1 }).collect(), false);
+    config(&dir, &server.url, "openai");
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let runs: Vec<_> = export(&dir).into_iter().filter(|r| r["record"] == "run").collect();
+    assert_eq!(runs[0]["outcome"], "error");
+    // Three waits of 1 s between four attempts.
+    let waited = runs[0]["retry_wait_s"].as_f64().unwrap();
+    assert!((3.0..6.0).contains(&waited), "retry_wait_s {waited}");
+    let c = rusqlite::Connection::open(dir.join("loopvel.db")).unwrap();
+    let (attempts, wait, retries, request): (u32, f64, String, String) = c
+        .query_row("SELECT attempts, retry_wait_s, retries_json, request_json FROM failed_calls", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .unwrap();
+    assert_eq!(attempts, 4);
+    assert!((wait - waited).abs() < 1e-9);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&retries).unwrap().as_array().unwrap().len(), 3, "{retries}");
+    assert!(request.contains("Set A, B and C"), "{request}");
+    assert!(!request.contains(KEY));
+}
+
+#[test]
+fn a_block_written_for_another_file_is_never_taken_as_the_editable_one() {
+    let dir = scratch("misattributed");
+    let t = task(&dir);
+    // One editable file (calc.sh). The reply's only block names conftest.py in
+    // its first line; a later turn names it in the fence's info string.
+    let server = serve(
+        vec![
+            Step::Reply { pieces: reply("```sh\n# conftest.py\nA=1\nB=1\nC=1\n```\n"), first_ms: 10, gap_ms: 5 },
+            Step::Reply { pieces: reply("```python title=conftest.py\nA=1\nB=1\nC=1\n```\n"), first_ms: 10, gap_ms: 5 },
+        ],
+        false,
+    );
+    config(&dir, &server.url, "openai");
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake", "--max-turns", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let turns: Vec<_> = export(&dir).into_iter().filter(|r| r["record"] == "turn").collect();
+    assert_eq!(turns.len(), 2);
+    for t in &turns {
+        assert_eq!(t["edits_applied"], 0, "{t}");
+        assert_ne!(t["grade"], "PASS", "calc.sh was never overwritten: {t}");
+    }
+    let c = rusqlite::Connection::open(dir.join("loopvel.db")).unwrap();
+    let mut st = c.prepare("SELECT refusals FROM turns ORDER BY turn").unwrap();
+    let said: Vec<String> = st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert!(said[0].contains("names conftest.py in its first line"), "{}", said[0]);
+    // Refused under its own name, not calc.sh's.
+    assert!(said[1].contains("conftest.py: not an editable file"), "{}", said[1]);
+    assert!(!said[1].contains("calc.sh"), "{}", said[1]);
 }

@@ -68,3 +68,82 @@ fn completions(shell: crate::cli::ShellArg, out: &mut impl std::io::Write) -> Re
     out.write_all(&buf)?;
     Ok(())
 }
+
+/// How long runs in flight get to end by themselves after SIGINT/SIGTERM
+/// (tests are killed at once; a model request cannot be cut short) before
+/// loopvel marks them interrupted, removes their workspaces and exits.
+const INTERRUPT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The signal that stopped a command that plays runs, once one came.
+pub(crate) struct Interrupt(std::sync::Arc<std::sync::atomic::AtomicI32>);
+
+impl Interrupt {
+    /// The signal received (2 SIGINT, 15 SIGTERM), if one came.
+    pub(crate) fn signal(&self) -> Option<i32> {
+        Some(self.0.load(std::sync::atomic::Ordering::SeqCst)).filter(|s| *s != 0)
+    }
+}
+
+/// Catch SIGINT and SIGTERM for a command that records runs into `store`.
+/// The first signal stops every test in flight (the sandbox kills it with all
+/// it started) and lets each run end, marked interrupted; runs still in a
+/// model request after [`INTERRUPT_GRACE`], or a second signal, get the same
+/// at once: the store marks them interrupted (played again on resume), their
+/// workspaces are removed, and the process exits with 128 + the signal.
+pub(crate) fn on_interrupt(
+    store: std::sync::Arc<loopvel_store::Store>,
+    command: &'static str,
+) -> Result<Interrupt, CliError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use std::sync::atomic::Ordering;
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| CliError::Usage(format!("cannot catch SIGINT/SIGTERM: {e}")))?;
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let seen = received.clone();
+    std::thread::spawn(move || {
+        let force = move |store: &loopvel_store::Store, signal: i32| -> ! {
+            let marked = store.interrupt_running().unwrap_or(0);
+            let removed = loopvel_harness::workspace::remove_live();
+            eprintln!(
+                "loopvel {command}: stopped by signal {signal}: {marked} run(s) in flight marked interrupted (played \
+                 again when the same command runs again), {removed} workspace(s) removed"
+            );
+            std::process::exit(128 + signal);
+        };
+        for signal in signals.forever() {
+            if seen.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                loopvel_sandbox::interrupt();
+                eprintln!(
+                    "loopvel {command}: {} received: stopping; tests in flight are killed and their runs will be \
+                     played again on resume (a second signal stops at once)",
+                    if signal == SIGINT { "SIGINT" } else { "SIGTERM" }
+                );
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(INTERRUPT_GRACE);
+                    force(&store, signal)
+                });
+            } else {
+                force(&store, signal);
+            }
+        }
+    });
+    Ok(Interrupt(received))
+}
+
+/// What a loopvel killed without warning (SIGKILL, a power cut) left: runs
+/// marked `running` in `store` (now interrupted, played again), workspaces in
+/// the temporary folder, test cgroups. For a command that holds the store's
+/// writer claim, before it plays anything. Said on standard error when there was any.
+pub(crate) fn clean_up_after_a_kill(store: &loopvel_store::Store, command: &str) -> Result<(), CliError> {
+    let runs = store.interrupt_running()?;
+    let workspaces = loopvel_harness::workspace::sweep_stale();
+    let cgroups = loopvel_sandbox::sweep_stale_cgroups();
+    if runs + workspaces + cgroups > 0 {
+        eprintln!(
+            "loopvel {command}: an earlier loopvel was killed mid-run: {runs} run(s) it left running will be played \
+             again; removed {workspaces} workspace(s) and {cgroups} test cgroup(s) it left"
+        );
+    }
+    Ok(())
+}

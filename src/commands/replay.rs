@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use loopvel_harness::replay::{Recording, RunReplay, Timing, PAST_THE_RECORDING};
-use loopvel_harness::run::{play_run, Clock, History, RunJob, RunOptions};
+use loopvel_harness::run::{play_run, Clock, History, RunJob, RunOptions, INTERRUPTED};
 use loopvel_harness::task::{discover, Task};
 use loopvel_math::units::{count, seconds};
 use loopvel_provider::Completion;
@@ -269,8 +269,10 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
     let mut tasks = find_tasks(args, &src, &runs)?;
     let sandbox = Arc::new(super::sandbox::open(args.sandbox, &[&args.db, &args.into], "replay")?);
     super::prepare_python(&mut tasks.tasks)?;
-    let dst = Store::open(&args.into)?;
+    let dst = Arc::new(Store::open(&args.into)?);
     let _writer = dst.claim_writer()?;
+    super::clean_up_after_a_kill(&dst, "replay")?;
+    let interrupt = super::on_interrupt(dst.clone(), "replay")?;
     let any_what_if = !speed.is_empty() || !ttft.is_empty() || args.test_time.is_some();
     let mut skipped = Vec::new();
     let mut jobs = Vec::new();
@@ -370,7 +372,7 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
     for job in jobs {
         let done = match done_by_plan.entry(job.plan) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(dst.finished_runs(job.plan)?),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(dst.finished_runs(job.plan, false)?),
         };
         if done.contains(&(job.task_id, job.model_id, job.source.replicate)) {
             already += 1;
@@ -393,7 +395,9 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
     std::thread::scope(|s| {
         for _ in 0..args.concurrency.min(total) {
             s.spawn(|| {
-                while let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
+                while let Some(job) =
+                    queue.lock().ok().filter(|_| !loopvel_sandbox::interrupted()).and_then(|mut q| q.pop_front())
+                {
                     match replay_one(&dst, job) {
                         Ok(r) => results.lock().map(|mut v| v.push(r)).unwrap_or(()),
                         Err(e) => {
@@ -407,6 +411,15 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
             });
         }
     });
+    if let Some(signal) = interrupt.signal() {
+        return Err(CliError::Interrupted(
+            signal,
+            format!(
+                "replay stopped by signal {signal}: the runs replayed are in {}; the same command plays the rest",
+                args.into.display()
+            ),
+        ));
+    }
     if let Some(e) = failure.into_inner().unwrap_or(None) {
         return Err(CliError::Usage(format!("replay into {}: {e}", args.into.display())));
     }
@@ -430,6 +443,10 @@ fn replay_one(dst: &Store, job: Job) -> Result<Replayed, String> {
     };
     let rj = RunJob { task: job.task, responder: &responder, store: dst, run_id, options: &job.options };
     let mut summary = play_run(&rj, &on_turn);
+    if summary.outcome == INTERRUPTED {
+        dst.interrupt_run(run_id).map_err(|e| e.to_string())?;
+        return Err(INTERRUPTED.into());
+    }
     // Past the recording: where the recorded run itself ended in an error (a
     // provider error, a context overflow), the replay ends in that error too;
     // otherwise the run simply stops where the record stops.

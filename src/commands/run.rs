@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use loopvel_harness::replay::{Recording, ReplayIndex};
-use loopvel_harness::run::{play_run_observed, Clock, History, Live, Responder, RunJob, RunOptions};
+use loopvel_harness::run::{play_run_observed, Clock, History, Live, Responder, RunJob, RunOptions, INTERRUPTED};
 use loopvel_harness::task::{discover, Task};
 use loopvel_math::units::{count, seconds};
 use loopvel_provider::Limiter;
@@ -76,6 +76,24 @@ fn replay_index(db: &std::path::Path, model: &str) -> Result<ReplayIndex, CliErr
     Ok(index)
 }
 
+/// The causes of runs' errors, most frequent first: `3 × fake: HTTP 401 from
+/// http://…: bad key; 1 × connection to …`. At most five, then how many more.
+fn causes(errors: &[String]) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for e in errors {
+        match counts.iter_mut().find(|(c, _)| c == e) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((e.clone(), 1)),
+        }
+    }
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    let mut parts: Vec<String> = counts.iter().take(5).map(|(c, n)| format!("{n} × {c}")).collect();
+    if counts.len() > 5 {
+        parts.push(format!("{} other causes", counts.len() - 5));
+    }
+    parts.join("; ")
+}
+
 struct Job {
     task: usize,
     model: usize,
@@ -125,9 +143,11 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
         sandbox: sandbox.clone(),
         clock: Clock::Wall,
     };
-    let store = Store::open(&args.db)?;
+    let store = Arc::new(Store::open(&args.db)?);
     // One writer per database: a second `run` here would replay the same pending runs.
     let _writer = store.claim_writer()?;
+    super::clean_up_after_a_kill(&store, "run")?;
+    let interrupt = super::on_interrupt(store.clone(), "run")?;
     // The plan: which tasks (by content), which models (config without keys), which options.
     let task_hashes: Vec<String> = tasks.iter().map(task_hash).collect();
     let model_json: Vec<String> = models.iter().map(|m| serde_json::to_string(m).unwrap_or_default()).collect();
@@ -167,7 +187,9 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     for (m, j) in models.iter().zip(&model_json) {
         model_ids.push(store.model(&m.name, j)?);
     }
-    let done = store.finished_runs(plan)?;
+    let retry_errors = !args.no_retry_errors;
+    let errors_before = store.run_errors(plan)?;
+    let done = store.finished_runs(plan, retry_errors)?;
     let passed_before = store.passed_runs(plan)?;
     let mut queue = VecDeque::new();
     for (ti, tid) in task_ids.iter().enumerate() {
@@ -193,6 +215,14 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
         if skipped > 0 { format!(" ({skipped} already done, resuming)") } else { String::new() },
         args.db.display()
     );
+    if retry_errors && !errors_before.is_empty() {
+        let _ = writeln!(
+            err,
+            "loopvel run: playing again {} that ended in an error before ({}); --no-retry-errors keeps them",
+            count(errors_before.len() as u64, "run"),
+            causes(&errors_before)
+        );
+    }
     let limiters: Vec<Limiter> = models.iter().map(|m| Limiter::new(m.max_concurrent, m.rps)).collect();
     // replay:DB#MODEL models answer from recorded calls; load each database once.
     let mut replays: Vec<Option<ReplayIndex>> = Vec::new();
@@ -208,8 +238,8 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     let started = Instant::now();
     let first_error: Mutex<Option<String>> = Mutex::new(None);
     let errored = AtomicUsize::new(0);
-    let first_run_error: Mutex<Option<String>> = Mutex::new(None);
-    let store = Arc::new(store);
+    let run_errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let interrupted_runs = AtomicUsize::new(0);
     // On a terminal: a bar for the whole plan and a line per active loop.
     // Otherwise: a plain line per finished run (below).
     let bars =
@@ -246,7 +276,9 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
         let mut workers = Vec::new();
         for _ in 0..args.concurrency.min(queue.lock().map_or(1, |q| q.len()).max(1)) {
             workers.push(s.spawn(|| {
-                while let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
+                while let Some(job) =
+                    queue.lock().ok().filter(|_| !loopvel_sandbox::interrupted()).and_then(|mut q| q.pop_front())
+                {
                     let (task, model) = (&tasks[job.task], &models[job.model]);
                     let run_id = match store.start_run(plan, job.task_id, job.model_id, job.replicate, level) {
                         Ok(id) => id,
@@ -276,24 +308,38 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                         ));
                     };
                     // Within a turn, on a terminal only: first token, tokens so far, tests.
-                    let on_progress = |p| {
+                    // Off a terminal, a wait of seconds or more gets a line of its own.
+                    let on_progress = |p: loopvel_harness::run::Progress| {
                         if tty {
                             line.set_message(crate::render::run::progress(&label, p));
+                        } else if let loopvel_harness::run::Progress::Retrying { turn, wait } = &p {
+                            if wait.wait_s >= 2.0 {
+                                let _ = writeln!(
+                                    std::io::stderr(),
+                                    "… {label}: turn {turn}: {}",
+                                    crate::render::run::waiting(wait)
+                                );
+                            }
                         }
                     };
                     let summary = play_run_observed(&rj, &on_turn, &on_progress);
                     line.finish_and_clear();
                     bars.remove(&line);
+                    if summary.outcome == INTERRUPTED {
+                        interrupted_runs.fetch_add(1, Ordering::SeqCst);
+                        if let Err(e) = store.interrupt_run(run_id) {
+                            first_error.lock().map(|mut f| f.get_or_insert(e.to_string()).clone()).ok();
+                        }
+                        break;
+                    }
                     if let Err(e) = store.finish_run(run_id, &summary) {
                         first_error.lock().map(|mut f| f.get_or_insert(e.to_string()).clone()).ok();
                         break;
                     }
                     if summary.outcome == "error" {
                         errored.fetch_add(1, Ordering::SeqCst);
-                        if let Ok(mut f) = first_run_error.lock() {
-                            f.get_or_insert_with(|| {
-                                summary.error.clone().unwrap_or_else(|| summary.stop_reason.clone())
-                            });
+                        if let Ok(mut f) = run_errors.lock() {
+                            f.push(summary.error.clone().unwrap_or_else(|| summary.stop_reason.clone()));
                         }
                     }
                     let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
@@ -330,6 +376,22 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     if let Some(e) = first_error.lock().ok().and_then(|f| f.clone()) {
         return Err(CliError::Usage(e));
     }
+    if let Some(signal) = interrupt.signal() {
+        let done_now = finished.load(Ordering::SeqCst) - skipped;
+        return Err(CliError::Interrupted(
+            signal,
+            format!(
+                "stopped by signal {signal}: {} recorded this time; {} in flight marked interrupted and {} not \
+                 started: the same command plays them",
+                count(done_now as u64, "run"),
+                count(interrupted_runs.load(Ordering::SeqCst) as u64, "run"),
+                count(
+                    (total - finished.load(Ordering::SeqCst) - interrupted_runs.load(Ordering::SeqCst)) as u64,
+                    "run"
+                )
+            ),
+        ));
+    }
     let runs: Vec<Map<String, Value>> =
         store.export_runs()?.into_iter().filter(|r| r["plan_id"].as_i64() == Some(plan)).collect();
     let turns: Vec<Map<String, Value>> =
@@ -344,20 +406,26 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     // of the measurement (report counts them), so they only get a line.
     let played = finished.load(Ordering::SeqCst) - skipped;
     let errored = errored.load(Ordering::SeqCst);
-    let first = first_run_error.lock().ok().and_then(|f| f.clone()).unwrap_or_default();
+    let errors = run_errors.lock().map(|e| e.clone()).unwrap_or_default();
+    let again = if retry_errors {
+        "fix the cause, then run the same command: runs that ended in an error are played again"
+    } else {
+        "fix the cause, then run the same command without --no-retry-errors to play them again"
+    };
     if played > 0 && errored == played {
         return Err(CliError::CheckFailed(format!(
-            "every run ({errored} of {played}) ended in an error, so nothing was measured; the first: {first}. They \
-             are recorded with outcome error; fix the cause, then run the same command with --fresh to play them again"
+            "every run ({errored} of {played}) ended in an error, so nothing was measured: {}. They are recorded \
+             with outcome error; {again}",
+            causes(&errors)
         )));
     }
     if errored > 0 {
-        let _ = writeln!(
-            std::io::stderr(),
-            "loopvel run: {errored} of {} ended in an error (the first: {first}); they are recorded with outcome \
-             error and reported apart from passes and fails",
-            count(played as u64, "run")
-        );
+        return Err(CliError::SomeRunsErrored(format!(
+            "{errored} of {} ended in an error: {}. The rest are results; the errors are recorded with outcome error \
+             and reported apart from passes and fails; {again}",
+            count(played as u64, "run"),
+            causes(&errors)
+        )));
     }
     // Resuming a plan whose recorded runs all ended in an error plays nothing
     // new, and still measured nothing: the same exit as the first time.
@@ -365,7 +433,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     if played == 0 && !runs.is_empty() && plan_errors == runs.len() {
         return Err(CliError::CheckFailed(format!(
             "every run of this plan ({plan_errors} of {}) ended in an error when it was played, so nothing was \
-             measured; fix the cause, then run the same command with --fresh to play them again",
+             measured; {again}",
             runs.len()
         )));
     }

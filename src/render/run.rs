@@ -30,7 +30,13 @@ pub fn progress(label: &str, p: Progress) -> String {
         Progress::Waiting { turn } => format!("{label}: turn {turn}: waiting for the first token …"),
         Progress::Generating { turn, tokens: n } => format!("{label}: turn {turn}: {} so far …", tokens(n as f64)),
         Progress::Testing { turn } => format!("{label}: turn {turn}: running the tests …"),
+        Progress::Retrying { turn, wait } => format!("{label}: turn {turn}: {} …", waiting(&wait)),
     }
+}
+
+/// A retry wait as it begins: `HTTP 429: waiting 100 s before attempt 2 of 5`.
+pub fn waiting(w: &loopvel_provider::Wait) -> String {
+    format!("{}: waiting {} before attempt {} of {}", w.reason, seconds(w.wait_s), w.attempt + 1, w.of)
 }
 
 fn f(v: &Value) -> Option<f64> {
@@ -152,5 +158,10 @@ mod tests {
         assert_eq!(progress("t", Progress::Generating { turn: 1, tokens: 1 }), "t: turn 1: 1 token so far …");
         assert_eq!(progress("t", Progress::Generating { turn: 1, tokens: 1530 }), "t: turn 1: 1,530 tokens so far …");
         assert_eq!(progress("t", Progress::Testing { turn: 3 }), "t: turn 3: running the tests …");
+        let wait = loopvel_provider::Wait { attempt: 1, of: 5, wait_s: 100.0, reason: "HTTP 429".into() };
+        assert_eq!(
+            progress("t", Progress::Retrying { turn: 2, wait }),
+            "t: turn 2: HTTP 429: waiting 100 s before attempt 2 of 5 …"
+        );
     }
 }

@@ -24,22 +24,7 @@ pub struct FakeServer {
 }
 
 pub fn read_request(stream: &mut TcpStream) -> (String, String) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut head = String::new();
-    let mut len = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap_or(0);
-        }
-        head.push_str(&line);
-    }
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).unwrap();
-    (head, String::from_utf8_lossy(&body).into_owned())
+    try_read_request(stream).expect("a whole request")
 }
 
 pub fn chunk(stream: &mut TcpStream, data: &str) {
@@ -59,17 +44,25 @@ pub fn anthropic_event(text: &str) -> String {
 }
 
 pub fn serve(script: Vec<Step>, anthropic: bool) -> FakeServer {
+    let steps = Mutex::new(script.into_iter());
+    serve_with(move |_| steps.lock().unwrap().next(), anthropic)
+}
+
+/// A server whose answer to each request is `answer(request body)`; `None`
+/// answers 500 (the script ended). For plans whose requests come in any order.
+pub fn serve_with(answer: impl Fn(&str) -> Option<Step> + Send + 'static, anthropic: bool) -> FakeServer {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let requests = Arc::new(Mutex::new(Vec::new()));
     let seen = requests.clone();
     std::thread::spawn(move || {
-        let mut steps = script.into_iter();
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let req = read_request(&mut stream);
+            // A client killed mid-request (kill -9 tests) leaves a short read: skip it.
+            let Some(req) = try_read_request(&mut stream) else { continue };
+            let step = answer(&req.1);
             seen.lock().unwrap().push(req);
-            let Some(step) = steps.next() else {
+            let Some(step) = step else {
                 let _ = write!(stream, "HTTP/1.1 500 Script Ended\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
                 continue;
             };
@@ -78,6 +71,26 @@ pub fn serve(script: Vec<Step>, anthropic: bool) -> FakeServer {
         }
     });
     FakeServer { url, requests }
+}
+
+/// [`read_request`], or `None` when the client went away before the body was whole.
+pub fn try_read_request(stream: &mut TcpStream) -> Option<(String, String)> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut head = String::new();
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+        head.push_str(&line);
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).ok()?;
+    Some((head, String::from_utf8_lossy(&body).into_owned()))
 }
 
 pub fn respond(mut stream: TcpStream, step: Step, anthropic: bool) {

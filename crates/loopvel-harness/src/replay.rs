@@ -70,12 +70,12 @@ pub fn normalize_request(request: &str) -> String {
     let chars: Vec<char> = request.chars().collect();
     let mut i = 0;
     while i < chars.len() {
-        // The workspace directory: `loopvel-ws-` and its random suffix.
+        // The workspace directory: `loopvel-ws-`, the process id, `-` and a random suffix.
         if chars[i..].starts_with(&WS.chars().collect::<Vec<_>>()) {
             out.push_str(WS);
             out.push('*');
             i += WS.len();
-            while i < chars.len() && chars[i].is_ascii_alphanumeric() {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '-') {
                 i += 1;
             }
             continue;
@@ -306,7 +306,7 @@ mod tests {
     #[test]
     fn volatile_parts_of_test_output_are_masked() {
         let a = "E (/tmp/loopvel-ws-SQPOb7/bitcount.py)\n1 error in 0.14s\nok pkg 0.003s";
-        let b = "E (/tmp/loopvel-ws-tXqwwv/bitcount.py)\n1 error in 4.37s\nok pkg 1s";
+        let b = "E (/tmp/loopvel-ws-4242-tXqwwv/bitcount.py)\n1 error in 4.37s\nok pkg 1s";
         assert_eq!(normalize_request(a), normalize_request(b));
         assert_eq!(normalize_request("1 error in 0.14s"), "1 error in #s");
         assert_eq!(

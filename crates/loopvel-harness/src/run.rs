@@ -3,7 +3,49 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use loopvel_provider::{complete_observed, Completion, Limiter, Message, ModelConfig, Role};
+use loopvel_provider::{
+    complete_within, Completion, Control, Limiter, Message, ModelConfig, ProviderError, Role, Spent,
+};
+
+/// How a request that produced no reply ended, for the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEnd {
+    /// An error: the run ends as an error (played again on resume).
+    Error,
+    /// The next retry would wait past the run's wall budget: the run ends
+    /// censored by that budget, as if the budget had run out.
+    OutOfTime,
+    /// A signal ended loopvel: the run is interrupted, played again on resume.
+    Interrupted,
+}
+
+/// A request that produced no reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallFailure {
+    /// Why, in words (names the model and URL, never a key).
+    pub message: String,
+    /// What it means for the run.
+    pub end: CallEnd,
+    /// What the request waited and tried before it ended.
+    pub spent: Spent,
+}
+
+impl From<String> for CallFailure {
+    fn from(message: String) -> Self {
+        CallFailure { message, end: CallEnd::Error, spent: Spent::default() }
+    }
+}
+
+impl From<ProviderError> for CallFailure {
+    fn from(e: ProviderError) -> Self {
+        let end = match e {
+            ProviderError::OutOfTime { .. } => CallEnd::OutOfTime,
+            ProviderError::Cancelled { .. } => CallEnd::Interrupted,
+            _ => CallEnd::Error,
+        };
+        CallFailure { message: e.to_string(), end, spent: e.spent().clone() }
+    }
+}
 
 /// Where a turn's reply comes from: a live endpoint, or a recording.
 pub trait Responder: Sync {
@@ -14,6 +56,12 @@ pub trait Responder: Sync {
     fn respond_observed(&self, turn: u32, messages: &[Message], on_tokens: &dyn Fn(u64)) -> Result<Completion, String> {
         let _ = on_tokens;
         self.respond(turn, messages)
+    }
+    /// [`Responder::respond_observed`] under `control`: its deadline (the
+    /// run's wall budget), its wait reports and its cancel. A recording
+    /// answers at once and needs none of them.
+    fn respond_within(&self, turn: u32, messages: &[Message], control: &Control) -> Result<Completion, CallFailure> {
+        self.respond_observed(turn, messages, control.on_tokens).map_err(CallFailure::from)
     }
     /// What this reply cost, USD.
     fn usd(&self, completion: &Completion) -> f64;
@@ -37,7 +85,11 @@ impl Responder for Live<'_> {
         messages: &[Message],
         on_tokens: &dyn Fn(u64),
     ) -> Result<Completion, String> {
-        complete_observed(self.model, messages, self.limiter, on_tokens).map_err(|e| e.to_string())
+        let control = Control { on_tokens, ..Control::default() };
+        complete_within(self.model, messages, self.limiter, &control).map_err(|e| e.to_string())
+    }
+    fn respond_within(&self, _turn: u32, messages: &[Message], control: &Control) -> Result<Completion, CallFailure> {
+        complete_within(self.model, messages, self.limiter, control).map_err(CallFailure::from)
     }
     fn usd(&self, c: &Completion) -> f64 {
         (c.input_tokens as f64 * self.model.usd_per_mtok_in + c.output_tokens as f64 * self.model.usd_per_mtok_out)
@@ -60,7 +112,7 @@ pub enum Clock {
         test_s: Option<f64>,
     },
 }
-use loopvel_store::{CallRecord, RunSummary, Store, TestRecord, TurnRecord};
+use loopvel_store::{CallRecord, FailedCall, RunSummary, Store, TestRecord, TurnRecord};
 
 use crate::edits::{fenced_blocks, first_line_path, parse_edits, Edit, EditOp, FORMAT_INSTRUCTIONS, UNNAMED_BLOCK};
 use crate::grade::{grade, Grade, TurnResult};
@@ -119,12 +171,19 @@ pub type OnTurn<'a> = &'a (dyn Fn(&TurnRecord) + Sync);
 
 /// Where a turn is, for a live progress display. The harness only reports;
 /// drawing it (or not, off a terminal) is the caller's business.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
     /// The request is sent (or waiting on the rate limit); no token yet.
     Waiting {
         /// The turn, from 1.
         turn: u32,
+    },
+    /// An attempt failed and the next waits (backoff or the server's `Retry-After`).
+    Retrying {
+        /// The turn, from 1.
+        turn: u32,
+        /// The wait, as it begins.
+        wait: loopvel_provider::Wait,
     },
     /// The reply is streaming in.
     Generating {
@@ -183,6 +242,35 @@ fn files_block(ws: &Workspace) -> String {
     s
 }
 
+/// The most a conversation sent with `--history full` holds, bytes: past
+/// it the earliest turns after the task's first prompt are left out, and
+/// the latest prompt says how many. Replies are capped at 1 MiB each, so
+/// without this cap every turn's request would grow by up to that much.
+pub const MAX_CONVERSATION_BYTES: usize = 2 * 1024 * 1024;
+
+/// Keep `messages` (system, first prompt, then assistant/user pairs) within
+/// [`MAX_CONVERSATION_BYTES`] by leaving out the oldest pairs, never the
+/// first prompt or the latest pair; `left_out` counts the pairs left out so
+/// far, and the latest prompt says so.
+fn cap_conversation(messages: &mut Vec<Message>, left_out: &mut usize) {
+    let size = |m: &[Message]| m.iter().map(|x| x.content.len()).sum::<usize>();
+    let before = *left_out;
+    while size(messages) > MAX_CONVERSATION_BYTES && messages.len() > 4 {
+        messages.drain(2..4);
+        *left_out += 1;
+    }
+    if *left_out > before {
+        if let Some(last) = messages.last_mut() {
+            last.content = format!(
+                "[loopvel: the {} earliest turn(s) of this conversation were left out to keep it under {} MiB]\n\n{}",
+                left_out,
+                MAX_CONVERSATION_BYTES / (1024 * 1024),
+                last.content
+            );
+        }
+    }
+}
+
 fn system_prompt(task: &Task) -> String {
     format!("You fix code until its tests pass. You may edit only: {}.\n{FORMAT_INSTRUCTIONS}", task.edit.join(", "))
 }
@@ -215,6 +303,10 @@ fn feedback(test: Option<&TestRun>, refusals: &[String], budget: usize) -> Strin
     }
     s
 }
+
+/// The outcome (and stop reason) of a run a signal ended: not a result, and
+/// not stored as done; the caller marks it so its plan plays it again.
+pub const INTERRUPTED: &str = "interrupted";
 
 /// Play one run to its end and record every turn. Never panics on model output.
 pub fn play_run(job: &RunJob, on_turn: OnTurn) -> RunSummary {
@@ -261,14 +353,56 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
     // building the feedback) is counted, in the next turn's overhead.
     let mut mark = Instant::now();
     let mut turn_start = 0.0;
+    let mut left_out = 0usize;
+    // Live runs only: a replay's clock is virtual, and its recordings never wait.
+    let deadline = match job.options.clock {
+        Clock::Wall => job.options.max_wall_s.map(|w| started + std::time::Duration::from_secs_f64(w)),
+        Clock::Virtual { .. } => None,
+    };
+    let interrupted = |mut s: RunSummary| {
+        s.outcome = INTERRUPTED.into();
+        s.stop_reason = INTERRUPTED.into();
+        s.wall_s = started.elapsed().as_secs_f64();
+        s
+    };
     for turn in 1..=job.options.max_turns {
+        if loopvel_sandbox::interrupted() {
+            return interrupted(summary);
+        }
         let request_json = serde_json::to_string(&messages).unwrap_or_default();
         let call_started = Instant::now();
         on_progress(Progress::Waiting { turn });
         let on_tokens = |tokens: u64| on_progress(Progress::Generating { turn, tokens });
-        let completion = match job.responder.respond_observed(turn, &messages, &on_tokens) {
+        let on_wait = |w: &loopvel_provider::Wait| on_progress(Progress::Retrying { turn, wait: w.clone() });
+        let control =
+            Control { on_tokens: &on_tokens, on_wait: &on_wait, deadline, cancelled: &loopvel_sandbox::interrupted };
+        let completion = match job.responder.respond_within(turn, &messages, &control) {
             Ok(c) => c,
-            Err(e) => return fail(summary, e),
+            Err(f) => {
+                // What a request that gave up waited and tried is part of the run.
+                summary.retry_wait_s += f.spent.retry_wait_s;
+                let failed = FailedCall {
+                    turn,
+                    error: f.message.clone(),
+                    attempts: f.spent.attempts,
+                    retry_wait_s: f.spent.retry_wait_s,
+                    retries_json: serde_json::to_string(&f.spent.retries).unwrap_or_default(),
+                    request_json,
+                };
+                if let Err(e) = job.store.record_failed_call(job.run_id, &failed) {
+                    return fail(summary, e.to_string());
+                }
+                return match f.end {
+                    CallEnd::Error => fail(summary, f.message),
+                    CallEnd::Interrupted => interrupted(summary),
+                    // Censored by the wall budget: it could not have passed within it.
+                    CallEnd::OutOfTime => {
+                        summary.stop_reason = "max_wall".into();
+                        summary.wall_s = started.elapsed().as_secs_f64();
+                        summary
+                    }
+                };
+            }
         };
         let call_measured_s = call_started.elapsed().as_secs_f64();
         let mut parsed = parse_edits(&completion.text);
@@ -321,6 +455,10 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         } else {
             None
         };
+        // Tests killed by a signal to loopvel measured nothing: the turn is not recorded.
+        if loopvel_sandbox::interrupted() {
+            return interrupted(summary);
+        }
         let counts = test.as_ref().or(previous.as_ref()).and_then(|t| if t.timed_out { None } else { t.counts });
         let g = grade(&TurnResult { counts, edits_applied: applied as usize, state_seen_before, previous_passed });
         let measured = mark.elapsed().as_secs_f64();
@@ -418,6 +556,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
                     role: Role::User,
                     content: format!("{fb}\nThe files now:\n\n{}", files_block(&ws)),
                 });
+                cap_conversation(&mut messages, &mut left_out);
             }
             History::Last => {
                 messages = vec![
@@ -450,6 +589,33 @@ mod tests {
         assert_eq!(trim_middle("short", 100), "short");
         // Never splits a character.
         let _ = trim_middle(&"é".repeat(1000), 101);
+    }
+
+    #[test]
+    fn a_growing_conversation_leaves_out_its_oldest_turns_and_says_so() {
+        let msg = |role, n: usize| Message { role, content: "x".repeat(n) };
+        let mib = 1024 * 1024;
+        let mut messages = vec![msg(Role::System, 100), msg(Role::User, 1000)];
+        let mut left_out = 0;
+        for _ in 0..6 {
+            messages.push(msg(Role::Assistant, mib));
+            messages.push(msg(Role::User, 1000));
+            cap_conversation(&mut messages, &mut left_out);
+            let size: usize = messages.iter().map(|m| m.content.len()).sum();
+            assert!(size <= MAX_CONVERSATION_BYTES + 200, "{size}");
+        }
+        // The system prompt and the task's first prompt stay; the latest exchange stays.
+        assert_eq!(messages[0].content.len(), 100);
+        assert_eq!(messages[1].content.len(), 1000);
+        assert_eq!(messages[2].role, Role::Assistant);
+        assert_eq!(left_out, 5);
+        let last = &messages.last().unwrap().content;
+        assert!(last.starts_with("[loopvel: the 5 earliest turn(s) of this conversation were left out"), "{last:.100}");
+        // Small conversations are left as they are.
+        let mut small = vec![msg(Role::System, 10), msg(Role::User, 10), msg(Role::Assistant, 10), msg(Role::User, 10)];
+        let mut none = 0;
+        cap_conversation(&mut small, &mut none);
+        assert_eq!((small.len(), none), (4, 0));
     }
 
     /// Streams a fixed reply in `chunks` pieces, reporting tokens as a live endpoint does.

@@ -93,12 +93,60 @@ pub(crate) fn files_under(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Workspaces of this process that exist now: what [`remove_live`] removes
+/// when a signal ends the process before their owners can drop them.
+static LIVE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// The start of every workspace folder's name; the process id follows, so a
+/// later loopvel can tell the leftovers of a killed one ([`sweep_stale`]).
+const PREFIX: &str = "loopvel-ws-";
+
+/// Remove every workspace of this process now. For the last moment of a
+/// process ended by a signal, when the threads that own them will not run again.
+pub fn remove_live() -> usize {
+    let dirs = LIVE.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
+    dirs.iter().filter(|d| std::fs::remove_dir_all(d).is_ok()).count()
+}
+
+/// Remove workspaces that a loopvel process killed with SIGKILL left in the
+/// temporary folder (`$TMPDIR`): those whose process is gone. Returns how many.
+pub fn sweep_stale() -> usize {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return 0 };
+    let mut removed = 0;
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(PREFIX).and_then(|r| r.split('-').next()?.parse::<i32>().ok()) else {
+            continue;
+        };
+        // SAFETY: signal 0 only asks whether the process exists.
+        let gone = pid > 0
+            && unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone && e.file_type().is_ok_and(|k| k.is_dir()) && std::fs::remove_dir_all(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        if let Ok(mut live) = LIVE.lock() {
+            live.retain(|d| d != self.dir.path());
+        }
+    }
+}
+
 impl Workspace {
     /// Copy `task` (all but `task.toml` and `solution/`) into a new temporary directory.
     pub fn create(task: &Task) -> std::io::Result<Workspace> {
-        let dir = tempfile::Builder::new().prefix("loopvel-ws-").tempdir()?;
-        copy_tree(&task.dir, dir.path(), &["task.toml", "solution"])?;
-        Ok(Workspace { dir, task: task.clone() })
+        let dir = tempfile::Builder::new().prefix(&format!("{PREFIX}{}-", std::process::id())).tempdir()?;
+        if let Ok(mut live) = LIVE.lock() {
+            live.push(dir.path().to_path_buf());
+        }
+        let ws = Workspace { dir, task: task.clone() };
+        copy_tree(&task.dir, ws.root(), &["task.toml", "solution"])?;
+        Ok(ws)
     }
 
     /// The workspace root.

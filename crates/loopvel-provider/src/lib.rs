@@ -169,6 +169,18 @@ pub struct Completion {
     pub unreadable_events: u32,
 }
 
+/// What a request that ended without a reply spent before it did: recorded
+/// with the run, so a run that gave up still shows its waits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Spent {
+    /// Seconds spent waiting: backoff, rate limits and the failed attempts themselves.
+    pub retry_wait_s: f64,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Why each retried attempt failed, and the wait after it.
+    pub retries: Vec<RetryNote>,
+}
+
 /// A request that did not produce a reply.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -183,6 +195,8 @@ pub enum ProviderError {
         status: u16,
         /// The start of the body.
         body: String,
+        /// What the request spent.
+        spent: Spent,
     },
     /// Every attempt failed.
     #[error("{model}: gave up after {attempts} attempts; last: {last}")]
@@ -193,9 +207,43 @@ pub enum ProviderError {
         attempts: u32,
         /// The last failure.
         last: String,
-        /// Seconds spent waiting.
-        retry_wait_s: f64,
+        /// What the request spent.
+        spent: Spent,
     },
+    /// The next retry would wait past the caller's deadline (the run's wall budget).
+    #[error("{model}: {last}; the next attempt would wait {wait_s:.1} s, past the wall budget ({left_s:.1} s left)")]
+    OutOfTime {
+        /// The model's name.
+        model: String,
+        /// The wait the server asked for (or the backoff), s.
+        wait_s: f64,
+        /// Seconds left until the deadline.
+        left_s: f64,
+        /// The failure before the wait.
+        last: String,
+        /// What the request spent.
+        spent: Spent,
+    },
+    /// The caller cancelled (a signal ended loopvel).
+    #[error("{model}: cancelled while waiting to retry")]
+    Cancelled {
+        /// The model's name.
+        model: String,
+        /// What the request spent.
+        spent: Spent,
+    },
+}
+
+impl ProviderError {
+    /// What the request spent before it ended.
+    pub fn spent(&self) -> &Spent {
+        match self {
+            ProviderError::Refused { spent, .. }
+            | ProviderError::GaveUp { spent, .. }
+            | ProviderError::OutOfTime { spent, .. }
+            | ProviderError::Cancelled { spent, .. } => spent,
+        }
+    }
 }
 
 /// Rough token count when the server gives none: about four characters a token.
@@ -325,7 +373,10 @@ fn attempt(
         let retry_after =
             resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok());
         let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut resp.into_body().into_reader(), &mut text);
+        // Only the start is kept: an error body can be as hostile as a reply.
+        let mut start = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::Read::take(resp.into_body().into_reader(), 4096), &mut start);
+        text.push_str(&String::from_utf8_lossy(&start));
         let text: String = text.chars().take(300).collect();
         if status == 429 || status == 408 || status == 409 || status >= 500 {
             return Attempt::Retry { reason: format!("HTTP {status}"), retry_after };
@@ -335,6 +386,7 @@ fn attempt(
             url: url.to_string(),
             status,
             body: text,
+            spent: Spent::default(),
         });
     }
     // Some servers ignore `stream: true` and answer with one JSON body: read it as the reply it is.
@@ -648,6 +700,49 @@ pub fn complete_observed(
     limiter: &Limiter,
     on_tokens: &dyn Fn(u64),
 ) -> Result<Completion, ProviderError> {
+    complete_within(cfg, messages, limiter, &Control { on_tokens, ..Control::default() })
+}
+
+/// A wait before the next attempt, as it begins (for a progress display).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wait {
+    /// The attempt that failed (1-based).
+    pub attempt: u32,
+    /// Attempts allowed.
+    pub of: u32,
+    /// Seconds to wait.
+    pub wait_s: f64,
+    /// Why the attempt failed.
+    pub reason: String,
+}
+
+/// What a caller lets a request do beyond sending: progress reports, a time
+/// by which it must have given up, and a way to stop it.
+pub struct Control<'a> {
+    /// Output tokens so far, after each streamed chunk.
+    pub on_tokens: &'a dyn Fn(u64),
+    /// A wait before a retry begins.
+    pub on_wait: &'a dyn Fn(&Wait),
+    /// A retry wait that would end after this is not waited: the request
+    /// ends with [`ProviderError::OutOfTime`] at once (the run's wall budget).
+    pub deadline: Option<Instant>,
+    /// Checked during waits: `true` ends the request with [`ProviderError::Cancelled`].
+    pub cancelled: &'a dyn Fn() -> bool,
+}
+
+impl Default for Control<'_> {
+    fn default() -> Self {
+        Control { on_tokens: &|_| {}, on_wait: &|_| {}, deadline: None, cancelled: &|| false }
+    }
+}
+
+/// [`complete`] under a [`Control`].
+pub fn complete_within(
+    cfg: &ModelConfig,
+    messages: &[Message],
+    limiter: &Limiter,
+    control: &Control,
+) -> Result<Completion, ProviderError> {
     let agent = limiter.agent.get_or_init(|| {
         ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -663,16 +758,24 @@ pub fn complete_observed(
     let mut retries = Vec::new();
     let attempts = cfg.max_attempts.max(1);
     let mut last = String::new();
+    let spent = |waited: f64, retries: Vec<RetryNote>, attempts: u32| Spent { retry_wait_s: waited, attempts, retries };
     for n in 1..=attempts {
+        if (control.cancelled)() {
+            return Err(ProviderError::Cancelled { model: cfg.name.clone(), spent: spent(waited, retries, n - 1) });
+        }
         let permit = limiter.acquire();
         waited += permit.waited_s();
         let started = Instant::now();
-        match attempt(cfg, agent, &body, &url, input_chars, on_tokens) {
+        match attempt(cfg, agent, &body, &url, input_chars, control.on_tokens) {
             Attempt::Done(mut c) => {
                 c.retry_wait_s = waited;
                 c.attempts = n;
                 c.retries = retries;
                 return Ok(c);
+            }
+            Attempt::Fatal(ProviderError::Refused { model, url, status, body, .. }) => {
+                waited += started.elapsed().as_secs_f64();
+                return Err(ProviderError::Refused { model, url, status, body, spent: spent(waited, retries, n) });
             }
             Attempt::Fatal(e) => return Err(e),
             Attempt::Retry { reason, retry_after } => {
@@ -684,13 +787,39 @@ pub fn complete_observed(
                     break;
                 }
                 let wait = backoff_s(n, retry_after);
+                if let Some(deadline) = control.deadline {
+                    let left = deadline.saturating_duration_since(Instant::now()).as_secs_f64();
+                    if wait > left {
+                        retries.push(RetryNote { attempt: n, reason: reason.clone(), wait_s: 0.0 });
+                        return Err(ProviderError::OutOfTime {
+                            model: cfg.name.clone(),
+                            wait_s: wait,
+                            left_s: left,
+                            last: reason,
+                            spent: spent(waited, retries, n),
+                        });
+                    }
+                }
+                (control.on_wait)(&Wait { attempt: n, of: attempts, wait_s: wait, reason: reason.clone() });
                 retries.push(RetryNote { attempt: n, reason, wait_s: wait });
-                std::thread::sleep(Duration::from_secs_f64(wait));
+                // In slices, so a cancel is seen within 100 ms of a long wait.
+                let until = Instant::now() + Duration::from_secs_f64(wait);
+                let slept_from = Instant::now();
+                while Instant::now() < until {
+                    if (control.cancelled)() {
+                        waited += slept_from.elapsed().as_secs_f64();
+                        return Err(ProviderError::Cancelled {
+                            model: cfg.name.clone(),
+                            spent: spent(waited, retries, n),
+                        });
+                    }
+                    std::thread::sleep(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)));
+                }
                 waited += wait;
             }
         }
     }
-    Err(ProviderError::GaveUp { model: cfg.name.clone(), attempts, last, retry_wait_s: waited })
+    Err(ProviderError::GaveUp { model: cfg.name.clone(), attempts, last, spent: spent(waited, retries, attempts) })
 }
 
 #[cfg(test)]

@@ -120,6 +120,45 @@ fn write(path: &Path, value: &str) -> std::io::Result<()> {
     std::fs::write(path, value)
 }
 
+/// Whether a process with this id exists (kill with signal 0).
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
+
+/// The process id in a cgroup folder's name (`run-PID-N`, `loopvel-run-PID-N`).
+fn owner(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix("loopvel-").unwrap_or(name).strip_prefix("run-")?;
+    rest.split('-').next()?.parse().ok()
+}
+
+pub(crate) fn sweep_stale() -> usize {
+    let parents: Vec<PathBuf> = match Support::detect() {
+        Support::None(_) => Vec::new(),
+        Support::V1 { memory, pids } => memory.into_iter().chain(pids).collect(),
+        Support::V2 { parent, .. } => vec![parent],
+    };
+    let mut removed = 0;
+    for parent in parents {
+        let Ok(entries) = std::fs::read_dir(&parent) else { continue };
+        for e in entries.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = owner(&name) else { continue };
+            if alive(pid) || !e.path().is_dir() {
+                continue;
+            }
+            let v2 = name.starts_with("loopvel-");
+            let dir = e.path();
+            let cg = Cgroup { dirs: vec![dir.clone()], memory_dir: None, pids_dir: None, v2 };
+            cg.kill_all();
+            cg.remove();
+            removed += usize::from(!dir.exists());
+        }
+    }
+    removed
+}
+
 impl Cgroup {
     pub(crate) fn create(support: &Support, limits: &crate::Limits) -> std::io::Result<Option<Cgroup>> {
         let name = format!("run-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));

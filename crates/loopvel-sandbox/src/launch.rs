@@ -294,10 +294,12 @@ pub(crate) fn wait_exited(pid: libc::pid_t, timeout: std::time::Duration) -> std
             break Ok(true);
         }
         let left = timeout.saturating_sub(start.elapsed());
-        if left.is_zero() {
+        // An interrupt ends the wait as a timeout does: the caller kills the group.
+        if left.is_zero() || crate::interrupted() {
             break Ok(false);
         }
-        let ms = left.as_millis().clamp(1, 1000) as c_int;
+        // Short polls, so an interrupt is seen within 100 ms.
+        let ms = left.as_millis().clamp(1, 100) as c_int;
         if pidfd >= 0 {
             let mut pfd = libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 };
             // SAFETY: one pollfd on the stack.

@@ -49,6 +49,29 @@ use std::time::Duration;
 pub use detect::find_on_path;
 pub use spawn::Finished;
 
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stop every confined command of this process now (SIGINT/SIGTERM reached
+/// loopvel): each one in flight is killed as at its timeout, with everything
+/// it started, and a command started after this is killed at once. A signal
+/// is process-wide, so this is one flag for the process, not one per job.
+pub fn interrupt() {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether [`interrupt`] was called.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Remove what a loopvel process killed with SIGKILL left of its commands'
+/// cgroups, killing anything still in them. Each cgroup's name holds its
+/// process's id; only those of processes that are gone are touched. Returns
+/// how many were removed.
+pub fn sweep_stale_cgroups() -> usize {
+    cgroup::sweep_stale()
+}
+
 /// How strongly code is confined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -73,7 +73,7 @@ pub enum StoreError {
 
 /// 1: the first schema. 2: `runs.sandbox`, the level the run's tests ran at.
 /// 3: `tasks.dir`, where the task's files were when it last ran (for `replay`).
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// A plan as recorded, with the models and tasks its runs used.
 #[derive(Debug, Clone, PartialEq)]
@@ -215,6 +215,32 @@ CREATE TABLE test_execs (
     exit_code INTEGER, timed_out INTEGER NOT NULL, passed INTEGER, total INTEGER, duration_s REAL NOT NULL,
     output TEXT NOT NULL);
 ";
+
+/// Requests that ended without a reply (gave up, refused, out of the wall
+/// budget): what they waited and why, so a run that ended there still shows
+/// its retries. Added in schema 4; IF NOT EXISTS so a migration can add it.
+const FAILED_CALLS: &str = "
+CREATE TABLE IF NOT EXISTS failed_calls (
+    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, turn INTEGER NOT NULL,
+    error TEXT NOT NULL, attempts INTEGER NOT NULL, retry_wait_s REAL NOT NULL, retries_json TEXT NOT NULL,
+    request_json TEXT NOT NULL);";
+
+/// A request that ended without a reply, for the record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedCall {
+    /// The turn it was for, 1-based.
+    pub turn: u32,
+    /// Why it ended.
+    pub error: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Seconds spent waiting and on failed attempts.
+    pub retry_wait_s: f64,
+    /// The retries, as JSON.
+    pub retries_json: String,
+    /// The request, as JSON.
+    pub request_json: String,
+}
 
 /// One turn, as recorded and exported. Times in seconds, cost in US dollars.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -376,8 +402,10 @@ impl Store {
             return Err(StoreError::TooNew { path: shown, found: version, known: SCHEMA_VERSION });
         }
         if version < 1 {
-            conn.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
-                .map_err(err)?;
+            conn.execute_batch(&format!(
+                "BEGIN; {SCHEMA} {FAILED_CALLS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .map_err(err)?;
         } else {
             // Rows recorded before keep NULL: their level, their folder were not recorded.
             let mut steps = String::new();
@@ -386,6 +414,9 @@ impl Store {
             }
             if version < 3 {
                 steps.push_str("ALTER TABLE tasks ADD COLUMN dir TEXT;");
+            }
+            if version < 4 {
+                steps.push_str(FAILED_CALLS);
             }
             if !steps.is_empty() {
                 conn.execute_batch(&format!("BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
@@ -619,13 +650,53 @@ impl Store {
         })
     }
 
-    /// `(task_id, model_id, replicate)` of the plan's finished runs.
-    pub fn finished_runs(&self, plan: i64) -> Result<HashSet<(i64, i64, u32)>, StoreError> {
+    /// `(task_id, model_id, replicate)` of the plan's finished runs; with
+    /// `retry_errors`, without those that ended in an error (to play again).
+    pub fn finished_runs(&self, plan: i64, retry_errors: bool) -> Result<HashSet<(i64, i64, u32)>, StoreError> {
         self.with(|c| {
-            let mut st =
-                c.prepare("SELECT task_id, model_id, replicate FROM runs WHERE plan_id = ?1 AND status = 'done'")?;
-            let rows = st.query_map([plan], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let mut st = c.prepare(
+                "SELECT task_id, model_id, replicate FROM runs WHERE plan_id = ?1 AND status = 'done'
+                 AND NOT (?2 AND outcome = 'error')",
+            )?;
+            let rows = st.query_map(params![plan, retry_errors], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect()
+        })
+    }
+
+    /// The errors of the plan's finished runs that ended in one.
+    pub fn run_errors(&self, plan: i64) -> Result<Vec<String>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT COALESCE(error, stop_reason, '') FROM runs WHERE plan_id = ?1 AND status = 'done'
+                 AND outcome = 'error' ORDER BY id",
+            )?;
+            let rows = st.query_map([plan], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Mark a run interrupted (a signal ended loopvel during it): not done,
+    /// so the next start of its plan plays it again from its first turn.
+    pub fn interrupt_run(&self, run: i64) -> Result<(), StoreError> {
+        self.with(|c| c.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?1", [run]).map(|_| ()))
+    }
+
+    /// Mark every run still `running` as interrupted: those a process killed
+    /// without warning left. Only for the writer (see [`Store::claim_writer`]),
+    /// which knows no run of its own is in flight. Returns how many.
+    pub fn interrupt_running(&self) -> Result<usize, StoreError> {
+        self.with(|c| c.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'", []))
+    }
+
+    /// Record a request that ended without a reply.
+    pub fn record_failed_call(&self, run: i64, f: &FailedCall) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO failed_calls(run_id, turn, error, attempts, retry_wait_s, retries_json, request_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![run, f.turn, f.error, f.attempts, f.retry_wait_s, f.retries_json, f.request_json],
+            )
+            .map(|_| ())
         })
     }
 
@@ -647,8 +718,9 @@ impl Store {
         self.with(|c| c.execute("DELETE FROM runs WHERE plan_id = ?1", [plan]).map(|_| ()))
     }
 
-    /// Start a run, clearing what a killed earlier attempt left of it;
-    /// `sandbox` is the level its tests run at.
+    /// Start a run, clearing what a killed or interrupted earlier attempt
+    /// left of it, or an earlier attempt that ended in an error (played again
+    /// on resume); `sandbox` is the level its tests run at.
     pub fn start_run(
         &self,
         plan: i64,
@@ -660,7 +732,8 @@ impl Store {
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute(
-                "DELETE FROM runs WHERE plan_id = ?1 AND task_id = ?2 AND model_id = ?3 AND replicate = ?4 AND status <> 'done'",
+                "DELETE FROM runs WHERE plan_id = ?1 AND task_id = ?2 AND model_id = ?3 AND replicate = ?4
+                 AND (status <> 'done' OR outcome = 'error')",
                 params![plan, task, model, replicate],
             )?;
             tx.execute(
@@ -930,7 +1003,7 @@ mod tests {
         // Killed here. Reopen and start the same run again.
         drop(s);
         let s = Store::open(&path).unwrap();
-        assert!(s.finished_runs(plan).unwrap().is_empty());
+        assert!(s.finished_runs(plan, true).unwrap().is_empty());
         assert_eq!(s.passed_runs(plan).unwrap(), 0);
         let run = s.start_run(plan, task, model, 0, "bwrap").unwrap();
         s.record_turn(run, &turn(1, "PASS"), &call, None).unwrap();
@@ -956,7 +1029,7 @@ mod tests {
         let runs = s.export_runs().unwrap();
         assert_eq!(runs[0]["task"], "bitcount");
         assert_eq!(runs[0]["outcome"], "pass");
-        assert!(s.finished_runs(plan).unwrap().contains(&(task, model, 0)));
+        assert!(s.finished_runs(plan, true).unwrap().contains(&(task, model, 0)));
         assert_eq!(s.passed_runs(plan).unwrap(), 1);
     }
 }
