@@ -1700,7 +1700,7 @@ fn sql_rows(db: &Path, sql: &str) -> Result<Vec<Vec<String>>, String> {
 const HANG_S: u64 = 30;
 
 const DB_FILES: [&str; 4] = ["loopvel.db", "loopvel.db-wal", "loopvel.db-shm", "loopvel.db-journal"];
-const TABLES: [&str; 7] = ["plans", "tasks", "models", "runs", "turns", "calls", "test_execs"];
+const TABLES: [&str; 8] = ["plans", "tasks", "models", "runs", "turns", "calls", "test_execs", "failed_calls"];
 
 fn run_case(case: &Case) -> Outcome {
     let c = canaries();
@@ -1909,7 +1909,15 @@ fn run_case(case: &Case) -> Outcome {
     }
     // A turn whose edits were all refused may skip its tests: 1 or 2 test runs.
     for (table, least, most) in
-        [("plans", 1, 1), ("tasks", 1, 1), ("models", 1, 1), ("turns", 2, 2), ("calls", 2, 2), ("test_execs", 1, 2)]
+        [
+            ("plans", 1, 1),
+            ("tasks", 1, 1),
+            ("models", 1, 1),
+            ("turns", 2, 2),
+            ("calls", 2, 2),
+            ("test_execs", 1, 2),
+            ("failed_calls", 0, 0),
+        ]
     {
         let n = check(sql_rows(&db, &format!("SELECT COUNT(*) FROM {table}")), &mut problems);
         let n: u32 = n.first().and_then(|r| r.first()).and_then(|v| v.parse().ok()).unwrap_or(0);
