@@ -209,7 +209,10 @@ fn twenty_kill_9_at_random_moments_then_resume_leave_one_of_each_run_and_nothing
     );
     assert_eq!(sql::<String>(&db, "SELECT DISTINCT outcome FROM runs"), ["pass"], "seed {seed}");
     assert_eq!(
-        sql::<i64>(&db, "SELECT COUNT(*) FROM runs r WHERE r.turns <> (SELECT COUNT(*) FROM turns u WHERE u.run_id = r.id)"),
+        sql::<i64>(
+            &db,
+            "SELECT COUNT(*) FROM runs r WHERE r.turns <> (SELECT COUNT(*) FROM turns u WHERE u.run_id = r.id)"
+        ),
         [0],
         "seed {seed}"
     );

@@ -1908,17 +1908,15 @@ fn run_case(case: &Case) -> Outcome {
         }
     }
     // A turn whose edits were all refused may skip its tests: 1 or 2 test runs.
-    for (table, least, most) in
-        [
-            ("plans", 1, 1),
-            ("tasks", 1, 1),
-            ("models", 1, 1),
-            ("turns", 2, 2),
-            ("calls", 2, 2),
-            ("test_execs", 1, 2),
-            ("failed_calls", 0, 0),
-        ]
-    {
+    for (table, least, most) in [
+        ("plans", 1, 1),
+        ("tasks", 1, 1),
+        ("models", 1, 1),
+        ("turns", 2, 2),
+        ("calls", 2, 2),
+        ("test_execs", 1, 2),
+        ("failed_calls", 0, 0),
+    ] {
         let n = check(sql_rows(&db, &format!("SELECT COUNT(*) FROM {table}")), &mut problems);
         let n: u32 = n.first().and_then(|r| r.first()).and_then(|v| v.parse().ok()).unwrap_or(0);
         if !(least..=most).contains(&n) {

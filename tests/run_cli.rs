@@ -901,3 +901,38 @@ fn a_block_written_for_another_file_is_never_taken_as_the_editable_one() {
     assert!(said[1].contains("conftest.py: not an editable file"), "{}", said[1]);
     assert!(!said[1].contains("calc.sh"), "{}", said[1]);
 }
+
+#[test]
+fn hostile_reply_text_is_read_as_written_mixed_styles_nested_fences_and_a_lone_surrogate() {
+    let dir = scratch("hostiletext");
+    let t = task(&dir);
+    // Two editable files: calc.sh and notes.md.
+    let toml = std::fs::read_to_string(t.join("task.toml"))
+        .unwrap()
+        .replace("edit = [\"calc.sh\"]", "edit = [\"calc.sh\", \"notes.md\"]");
+    std::fs::write(t.join("task.toml"), toml).unwrap();
+    // One streamed reply, as raw events: an unfenced search/replace for calc.sh,
+    // then a whole notes.md in a four-backtick fence holding a three-backtick
+    // block, then another search/replace whose chunk holds a lone surrogate escape.
+    let first = serde_json::json!({"choices": [{"delta": {"content":
+        "calc.sh\n<<<<<<< SEARCH\nA=0\n=======\nA=1\n>>>>>>> REPLACE\n\nnotes.md\n````markdown\n# Notes\n```sh\nB=0\n```\n````\n\n"}}]});
+    let second = r#"{"choices":[{"delta":{"content":"calc.sh\n<<<<<<< SEARCH\nB=0\nC=0\n=======\nB=1\n# \ud800\nC=1\n>>>>>>> REPLACE\n"}}]}"#;
+    let body = format!("data: {first}\n\ndata: {second}\n\ndata: [DONE]\n\n");
+    let server = serve(vec![Step::Raw { content_type: "text/event-stream".into(), body }], false);
+    config(&dir, &server.url, "openai");
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake", "--max-turns", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let turn = export(&dir).into_iter().find(|r| r["record"] == "turn").unwrap();
+    // Three edits, each to the file it was written for: calc.sh ends A=1 B=1 C=1.
+    assert_eq!(turn["edits_applied"], 3, "{turn}");
+    assert_eq!(turn["grade"], "PASS", "{turn}");
+    let c = rusqlite::Connection::open(dir.join("loopvel.db")).unwrap();
+    let (refusals, reply): (String, String) = c
+        .query_row("SELECT t.refusals, c.reply_text FROM turns t JOIN calls c ON c.turn_id = t.id", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(refusals, "[]");
+    // The surrogate became U+FFFD; the chunk was kept, not dropped.
+    assert!(reply.contains("# \u{fffd}\nC=1"), "{reply}");
+}
