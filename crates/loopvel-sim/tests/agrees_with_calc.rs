@@ -49,8 +49,23 @@ fn arb_loop() -> impl Strategy<Value = LoopProfile> {
     })
 }
 
+/// A fixed seed for the cases, unless `PROPTEST_RNG_SEED` picks others. The
+/// comparison is statistical (4 standard errors, so about one comparison in
+/// 16,000 fails by chance, and shrinking re-runs a failure many times): with
+/// fresh cases on every run, CI went red once in 2026-12 on a case that
+/// agrees at 400,000 runs (escalate, 9.52 s exact against 9.47–9.57 s over
+/// four seeds). Fixed cases keep CI a verdict on the code; a sweep of other
+/// seeds is one variable away.
+fn case_seed() -> proptest::test_runner::RngSeed {
+    if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
+        ProptestConfig::default().rng_seed
+    } else {
+        proptest::test_runner::RngSeed::Fixed(20_261_201)
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 24, rng_seed: case_seed(), ..ProptestConfig::default() })]
 
     #[test]
     fn plain_and_best_of_agree_with_calc(a in arb_model(), b in arb_model(), lp in arb_loop(), seed in 0u64..1000) {
