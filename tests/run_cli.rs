@@ -297,7 +297,9 @@ fn a_plan_whose_every_run_ended_in_an_error_exits_1_and_some_errors_exit_3_with_
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("every run (2 of 2) ended in an error, so nothing was measured: 2 × nowhere: gave up"),
+        err.contains(
+            "every run of this plan (2 of 2) ended in an error, so nothing was measured: 2 × nowhere: gave up"
+        ),
         "{err}"
     );
     assert!(err.contains("connection to http://127.0.0.1:9/v1/chat/completions"), "{err}");
@@ -308,7 +310,7 @@ fn a_plan_whose_every_run_ended_in_an_error_exits_1_and_some_errors_exit_3_with_
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("playing again 2 runs that ended in an error before (2 × nowhere: gave up"), "{err}");
-    assert!(err.contains("every run (2 of 2) ended in an error"), "{err}");
+    assert!(err.contains("every run of this plan (2 of 2) ended in an error"), "{err}");
     // ... unless told to keep them: then it plays nothing, and still fails: nothing was measured.
     let o = loopvel(
         &dir,
@@ -341,7 +343,15 @@ fn a_plan_whose_every_run_ended_in_an_error_exits_1_and_some_errors_exit_3_with_
     let o = loopvel(&dir, &["run", "--tasks", tasks.to_str().unwrap(), "--model", "fake"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(3), "{err}");
-    assert!(err.contains("1 of 2 runs ended in an error: 1 × fake: gave up after 4 attempts; last: HTTP 500"), "{err}");
+    assert!(
+        err.contains("1 of 2 runs of this plan ended in an error: 1 × fake: gave up after 4 attempts; last: HTTP 500"),
+        "{err}"
+    );
+    // Resumed, the errored run is played again and errors again: still results with an error among them.
+    let again = loopvel(&dir, &["run", "--tasks", tasks.to_str().unwrap(), "--model", "fake"]);
+    let err_again = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(3), "{err_again}");
+    assert!(err_again.contains("1 of 2 runs of this plan ended in an error"), "{err_again}");
     // The report rates the run that reached the model, and names the one left out.
     let o = loopvel(&dir, &["report", "--json"]);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -784,7 +794,11 @@ fn a_refused_key_exits_1_and_the_run_is_played_again_on_resume() {
     let t = task(&dir);
     let fix = "calc.sh\n```sh\nA=1\nB=1\nC=1\n```\n";
     let server = serve(
-        vec![Step::Status { code: 401, retry_after_s: 0 }, Step::Reply { pieces: reply(fix), first_ms: 10, gap_ms: 5 }],
+        vec![
+            // A proxy that echoes the key it refused.
+            Step::Refuse { code: 401, body: format!("{{\"error\": {{\"message\": \"invalid api key {KEY}\"}}}}") },
+            Step::Reply { pieces: reply(fix), first_ms: 10, gap_ms: 5 },
+        ],
         false,
     );
     config(&dir, &server.url, "openai");
@@ -792,8 +806,12 @@ fn a_refused_key_exits_1_and_the_run_is_played_again_on_resume() {
     let o = loopvel(&dir, &args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("HTTP 401 from"), "{err}");
+    assert!(err.contains("HTTP 401 from") && err.contains("invalid api key ***"), "{err}");
     assert!(!err.contains(KEY), "the key never prints");
+    for file in ["loopvel.db", "loopvel.db-wal"] {
+        let bytes = std::fs::read(dir.join(file)).unwrap_or_default();
+        assert!(!bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()), "the key is in {file}");
+    }
     // Refused for good: one request, no retries.
     assert_eq!(server.requests.lock().unwrap().len(), 1);
     // The key is fixed (here: the server takes it now); the same command plays the run again.
@@ -881,14 +899,19 @@ fn a_block_written_for_another_file_is_never_taken_as_the_editable_one() {
         vec![
             Step::Reply { pieces: reply("```sh\n# conftest.py\nA=1\nB=1\nC=1\n```\n"), first_ms: 10, gap_ms: 5 },
             Step::Reply { pieces: reply("```python title=conftest.py\nA=1\nB=1\nC=1\n```\n"), first_ms: 10, gap_ms: 5 },
+            Step::Reply {
+                pieces: reply("Add this to `conftest.py`:\n```sh\nA=1\nB=1\nC=1\n```\n"),
+                first_ms: 10,
+                gap_ms: 5,
+            },
         ],
         false,
     );
     config(&dir, &server.url, "openai");
-    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake", "--max-turns", "2"]);
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake", "--max-turns", "3"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let turns: Vec<_> = export(&dir).into_iter().filter(|r| r["record"] == "turn").collect();
-    assert_eq!(turns.len(), 2);
+    assert_eq!(turns.len(), 3);
     for t in &turns {
         assert_eq!(t["edits_applied"], 0, "{t}");
         assert_ne!(t["grade"], "PASS", "calc.sh was never overwritten: {t}");
@@ -900,6 +923,7 @@ fn a_block_written_for_another_file_is_never_taken_as_the_editable_one() {
     // Refused under its own name, not calc.sh's.
     assert!(said[1].contains("conftest.py: not an editable file"), "{}", said[1]);
     assert!(!said[1].contains("calc.sh"), "{}", said[1]);
+    assert!(said[2].contains("the line before the only code block names conftest.py"), "{}", said[2]);
 }
 
 #[test]

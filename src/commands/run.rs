@@ -237,8 +237,6 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     let passed = AtomicUsize::new(passed_before);
     let started = Instant::now();
     let first_error: Mutex<Option<String>> = Mutex::new(None);
-    let errored = AtomicUsize::new(0);
-    let run_errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let interrupted_runs = AtomicUsize::new(0);
     // On a terminal: a bar for the whole plan and a line per active loop.
     // Otherwise: a plain line per finished run (below).
@@ -336,12 +334,6 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                         first_error.lock().map(|mut f| f.get_or_insert(e.to_string()).clone()).ok();
                         break;
                     }
-                    if summary.outcome == "error" {
-                        errored.fetch_add(1, Ordering::SeqCst);
-                        if let Ok(mut f) = run_errors.lock() {
-                            f.push(summary.error.clone().unwrap_or_else(|| summary.stop_reason.clone()));
-                        }
-                    }
                     let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
                     if summary.outcome == "pass" {
                         passed.fetch_add(1, Ordering::SeqCst);
@@ -373,9 +365,6 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
         all_done.store(true, Ordering::SeqCst);
     });
     overall.finish_and_clear();
-    if let Some(e) = first_error.lock().ok().and_then(|f| f.clone()) {
-        return Err(CliError::Usage(e));
-    }
     if let Some(signal) = interrupt.signal() {
         let done_now = finished.load(Ordering::SeqCst) - skipped;
         return Err(CliError::Interrupted(
@@ -392,6 +381,10 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
             ),
         ));
     }
+    // The database failed mid-plan (disk full, file removed): what was recorded stays; exit 1.
+    if let Some(e) = first_error.lock().ok().and_then(|f| f.clone()) {
+        return Err(CliError::CheckFailed(format!("recording into {} failed: {e}", args.db.display())));
+    }
     let runs: Vec<Map<String, Value>> =
         store.export_runs()?.into_iter().filter(|r| r["plan_id"].as_i64() == Some(plan)).collect();
     let turns: Vec<Map<String, Value>> =
@@ -401,40 +394,33 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
         "{}",
         crate::render::run::summary_table(&models, &runs, &turns, crate::render::Layout::detect(args.wide))
     )?;
-    // An all-error plan measured nothing (no server at the address, a refused
-    // key): a script must see it fail. Some errors among real results are part
-    // of the measurement (report counts them), so they only get a line.
-    let played = finished.load(Ordering::SeqCst) - skipped;
-    let errored = errored.load(Ordering::SeqCst);
-    let errors = run_errors.lock().map(|e| e.clone()).unwrap_or_default();
+    // Judged on the plan's stored runs, not on this invocation's: a resume
+    // that plays only the runs that errored before must not call a plan with
+    // results "nothing measured", nor one that keeps errors (--no-retry-errors) clean.
+    // All errors: nothing was measured (no server at the address, a refused
+    // key), exit 1. Some: results with errors among them, exit 3.
+    let plan_errors = store.run_errors(plan)?;
     let again = if retry_errors {
         "fix the cause, then run the same command: runs that ended in an error are played again"
     } else {
         "fix the cause, then run the same command without --no-retry-errors to play them again"
     };
-    if played > 0 && errored == played {
+    if !plan_errors.is_empty() && plan_errors.len() == runs.len() {
         return Err(CliError::CheckFailed(format!(
-            "every run ({errored} of {played}) ended in an error, so nothing was measured: {}. They are recorded \
+            "every run of this plan ({} of {}) ended in an error, so nothing was measured: {}. They are recorded \
              with outcome error; {again}",
-            causes(&errors)
+            plan_errors.len(),
+            runs.len(),
+            causes(&plan_errors)
         )));
     }
-    if errored > 0 {
+    if !plan_errors.is_empty() {
         return Err(CliError::SomeRunsErrored(format!(
-            "{errored} of {} ended in an error: {}. The rest are results; the errors are recorded with outcome error \
-             and reported apart from passes and fails; {again}",
-            count(played as u64, "run"),
-            causes(&errors)
-        )));
-    }
-    // Resuming a plan whose recorded runs all ended in an error plays nothing
-    // new, and still measured nothing: the same exit as the first time.
-    let plan_errors = runs.iter().filter(|r| r["outcome"] == "error").count();
-    if played == 0 && !runs.is_empty() && plan_errors == runs.len() {
-        return Err(CliError::CheckFailed(format!(
-            "every run of this plan ({plan_errors} of {}) ended in an error when it was played, so nothing was \
-             measured; {again}",
-            runs.len()
+            "{} of {} of this plan ended in an error: {}. The rest are results; the errors are recorded with \
+             outcome error and reported apart from passes and fails; {again}",
+            plan_errors.len(),
+            count(runs.len() as u64, "run"),
+            causes(&plan_errors)
         )));
     }
     Ok(())

@@ -16,6 +16,8 @@ pub enum Step {
     Raw { content_type: String, body: String },
     /// Answer with this status and a Retry-After header.
     Status { code: u16, retry_after_s: u64 },
+    /// Answer with this status and body (a refusal that says why).
+    Refuse { code: u16, body: String },
 }
 
 pub struct FakeServer {
@@ -101,6 +103,13 @@ pub fn respond(mut stream: TcpStream, step: Step, anthropic: bool) {
                     let _ = write!(
                         stream,
                         "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+                Step::Refuse { code, body } => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {code} Refused\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
                     );
                 }

@@ -118,12 +118,26 @@ fn closes(line: &str, len: usize) -> bool {
     t.len() >= len && t.chars().all(|c| c == '`')
 }
 
-/// A path named in a fence's info string, as models often write it:
-/// "```conftest.py", "```python:src/a.py", "```python title=\"a.py\"".
+/// A path named in a fence's info string, in the forms models write it:
+/// the first word ("```conftest.py"), after the language and a colon
+/// ("```python:src/a.py"), or as an attribute ("```python title=\"a.py\"",
+/// `file=`, `filename=`, `path=`). Nothing else: in "```text output of
+/// stats.py" the words are prose, and the block is not stats.py's.
 /// A bare language ("```python") names nothing: it has no `.` or `/`.
 fn info_path(line: &str) -> Option<String> {
     let info = line.trim_start().trim_start_matches('`');
-    info.split(|c: char| c.is_whitespace() || c == ':' || c == '=').find_map(as_path)
+    let mut words = info.split_whitespace();
+    let first = words.next()?;
+    let named = match first.split_once(':') {
+        Some((_, path)) => as_path(path),
+        None => as_path(first),
+    };
+    named.or_else(|| {
+        words.find_map(|w| {
+            let (key, value) = w.split_once('=')?;
+            ["title", "file", "filename", "path"].contains(&key).then(|| as_path(value)).flatten()
+        })
+    })
 }
 
 /// The problem recorded for a fenced block that no path names: it is not
@@ -267,7 +281,42 @@ pub fn first_line_path(block: &str) -> Option<String> {
     if rest.starts_with('!') {
         return None;
     }
-    as_path(rest)
+    as_path(rest).filter(|p| file_like(p))
+}
+
+/// Whether `word` reads as a file name in prose: path characters only, and
+/// a name with an extension ("conftest.py", "src/a.rs"), so "Fixed.",
+/// "include<x.h>" and "e.g." are not taken for one.
+fn file_like(word: &str) -> bool {
+    let name = word.rsplit('/').next().unwrap_or(word);
+    let ext_ok = name.rsplit_once('.').is_some_and(|(stem, ext)| {
+        !stem.is_empty() && !ext.is_empty() && ext.chars().all(|c| c.is_ascii_alphanumeric())
+    });
+    let abbreviation = ["e.g", "i.e", "a.k.a", "etc"].contains(&word.to_ascii_lowercase().as_str());
+    ext_ok && !abbreviation && word.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+}
+
+/// The file names a line of prose mentions ("Add this to `conftest.py`:").
+pub fn mentioned_paths(line: &str) -> Vec<String> {
+    line.split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+        .map(|w| w.trim_matches(|c: char| "`*\"':;!?".contains(c)).trim_end_matches('.'))
+        .filter(|w| file_like(w))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The prose line just before the reply's first fence, if there is one.
+pub fn line_before_first_fence(reply: &str) -> Option<&str> {
+    let lines: Vec<&str> = reply.lines().collect();
+    let fence = lines.iter().position(|l| is_fence(l))?;
+    lines[..fence].iter().rev().find(|l| !l.trim().is_empty()).copied()
+}
+
+/// Whether `named` (as a model wrote it) is the file `path`: the same path,
+/// or the same file name (`stats.py` for `src/stats.py`).
+pub fn same_file(named: &str, path: &str) -> bool {
+    let named = named.trim_start_matches("./");
+    named == path || path.rsplit('/').next() == Some(named) || path.ends_with(&format!("/{named}"))
 }
 
 /// The contents of every closed fenced block, in order.
@@ -442,6 +491,22 @@ mod tests {
         assert_eq!(first_line_path("#!/bin/sh\necho hi\n"), None);
         assert_eq!(first_line_path("# compute the median\n"), None);
         assert_eq!(first_line_path("def f():\n    pass\n"), None);
+        assert_eq!(first_line_path("# Fixed.\nx = 1\n"), None);
+        assert_eq!(first_line_path("#include<x.h>\nint x;\n"), None);
+        assert!(same_file("stats.py", "src/stats.py") && same_file("./a.py", "a.py") && !same_file("b.py", "a.py"));
+        assert_eq!(mentioned_paths("Add this to `conftest.py`:"), vec!["conftest.py".to_string()]);
+        assert!(mentioned_paths("Here is the fix, e.g. for the median.").is_empty());
+        assert_eq!(line_before_first_fence("Intro\n\nAdd to a.py:\n```\nx\n```\n"), Some("Add to a.py:"));
+    }
+
+    #[test]
+    fn only_the_first_word_or_an_attribute_of_the_info_string_names_a_file() {
+        for prose in ["```text output of stats.py", "```console $ python stats.py"] {
+            let p = parse_edits(&format!("{prose}\n$ ok\n```\n"));
+            assert!(p.edits.is_empty(), "{prose}: {p:?}");
+        }
+        let p = parse_edits("```python file=src/a.py\nx\n```\n");
+        assert_eq!(p.edits[0].path, "src/a.py");
     }
     use proptest::prelude::*;
 

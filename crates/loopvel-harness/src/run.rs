@@ -114,7 +114,10 @@ pub enum Clock {
 }
 use loopvel_store::{CallRecord, FailedCall, RunSummary, Store, TestRecord, TurnRecord};
 
-use crate::edits::{fenced_blocks, first_line_path, parse_edits, Edit, EditOp, FORMAT_INSTRUCTIONS, UNNAMED_BLOCK};
+use crate::edits::{
+    fenced_blocks, first_line_path, line_before_first_fence, mentioned_paths, parse_edits, same_file, Edit, EditOp,
+    FORMAT_INSTRUCTIONS, UNNAMED_BLOCK,
+};
 use crate::grade::{grade, Grade, TurnResult};
 use crate::report::Counts;
 use crate::task::Task;
@@ -242,13 +245,15 @@ fn files_block(ws: &Workspace) -> String {
     s
 }
 
-/// The most a conversation sent with `--history full` holds, bytes: past
-/// it the earliest turns after the task's first prompt are left out, and
-/// the latest prompt says how many. Replies are capped at 1 MiB each, so
-/// without this cap every turn's request would grow by up to that much.
+/// Past this many bytes, a conversation sent with `--history full` leaves
+/// out its earliest turns after the task's first prompt, and the latest
+/// prompt says how many. Replies are capped at 1 MiB each, so without this
+/// every turn's request would grow by up to that much. The latest exchange
+/// (reply, feedback and the files now) is always kept whole, so a request
+/// can exceed this when those alone do.
 pub const MAX_CONVERSATION_BYTES: usize = 2 * 1024 * 1024;
 
-/// Keep `messages` (system, first prompt, then assistant/user pairs) within
+/// Bring `messages` (system, first prompt, then assistant/user pairs) under
 /// [`MAX_CONVERSATION_BYTES`] by leaving out the oldest pairs, never the
 /// first prompt or the latest pair; `left_out` counts the pairs left out so
 /// far, and the latest prompt says so.
@@ -262,7 +267,7 @@ fn cap_conversation(messages: &mut Vec<Message>, left_out: &mut usize) {
     if *left_out > before {
         if let Some(last) = messages.last_mut() {
             last.content = format!(
-                "[loopvel: the {} earliest turn(s) of this conversation were left out to keep it under {} MiB]\n\n{}",
+                "[loopvel: the {} earliest turn(s) of this conversation were left out: it was over {} MiB]\n\n{}",
                 left_out,
                 MAX_CONVERSATION_BYTES / (1024 * 1024),
                 last.content
@@ -389,8 +394,12 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
                     retries_json: serde_json::to_string(&f.spent.retries).unwrap_or_default(),
                     request_json,
                 };
-                if let Err(e) = job.store.record_failed_call(job.run_id, &failed) {
-                    return fail(summary, e.to_string());
+                // A request never sent (a replay past its recording, a cancel
+                // before the first attempt) is no failed call.
+                if failed.attempts > 0 {
+                    if let Err(e) = job.store.record_failed_call(job.run_id, &failed) {
+                        return fail(summary, e.to_string());
+                    }
                 }
                 return match f.end {
                     CallEnd::Error => fail(summary, f.message),
@@ -410,8 +419,9 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         // Small models often answer with one bare code block. When the task has
         // exactly one editable file, that block is taken as its whole new content,
         // and the turn records that it was.
-        // A block that names another file in its first line ("# conftest.py")
-        // was written for that file and is never taken as this one's.
+        // A block that names another file in its first line ("# conftest.py"),
+        // or that the prose just before it says is for another file ("Add this
+        // to conftest.py:"), was written for that file and is never taken as this one's.
         if parsed.edits.is_empty() {
             let editable: Vec<_> = ws.visible_files().into_iter().filter(|(_, _, e)| *e).collect();
             let blocks = fenced_blocks(&completion.text);
@@ -420,12 +430,19 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
             if let ([(path, _, _)], [block], 1) = (editable.as_slice(), blocks.as_slice(), unnamed) {
                 let path = path.display().to_string();
                 refusals.retain(|r| r != UNNAMED_BLOCK);
-                match first_line_path(block).filter(|named| *named != path) {
-                    Some(named) => refusals.push(format!(
+                let in_prose = line_before_first_fence(&completion.text).map(mentioned_paths).unwrap_or_default();
+                let other_in_prose =
+                    (!in_prose.iter().any(|p| same_file(p, &path))).then(|| in_prose.into_iter().next()).flatten();
+                match (first_line_path(block).filter(|named| !same_file(named, &path)), other_in_prose) {
+                    (Some(named), _) => refusals.push(format!(
                         "the only code block names {named} in its first line, so it was not taken as {path}; put \
                          the path on the line before the fence"
                     )),
-                    None => {
+                    (None, Some(named)) => refusals.push(format!(
+                        "the line before the only code block names {named}, so it was not taken as {path}; put \
+                         the path on a line of its own before the fence"
+                    )),
+                    (None, None) => {
                         refusals.push(format!("no path line: took the only code block as the whole of {path}"));
                         parsed.edits.push(Edit { path, op: EditOp::Whole { content: block.clone() } });
                     }
@@ -610,7 +627,10 @@ mod tests {
         assert_eq!(messages[2].role, Role::Assistant);
         assert_eq!(left_out, 5);
         let last = &messages.last().unwrap().content;
-        assert!(last.starts_with("[loopvel: the 5 earliest turn(s) of this conversation were left out"), "{last:.100}");
+        assert!(
+            last.starts_with("[loopvel: the 5 earliest turn(s) of this conversation were left out: it was over 2 MiB]"),
+            "{last:.100}"
+        );
         // Small conversations are left as they are.
         let mut small = vec![msg(Role::System, 10), msg(Role::User, 10), msg(Role::Assistant, 10), msg(Role::User, 10)];
         let mut none = 0;

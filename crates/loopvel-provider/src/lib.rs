@@ -377,7 +377,7 @@ fn attempt(
         let mut start = Vec::new();
         let _ = std::io::Read::read_to_end(&mut std::io::Read::take(resp.into_body().into_reader(), 4096), &mut start);
         text.push_str(&String::from_utf8_lossy(&start));
-        let text: String = text.chars().take(300).collect();
+        let text: String = scrub(cfg, &text).chars().take(300).collect();
         if status == 429 || status == 408 || status == 409 || status >= 500 {
             return Attempt::Retry { reason: format!("HTTP {status}"), retry_after };
         }
@@ -535,7 +535,7 @@ fn read_stream(
                 }
                 "error" => {
                     return Attempt::Retry {
-                        reason: format!("stream error: {}", v["error"]["message"]),
+                        reason: format!("stream error: {}", error_message(&v).unwrap_or_default()),
                         retry_after: None,
                     }
                 }
@@ -666,6 +666,16 @@ fn whole_reply(
     Attempt::Done(c)
 }
 
+/// `text` from the server with the model's key blanked out: a proxy that
+/// echoes the key it refused ("invalid key sk-…") must not put it in an
+/// error message, which is printed and stored.
+fn scrub(cfg: &ModelConfig, text: &str) -> String {
+    match &cfg.api_key {
+        Some(key) if !key.expose().is_empty() => text.replace(key.expose(), "***"),
+        _ => text.to_string(),
+    }
+}
+
 /// The message of an `"error"` member a server put in a reply or an event
 /// (at most 200 characters), if it put one there.
 fn error_message(v: &Value) -> Option<String> {
@@ -779,6 +789,7 @@ pub fn complete_within(
             }
             Attempt::Fatal(e) => return Err(e),
             Attempt::Retry { reason, retry_after } => {
+                let reason = scrub(cfg, &reason);
                 drop(permit);
                 // The failed attempt's own time is waiting too, not model time.
                 waited += started.elapsed().as_secs_f64();
@@ -874,6 +885,8 @@ mod tests {
         };
         assert!(!format!("{cfg:?}").contains("sk-live"));
         assert!(!serde_json::to_string(&cfg).unwrap().contains("sk-live"));
+        // A server that echoes the key gets it blanked out of what loopvel prints and stores.
+        assert_eq!(scrub(&cfg, "invalid key sk-live-123 (sk-live-123)"), "invalid key *** (***)");
     }
 
     #[test]

@@ -785,13 +785,14 @@ impl Store {
         })
     }
 
-    /// Mark a run finished.
+    /// Mark a run finished. Only a run still `running`: one a signal marked
+    /// interrupted meanwhile stays so (its workspace is gone; it is played again).
     pub fn finish_run(&self, run: i64, s: &RunSummary) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute(
                 "UPDATE runs SET status = 'done', outcome = ?2, stop_reason = ?3, turns = ?4, time_to_pass_s = ?5, wall_s = ?6,
                   model_s = ?7, test_s = ?8, overhead_s = ?9, retry_wait_s = ?10, input_tokens = ?11, output_tokens = ?12,
-                  usd = ?13, error = ?14, finished_at = datetime('now') WHERE id = ?1",
+                  usd = ?13, error = ?14, finished_at = datetime('now') WHERE id = ?1 AND status = 'running'",
                 params![
                     run, s.outcome, s.stop_reason, s.turns, s.time_to_pass_s, s.wall_s, s.model_s, s.test_s, s.overhead_s,
                     s.retry_wait_s, s.input_tokens as i64, s.output_tokens as i64, s.usd, s.error
