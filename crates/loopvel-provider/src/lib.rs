@@ -773,7 +773,9 @@ pub fn complete_within(
         if (control.cancelled)() {
             return Err(ProviderError::Cancelled { model: cfg.name.clone(), spent: spent(waited, retries, n - 1) });
         }
-        let permit = limiter.acquire();
+        let Some(permit) = limiter.acquire_unless(control.cancelled) else {
+            return Err(ProviderError::Cancelled { model: cfg.name.clone(), spent: spent(waited, retries, n - 1) });
+        };
         waited += permit.waited_s();
         let started = Instant::now();
         match attempt(cfg, agent, &body, &url, input_chars, control.on_tokens) {

@@ -57,12 +57,23 @@ impl Limiter {
 
     /// Wait for a slot and for the rate limit.
     pub fn acquire(&self) -> Permit<'_> {
+        // Never cancelled, so always a permit.
+        self.acquire_unless(&|| false).unwrap_or_else(|| Permit { limiter: self, waited_s: 0.0 })
+    }
+
+    /// [`Limiter::acquire`], giving up (`None`) once `cancelled` says so,
+    /// checked every 100 ms of waiting: a signal must not wait out a long
+    /// queue or a low `rps`.
+    pub fn acquire_unless(&self, cancelled: &dyn Fn() -> bool) -> Option<Permit<'_>> {
         let start = Instant::now();
-        let Ok(mut s) = self.state.lock() else { return Permit { limiter: self, waited_s: 0.0 } };
+        let Ok(mut s) = self.state.lock() else { return Some(Permit { limiter: self, waited_s: 0.0 }) };
         while s.in_flight >= self.max_in_flight {
-            s = match self.freed.wait(s) {
-                Ok(s) => s,
-                Err(p) => p.into_inner(),
+            if cancelled() {
+                return None;
+            }
+            s = match self.freed.wait_timeout(s, Duration::from_millis(100)) {
+                Ok((s, _)) => s,
+                Err(p) => p.into_inner().0,
             };
         }
         s.in_flight += 1;
@@ -70,10 +81,16 @@ impl Limiter {
         let go = s.next_start.max(now);
         s.next_start = go + self.gap;
         drop(s);
-        if go > now {
-            std::thread::sleep(go - now);
+        // The slot is held from here: a cancel returns it through the permit's drop.
+        let mut permit = Permit { limiter: self, waited_s: 0.0 };
+        while Instant::now() < go {
+            if cancelled() {
+                return None;
+            }
+            std::thread::sleep(go.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)));
         }
-        Permit { limiter: self, waited_s: start.elapsed().as_secs_f64() }
+        permit.waited_s = start.elapsed().as_secs_f64();
+        Some(permit)
     }
 }
 
@@ -90,6 +107,21 @@ mod tests {
         }
         // Five starts 50 ms apart: the last at ≥ 200 ms.
         assert!(start.elapsed() >= Duration::from_millis(195), "{:?}", start.elapsed());
+    }
+
+    #[test]
+    fn a_cancel_ends_the_wait_and_frees_the_slot() {
+        let l = Limiter::new(Some(1), Some(0.01));
+        let first = l.acquire();
+        let start = Instant::now();
+        // Waiting on the slot: cancelled within ~100 ms.
+        assert!(l.acquire_unless(&|| start.elapsed() > Duration::from_millis(50)).is_none());
+        assert!(start.elapsed() < Duration::from_secs(2));
+        drop(first);
+        // Waiting on the 100 s rate gap with the slot held: cancelled too, and the slot comes back.
+        let start = Instant::now();
+        assert!(l.acquire_unless(&|| start.elapsed() > Duration::from_millis(50)).is_none());
+        assert_eq!(l.state.lock().unwrap().in_flight, 0);
     }
 
     #[test]

@@ -386,7 +386,7 @@ fn error_events_are_retried() {
     let openai = b"data: {\"choices\":[{\"delta\":{\"content\":\"half\"}}]}\n\ndata: {\"error\":{\"message\":\"overloaded\"}}\n\n";
     assert_eq!(retry_reason(read_bytes(Api::OpenAi, openai)), "error event in the stream: overloaded");
     let anthropic = b"event: error\ndata: {\"type\":\"error\",\"error\":{\"message\":\"overloaded\"}}\n\n";
-    assert_eq!(retry_reason(read_bytes(Api::Anthropic, anthropic)), "stream error: \"overloaded\"");
+    assert_eq!(retry_reason(read_bytes(Api::Anthropic, anthropic)), "stream error: overloaded");
 }
 
 #[test]
