@@ -1,15 +1,16 @@
 //! `loopvel run`: tasks × models × replicates through real fix-until-green loops.
 
-use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use loopvel_harness::plan::{self, plan_key, task_hash, PendingRun};
+use loopvel_harness::pool::{work_through, Next};
 use loopvel_harness::replay::{Recording, ReplayIndex};
 use loopvel_harness::run::{play_run_observed, Clock, History, Live, Responder, RunJob, RunOptions, INTERRUPTED};
-use loopvel_harness::task::{discover, Task};
+use loopvel_harness::task::discover;
 use loopvel_math::units::{count, seconds};
 use loopvel_provider::Limiter;
 use loopvel_store::Store;
@@ -17,43 +18,6 @@ use serde_json::{Map, Value};
 
 use crate::cli::{HistoryArg, RunArgs};
 use crate::error::CliError;
-
-/// FNV-1a, 64 bits: a hash that stays the same across Rust versions and
-/// machines, so a plan's key (and resuming it) survives an upgrade.
-/// Hand-rolled: five lines, and no crate offers just this.
-pub(crate) fn fnv1a(bytes: &[u8], mut h: u64) -> u64 {
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
-pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-/// A hash of every file of a task (paths and contents, sorted).
-pub(crate) fn task_hash(task: &Task) -> String {
-    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for e in entries.filter_map(Result::ok) {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, root, out);
-            } else if let Ok(bytes) = std::fs::read(&p) {
-                out.push((p.strip_prefix(root).unwrap_or(&p).display().to_string(), bytes));
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(&task.dir, &task.dir, &mut files);
-    files.sort();
-    let mut h = FNV_OFFSET;
-    for (path, bytes) in files {
-        h = fnv1a(path.as_bytes(), h);
-        h = fnv1a(&bytes, h);
-    }
-    format!("{h:016x}")
-}
 
 /// Every recorded call of `model` in `db`, keyed for a replay model.
 fn replay_index(db: &std::path::Path, model: &str) -> Result<ReplayIndex, CliError> {
@@ -92,14 +56,6 @@ fn causes(errors: &[String]) -> String {
         parts.push(format!("{} other causes", counts.len() - 5));
     }
     parts.join("; ")
-}
-
-struct Job {
-    task: usize,
-    model: usize,
-    replicate: u32,
-    task_id: i64,
-    model_id: i64,
 }
 
 fn check(args: &RunArgs) -> Result<(), CliError> {
@@ -151,14 +107,8 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     // The plan: which tasks (by content), which models (config without keys), which options.
     let task_hashes: Vec<String> = tasks.iter().map(task_hash).collect();
     let model_json: Vec<String> = models.iter().map(|m| serde_json::to_string(m).unwrap_or_default()).collect();
-    // The key leaves out --runs: running the same plan again with a larger
-    // --runs keeps what is done and adds the missing replicates.
     let options_json = serde_json::to_string(&options).unwrap_or_default();
-    let mut key = FNV_OFFSET;
-    for part in task_hashes.iter().chain(&model_json).chain(std::iter::once(&options_json)) {
-        key = fnv1a(part.as_bytes(), key);
-    }
-    let key = format!("{key:016x}");
+    let key = plan_key(&task_hashes, &model_json, &options_json);
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     if !store.has_plan(&key)? {
         // Said before the first request: a changed flag must not quietly split the database.
@@ -171,38 +121,23 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
             let _ = writeln!(std::io::stderr(), "{notice}");
         }
     }
-    let plan = store.plan(&key, &command, &options_json)?;
+    let registered = plan::register(
+        &store,
+        &key,
+        &command,
+        &options_json,
+        &tasks.iter().zip(&task_hashes).map(|(t, h)| (t, h.as_str())).collect::<Vec<_>>(),
+        &models.iter().zip(&model_json).map(|(m, j)| (m.name.as_str(), j.as_str())).collect::<Vec<_>>(),
+    )?;
+    let plan = registered.plan;
     if args.fresh {
         store.clear_plan(plan)?;
     }
-    let mut task_ids = Vec::new();
-    for (t, h) in tasks.iter().zip(&task_hashes) {
-        let id = store.task(&t.name, h, &t.prompt, &t.test)?;
-        // Absolute, so `replay` finds the files from any working directory.
-        let dir = std::fs::canonicalize(&t.dir).unwrap_or_else(|_| t.dir.clone());
-        store.set_task_dir(id, &dir.display().to_string())?;
-        task_ids.push(id);
-    }
-    let mut model_ids = Vec::new();
-    for (m, j) in models.iter().zip(&model_json) {
-        model_ids.push(store.model(&m.name, j)?);
-    }
     let retry_errors = !args.no_retry_errors;
     let errors_before = store.run_errors(plan)?;
-    let done = store.finished_runs(plan, retry_errors)?;
     let passed_before = store.passed_runs(plan)?;
-    let mut queue = VecDeque::new();
-    for (ti, tid) in task_ids.iter().enumerate() {
-        for (mi, mid) in model_ids.iter().enumerate() {
-            for r in 0..args.runs {
-                if !done.contains(&(*tid, *mid, r)) {
-                    queue.push_back(Job { task: ti, model: mi, replicate: r, task_id: *tid, model_id: *mid });
-                }
-            }
-        }
-    }
+    let (queue, skipped) = plan::pending(&store, &registered, args.runs, retry_errors)?;
     let total = tasks.len() * models.len() * args.runs as usize;
-    let skipped = total - queue.len();
     let mut err = std::io::stderr();
     let tty = err.is_terminal();
     let _ = writeln!(
@@ -232,7 +167,6 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
             None => None,
         });
     }
-    let queue = Mutex::new(queue);
     let finished = AtomicUsize::new(skipped);
     let passed = AtomicUsize::new(passed_before);
     let started = Instant::now();
@@ -271,97 +205,88 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                 }
             });
         }
-        let mut workers = Vec::new();
-        for _ in 0..args.concurrency.min(queue.lock().map_or(1, |q| q.len()).max(1)) {
-            workers.push(s.spawn(|| {
-                while let Some(job) =
-                    queue.lock().ok().filter(|_| !loopvel_sandbox::interrupted()).and_then(|mut q| q.pop_front())
-                {
-                    let (task, model) = (&tasks[job.task], &models[job.model]);
-                    let run_id = match store.start_run(plan, job.task_id, job.model_id, job.replicate, level) {
-                        Ok(id) => id,
-                        Err(e) => {
-                            first_error.lock().map(|mut f| f.get_or_insert(e.to_string()).clone()).ok();
-                            break;
-                        }
-                    };
-                    let live = Live { model, limiter: &limiters[job.model] };
-                    let replayed = replays[job.model].as_ref().map(|idx| idx.for_run(&task.name, &model.model));
-                    let responder: &dyn Responder = match &replayed {
-                        Some(r) => r,
-                        None => &live,
-                    };
-                    let rj = RunJob { task, responder, store: &store, run_id, options: &options };
-                    let label = format!("{} × {} #{}", task.name, model.name, job.replicate + 1);
-                    let line = bars.add(ProgressBar::new_spinner());
-                    line.set_message(format!("{label}: turn 1 …"));
-                    let on_turn = |t: &loopvel_store::TurnRecord| {
-                        // After a PASS the run is done; otherwise another turn follows (if the budget allows).
-                        let then = if t.grade == "PASS" { "done" } else { "next turn …" };
-                        line.set_message(format!(
-                            "{label}: turn {} {} (score {}), {then}",
-                            t.turn,
-                            t.grade,
-                            t.score.map_or("n/a".into(), |s| format!("{s:.2}"))
-                        ));
-                    };
-                    // Within a turn, on a terminal only: first token, tokens so far, tests.
-                    // Off a terminal, a wait of seconds or more gets a line of its own.
-                    let on_progress = |p: loopvel_harness::run::Progress| {
-                        if tty {
-                            line.set_message(crate::render::run::progress(&label, p));
-                        } else if let loopvel_harness::run::Progress::Retrying { turn, wait } = &p {
-                            if wait.wait_s >= 2.0 {
-                                let _ = writeln!(
-                                    std::io::stderr(),
-                                    "… {label}: turn {turn}: {}",
-                                    crate::render::run::waiting(wait)
-                                );
-                            }
-                        }
-                    };
-                    let summary = play_run_observed(&rj, &on_turn, &on_progress);
-                    line.finish_and_clear();
-                    bars.remove(&line);
-                    if summary.outcome == INTERRUPTED {
-                        interrupted_runs.fetch_add(1, Ordering::SeqCst);
-                        if let Err(e) = store.interrupt_run(run_id) {
-                            first_error.lock().map(|mut f| f.get_or_insert(e.to_string()).clone()).ok();
-                        }
-                        break;
-                    }
-                    if let Err(e) = store.finish_run(run_id, &summary) {
-                        first_error.lock().map(|mut f| f.get_or_insert(e.to_string()).clone()).ok();
-                        break;
-                    }
-                    let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
-                    if summary.outcome == "pass" {
-                        passed.fetch_add(1, Ordering::SeqCst);
-                    }
-                    overall.inc(1);
-                    overall.set_message(format!("{} passed", passed.load(Ordering::SeqCst)));
-                    let elapsed = started.elapsed().as_secs_f64();
-                    let done_here = n - skipped;
-                    let eta = elapsed / done_here.max(1) as f64 * (total - n) as f64;
-                    // At --sandbox none every run says so: its result is only as true as its code was honest.
-                    let unconfined = if level == "none" { " [UNSANDBOXED: --sandbox none]" } else { "" };
-                    let text = format!(
-                        "[{n}/{total}] {label}: {}; {} passed so far; ETA {}{unconfined}",
-                        crate::render::run::outcome(&summary),
-                        passed.load(Ordering::SeqCst),
-                        seconds(eta)
-                    );
-                    if tty {
-                        let _ = bars.println(text);
-                    } else {
-                        let _ = writeln!(std::io::stderr(), "{text}");
+        work_through(queue, args.concurrency, |job: PendingRun| {
+            let (task, model) = (&tasks[job.task], &models[job.model]);
+            let run_id = match store.start_run(plan, job.task_id, job.model_id, job.replicate, level) {
+                Ok(id) => id,
+                Err(e) => {
+                    first_error.lock().map(|mut f| f.get_or_insert(e.to_string()).clone()).ok();
+                    return Next::Stop;
+                }
+            };
+            let live = Live { model, limiter: &limiters[job.model] };
+            let replayed = replays[job.model].as_ref().map(|idx| idx.for_run(&task.name, &model.model));
+            let responder: &dyn Responder = match &replayed {
+                Some(r) => r,
+                None => &live,
+            };
+            let rj = RunJob { task, responder, store: &store, run_id, options: &options };
+            let label = format!("{} × {} #{}", task.name, model.name, job.replicate + 1);
+            let line = bars.add(ProgressBar::new_spinner());
+            line.set_message(format!("{label}: turn 1 …"));
+            let on_turn = |t: &loopvel_store::TurnRecord| {
+                // After a PASS the run is done; otherwise another turn follows (if the budget allows).
+                let then = if t.grade == "PASS" { "done" } else { "next turn …" };
+                line.set_message(format!(
+                    "{label}: turn {} {} (score {}), {then}",
+                    t.turn,
+                    t.grade,
+                    t.score.map_or("n/a".into(), |s| format!("{s:.2}"))
+                ));
+            };
+            // Within a turn, on a terminal only: first token, tokens so far, tests.
+            // Off a terminal, a wait of seconds or more gets a line of its own.
+            let on_progress = |p: loopvel_harness::run::Progress| {
+                if tty {
+                    line.set_message(crate::render::run::progress(&label, p));
+                } else if let loopvel_harness::run::Progress::Retrying { turn, wait } = &p {
+                    if wait.wait_s >= 2.0 {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "… {label}: turn {turn}: {}",
+                            crate::render::run::waiting(wait)
+                        );
                     }
                 }
-            }));
-        }
-        for w in workers {
-            let _ = w.join();
-        }
+            };
+            let summary = play_run_observed(&rj, &on_turn, &on_progress);
+            line.finish_and_clear();
+            bars.remove(&line);
+            if summary.outcome == INTERRUPTED {
+                interrupted_runs.fetch_add(1, Ordering::SeqCst);
+                if let Err(e) = store.interrupt_run(run_id) {
+                    first_error.lock().map(|mut f| f.get_or_insert(e.to_string()).clone()).ok();
+                }
+                return Next::Stop;
+            }
+            if let Err(e) = store.finish_run(run_id, &summary) {
+                first_error.lock().map(|mut f| f.get_or_insert(e.to_string()).clone()).ok();
+                return Next::Stop;
+            }
+            let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
+            if summary.outcome == "pass" {
+                passed.fetch_add(1, Ordering::SeqCst);
+            }
+            overall.inc(1);
+            overall.set_message(format!("{} passed", passed.load(Ordering::SeqCst)));
+            let elapsed = started.elapsed().as_secs_f64();
+            let done_here = n - skipped;
+            let eta = elapsed / done_here.max(1) as f64 * (total - n) as f64;
+            // At --sandbox none every run says so: its result is only as true as its code was honest.
+            let unconfined = if level == "none" { " [UNSANDBOXED: --sandbox none]" } else { "" };
+            let text = format!(
+                "[{n}/{total}] {label}: {}; {} passed so far; ETA {}{unconfined}",
+                crate::render::run::outcome(&summary),
+                passed.load(Ordering::SeqCst),
+                seconds(eta)
+            );
+            if tty {
+                let _ = bars.println(text);
+            } else {
+                let _ = writeln!(std::io::stderr(), "{text}");
+            }
+            Next::Continue
+        });
         all_done.store(true, Ordering::SeqCst);
     });
     overall.finish_and_clear();

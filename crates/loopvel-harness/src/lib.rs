@@ -13,15 +13,23 @@
 //! (pytest, cargo, go, TAP, JUnit XML, or the exit code). [`grade`] turns a
 //! turn's result into PASS / PARTIAL / FAIL / THRASH. [`pyenv`] installs the
 //! Python packages a task declares (`requires`) once into a cached virtual
-//! environment that the tests get first on their PATH.
+//! environment that the tests get first on their PATH. [`plan`] keys a plan,
+//! records it and says which of its runs are still to play; [`pool`] plays
+//! them on worker threads; [`run::play_run`] plays one, asking a
+//! [`run::Responder`] (a live model through `loopvel-provider`, or a
+//! recording, [`replay`]) and recording every turn through `loopvel-store`.
 //!
-//! Architecture invariant: nothing here talks to a model or a database; model
-//! output reaches the file system only through [`workspace::Workspace::apply`].
+//! Architecture invariant: the harness reaches models only through a
+//! `Responder` and the database only through `loopvel-store`; model output
+//! reaches the file system only through [`workspace::Workspace::apply`].
 
 pub mod edits;
 pub mod grade;
+pub mod plan;
+pub mod pool;
 pub mod pyenv;
 pub mod replay;
+pub mod replaying;
 pub mod report;
 pub mod run;
 pub mod task;

@@ -125,7 +125,7 @@ use crate::testrun::{run_tests, TestRun, TestSpec, OUTPUT_CAP};
 use crate::workspace::Workspace;
 
 /// What the model sees of earlier turns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum History {
     /// The whole conversation: context grows each turn.
