@@ -170,12 +170,12 @@ fn main() {
                             let live = Live { model: &model, limiter: &limiter };
                             let job =
                                 RunJob { task: &task, responder: &live, store: &store, run_id, options: &options };
-                            let on_turn = |t: &loopvel_store::TurnRecord| {
+                            let on_turn = |t: &loopvel_record::Turn| {
                                 overheads.lock().expect("lock").push(t.overhead_s * 1000.0);
                                 tests.lock().expect("lock").push(t.test_s * 1000.0);
                             };
                             let summary = play_run(&job, &on_turn);
-                            assert_eq!(summary.outcome, "pass", "{summary:?}");
+                            assert_eq!(summary.outcome, loopvel_record::Outcome::Pass, "{summary:?}");
                             store.finish_run(run_id, &summary).expect("finish");
                         }
                         *cpu.lock().expect("lock") += thread_cpu() - cpu_start;

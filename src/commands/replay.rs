@@ -18,7 +18,8 @@ use std::time::Instant;
 use loopvel_harness::pool::{work_through, Next};
 use loopvel_harness::replaying::{build_jobs, locate_tasks, play_one, LocateError, Replayed, WhatIf};
 use loopvel_math::units::count;
-use loopvel_store::{Store, StoredRun};
+use loopvel_record::Run;
+use loopvel_store::Store;
 use serde_json::json;
 
 use crate::cli::ReplayArgs;
@@ -75,7 +76,7 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
     let ttft = parse_pairs("--ttft", &args.ttft, false)?;
     let started = Instant::now();
     let src = Store::open_existing(&args.db)?;
-    let runs: Vec<StoredRun> =
+    let runs: Vec<Run> =
         src.read_runs()?.into_iter().filter(|r| args.models.is_empty() || args.models.contains(&r.model)).collect();
     let names: Vec<&str> = {
         let mut n: Vec<&str> = runs.iter().map(|r| r.model.as_str()).collect();

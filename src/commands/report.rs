@@ -4,8 +4,8 @@ use std::io::Write;
 
 use loopvel_analysis::check::{self, Coverage};
 use loopvel_analysis::summary::{self, ModelSummary, TaskRow};
-use loopvel_analysis::trace::{RunOutcome, RunTrace, TurnTrace};
-use loopvel_store::{Store, StoredRun};
+use loopvel_analysis::trace::{Outcome, Run};
+use loopvel_store::Store;
 
 use crate::cli::ReportArgs;
 use crate::commands::plans::{select, Selection};
@@ -16,27 +16,26 @@ use crate::render;
 const CHECK_SEED: u64 = 20_261_128;
 
 /// The runs of the selected plans of a database as the statistics see them.
-pub fn load(db: &std::path::Path, models: &[String], plans: &Selection) -> Result<Vec<RunTrace>, CliError> {
+pub fn load(db: &std::path::Path, models: &[String], plans: &Selection) -> Result<Vec<Run>, CliError> {
     let store = Store::open_existing(db)?;
-    let all: Vec<RunTrace> = store
+    let all: Vec<Run> = store
         .read_runs()?
         .into_iter()
         .filter(|r| plans.has(r.plan_id) && (models.is_empty() || models.contains(&r.model)))
-        .map(to_trace)
         .collect();
     // A run that ended in an error before any turn (no server at the address,
     // a refused key) measured the endpoint, not the model: it is left out of
     // every rate and time, and said so. An error after a turn stays in, as a
     // run that did not pass, censored where it stopped (the summary notes it).
-    let (unmeasured, runs): (Vec<RunTrace>, Vec<RunTrace>) =
-        all.into_iter().partition(|r| r.outcome == RunOutcome::Error && r.turns.is_empty());
+    let (unmeasured, runs): (Vec<Run>, Vec<Run>) =
+        all.into_iter().partition(|r| r.outcome == Outcome::Error && r.turns.is_empty());
     if !unmeasured.is_empty() {
         let mut by_model: Vec<String> = unmeasured.iter().map(|r| r.model.clone()).collect();
         by_model.sort();
         by_model.dedup();
         eprintln!(
             "{}: {} ended in an error before the model answered ({}); left out: they measure the endpoint, not \
-             the model (fix the cause, then `loopvel run … --fresh`)",
+             the model (fix the cause, then run the same `loopvel run` again: it plays them again)",
             db.display(),
             loopvel_math::units::count(unmeasured.len() as u64, "run"),
             by_model.join(", ")
@@ -64,42 +63,6 @@ pub fn load(db: &std::path::Path, models: &[String], plans: &Selection) -> Resul
     Ok(runs)
 }
 
-fn to_trace(r: StoredRun) -> RunTrace {
-    let outcome = match r.outcome.as_str() {
-        "pass" => RunOutcome::Pass,
-        "fail" => RunOutcome::Fail,
-        _ => RunOutcome::Error,
-    };
-    RunTrace {
-        run_id: r.run_id,
-        task: r.task,
-        model: r.model,
-        outcome,
-        stop_reason: r.stop_reason,
-        time_to_pass_s: r.time_to_pass_s,
-        wall_s: r.wall_s,
-        usd: r.usd,
-        turns: r
-            .turns
-            .into_iter()
-            .map(|t| TurnTrace {
-                turn: t.turn,
-                ttft_s: t.ttft_s,
-                tokens_per_s: t.tokens_per_s,
-                output_tokens: t.output_tokens,
-                model_s: t.model_s,
-                test_s: t.test_s,
-                overhead_s: t.overhead_s,
-                retry_wait_s: t.retry_wait_s,
-                wall_s: t.wall_s,
-                usd: t.usd,
-                score: t.score,
-                grade: t.grade,
-            })
-            .collect(),
-    }
-}
-
 /// What `report` computed, for every output format.
 pub struct Report {
     /// The database, as given.
@@ -122,7 +85,7 @@ pub struct Report {
 
 impl Report {
     /// Everything `report` computes from `runs` of `db`; `check_splits` runs the hold-out check.
-    pub fn new(db: &std::path::Path, runs: &[RunTrace], check_splits: Option<usize>) -> Report {
+    pub fn new(db: &std::path::Path, runs: &[Run], check_splits: Option<usize>) -> Report {
         let tasks = loopvel_analysis::trace::task_names(runs);
         Report {
             db: db.display().to_string(),

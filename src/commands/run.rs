@@ -9,12 +9,11 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use loopvel_harness::plan::{self, plan_key, task_hash, PendingRun};
 use loopvel_harness::pool::{work_through, Next};
 use loopvel_harness::replay::{Recording, ReplayIndex};
-use loopvel_harness::run::{play_run_observed, Clock, History, Live, Responder, RunJob, RunOptions, INTERRUPTED};
+use loopvel_harness::run::{play_run_observed, Clock, History, Live, Responder, RunJob, RunOptions};
 use loopvel_harness::task::discover;
 use loopvel_math::units::{count, seconds};
 use loopvel_provider::Limiter;
 use loopvel_store::Store;
-use serde_json::{Map, Value};
 
 use crate::cli::{HistoryArg, RunArgs};
 use crate::error::CliError;
@@ -224,9 +223,9 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
             let label = format!("{} × {} #{}", task.name, model.name, job.replicate + 1);
             let line = bars.add(ProgressBar::new_spinner());
             line.set_message(format!("{label}: turn 1 …"));
-            let on_turn = |t: &loopvel_store::TurnRecord| {
+            let on_turn = |t: &loopvel_record::Turn| {
                 // After a PASS the run is done; otherwise another turn follows (if the budget allows).
-                let then = if t.grade == "PASS" { "done" } else { "next turn …" };
+                let then = if t.grade == loopvel_record::Grade::Pass { "done" } else { "next turn …" };
                 line.set_message(format!(
                     "{label}: turn {} {} (score {}), {then}",
                     t.turn,
@@ -252,7 +251,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
             let summary = play_run_observed(&rj, &on_turn, &on_progress);
             line.finish_and_clear();
             bars.remove(&line);
-            if summary.outcome == INTERRUPTED {
+            if summary.outcome == loopvel_record::Outcome::Interrupted {
                 interrupted_runs.fetch_add(1, Ordering::SeqCst);
                 if let Err(e) = store.interrupt_run(run_id) {
                     first_error.lock().map(|mut f| f.get_or_insert(e.to_string()).clone()).ok();
@@ -264,7 +263,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                 return Next::Stop;
             }
             let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
-            if summary.outcome == "pass" {
+            if summary.outcome == loopvel_record::Outcome::Pass {
                 passed.fetch_add(1, Ordering::SeqCst);
             }
             overall.inc(1);
@@ -310,15 +309,10 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     if let Some(e) = first_error.lock().ok().and_then(|f| f.clone()) {
         return Err(CliError::CheckFailed(format!("recording into {} failed: {e}", args.db.display())));
     }
-    let runs: Vec<Map<String, Value>> =
-        store.export_runs()?.into_iter().filter(|r| r["plan_id"].as_i64() == Some(plan)).collect();
-    let turns: Vec<Map<String, Value>> =
-        store.export_turns()?.into_iter().filter(|r| r["plan_id"].as_i64() == Some(plan)).collect();
-    writeln!(
-        out,
-        "{}",
-        crate::render::run::summary_table(&models, &runs, &turns, crate::render::Layout::detect(args.wide))
-    )?;
+    let runs: Vec<loopvel_record::Run> = store.read_runs()?.into_iter().filter(|r| r.plan_id == plan).collect();
+    let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+    let rows = loopvel_analysis::plan_table::plan_rows(&runs, &names);
+    writeln!(out, "{}", crate::render::run::summary_table(&rows, crate::render::Layout::detect(args.wide)))?;
     // Judged on the plan's stored runs, not on this invocation's: a resume
     // that plays only the runs that errored before must not call a plan with
     // results "nothing measured", nor one that keeps errors (--no-retry-errors) clean.

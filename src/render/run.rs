@@ -1,12 +1,9 @@
 //! `loopvel run`'s output: a finished run in words, and the talk's table per model at the end.
 
-use std::collections::HashMap;
-
+use loopvel_analysis::plan_table::PlanRow;
 use loopvel_harness::run::Progress;
 use loopvel_math::units::{count, percent, seconds, tokens, tokens_per_s, usd};
-use loopvel_provider::ModelConfig;
-use loopvel_store::RunSummary;
-use serde_json::{Map, Value};
+use loopvel_record::RunSummary;
 
 use super::calc::opt;
 use super::{Layout, Table};
@@ -19,7 +16,7 @@ pub fn outcome(summary: &RunSummary) -> String {
     let wall = seconds(summary.wall_s);
     match (&summary.error, summary.stop_reason.as_str()) {
         (Some(e), _) => format!("{head} ({wall}: {e})"),
-        (None, reason) if reason == summary.outcome || reason == "pass" => format!("{head} ({wall})"),
+        (None, reason) if reason == summary.outcome.as_str() || reason == "pass" => format!("{head} ({wall})"),
         (None, reason) => format!("{head} ({wall}, stopped by {reason})"),
     }
 }
@@ -39,26 +36,8 @@ pub fn waiting(w: &loopvel_provider::Wait) -> String {
     format!("{}: waiting {} before attempt {} of {}", w.reason, seconds(w.wait_s), w.attempt + 1, w.of)
 }
 
-fn f(v: &Value) -> Option<f64> {
-    v.as_f64()
-}
-
-fn quantile(mut xs: Vec<f64>, q: f64) -> Option<f64> {
-    if xs.is_empty() {
-        return None;
-    }
-    xs.sort_by(f64::total_cmp);
-    let rank = ((q * xs.len() as f64).ceil() as usize).clamp(1, xs.len());
-    Some(xs[rank - 1])
-}
-
-/// The talk's table per model, from the recorded runs and turns of a plan.
-pub fn summary_table(
-    models: &[ModelConfig],
-    runs: &[Map<String, Value>],
-    turns: &[Map<String, Value>],
-    layout: Layout,
-) -> String {
+/// The talk's table per model, from [`loopvel_analysis::plan_table::plan_rows`].
+pub fn summary_table(rows: &[PlanRow], layout: Layout) -> String {
     let mut t = Table::new([
         "model",
         "runs passed",
@@ -74,43 +53,20 @@ pub fn summary_table(
     ])
     // Narrow: passes, turns, time and cost stay; the diagnostics need --wide.
     .secondary(&[2, 5, 6, 7, 8, 9]);
-    let mut best_score: HashMap<i64, f64> = HashMap::new();
-    for u in turns {
-        if let (Some(id), Some(s)) = (u["run_id"].as_i64(), f(&u["score"])) {
-            let e = best_score.entry(id).or_insert(0.0);
-            *e = e.max(s);
-        }
-    }
-    for m in models {
-        let mine: Vec<&Map<String, Value>> = runs.iter().filter(|r| r["model"] == m.name.as_str()).collect();
-        let my_turns: Vec<&Map<String, Value>> = turns.iter().filter(|r| r["model"] == m.name.as_str()).collect();
-        let passes: Vec<&&Map<String, Value>> = mine.iter().filter(|r| r["outcome"] == "pass").collect();
-        let one_shot = passes.iter().filter(|r| r["turns"].as_i64() == Some(1)).count();
-        let times: Vec<f64> = passes.iter().filter_map(|r| f(&r["time_to_pass_s"])).collect();
-        let turn_counts: Vec<f64> = passes.iter().filter_map(|r| f(&r["turns"])).collect();
-        let failed_best = mine
-            .iter()
-            .filter(|r| r["outcome"] != "pass")
-            .filter_map(|r| r["run_id"].as_i64().and_then(|id| best_score.get(&id)))
-            .fold(None, |a: Option<f64>, b| Some(a.map_or(*b, |a| a.max(*b))));
-        let mean = |xs: &[f64]| (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64);
-        let ttfts: Vec<f64> = my_turns.iter().filter_map(|u| f(&u["ttft_s"])).collect();
-        let tps: Vec<f64> = my_turns.iter().filter_map(|u| f(&u["tokens_per_s"])).collect();
-        let wall: f64 = mine.iter().filter_map(|r| f(&r["wall_s"])).sum();
-        let test: f64 = mine.iter().filter_map(|r| f(&r["test_s"])).sum();
-        let cost: f64 = mine.iter().filter_map(|r| f(&r["usd"])).sum();
+    for r in rows {
         t.row(vec![
-            m.name.clone(),
-            format!("{}/{}", passes.len(), mine.len()),
-            one_shot.to_string(),
-            opt(quantile(turn_counts, 0.5), |x| count(x as u64, "turn")),
-            opt(mean(&times), seconds),
-            opt(quantile(times.clone(), 0.9), seconds),
-            opt(failed_best, percent),
-            opt(mean(&ttfts), seconds),
-            opt(mean(&tps), tokens_per_s),
-            if wall > 0.0 { percent(test / wall) } else { "n/a".into() },
-            if passes.is_empty() { "n/a".into() } else { usd(cost / passes.len() as f64) },
+            r.model.clone(),
+            format!("{}/{}", r.passes, r.runs),
+            r.one_shot.to_string(),
+            // Type 7 interpolates: a median between 1 and 2 turns is 1.5 turns.
+            opt(r.median_turns, |x| if x.fract() == 0.0 { count(x as u64, "turn") } else { format!("{x:.1} turns") }),
+            opt(r.mean_time_to_pass_s, seconds),
+            opt(r.p90_time_to_pass_s, seconds),
+            opt(r.best_failed_score, percent),
+            opt(r.mean_ttft_s, seconds),
+            opt(r.mean_tokens_per_s, tokens_per_s),
+            opt(r.test_share, percent),
+            opt(r.usd_per_solved, usd),
         ]);
     }
     t.render(layout)
@@ -122,7 +78,7 @@ mod tests {
 
     fn summary(outcome: &str, stop: &str, turns: u32, error: Option<&str>) -> RunSummary {
         RunSummary {
-            outcome: outcome.into(),
+            outcome: loopvel_record::Outcome::parse(outcome).unwrap(),
             stop_reason: stop.into(),
             turns,
             time_to_pass_s: None,

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use loopvel_store::{CallRecord, RunSummary, Store, TestRecord, TurnRecord};
+use loopvel_record::{Grade, Outcome, RunSummary, Turn};
+use loopvel_store::{CallRecord, Store, TestRecord};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
@@ -79,14 +80,14 @@ pub fn write(path: &Path, models: &[SynthModel], runs_per_model: u32, max_turns:
                 let pass = solvable && rng.random::<f64>() < p;
                 score = if pass { 1.0 } else { (score + (1.0 - score) * 0.3 * rng.random::<f64>()).min(0.95) };
                 let turn_wall = ttft + gen + test_s + overhead;
-                let t = TurnRecord {
+                let t = Turn {
                     turn,
                     started_s: wall,
                     ttft_s: Some(ttft),
-                    gen_s: Some(gen),
-                    output_tokens: m.output_tokens,
+                    model_s: gen,
+                    output_tokens: Some(m.output_tokens),
                     output_tokens_estimated: false,
-                    input_tokens: 1000,
+                    input_tokens: Some(1000),
                     tokens_per_s: Some(speed),
                     retry_wait_s: 0.0,
                     edits_applied: 1,
@@ -96,7 +97,7 @@ pub fn write(path: &Path, models: &[SynthModel], runs_per_model: u32, max_turns:
                     tests_passed: Some((score * 20.0).round() as u32),
                     tests_total: Some(20),
                     score: Some(score),
-                    grade: if pass { "PASS".into() } else { "PARTIAL".into() },
+                    grade: if pass { Grade::Pass } else { Grade::Partial },
                     overhead_s: overhead,
                     wall_s: turn_wall,
                     usd: m.usd_per_turn,
@@ -127,7 +128,7 @@ pub fn write(path: &Path, models: &[SynthModel], runs_per_model: u32, max_turns:
                 .finish_run(
                     run,
                     &RunSummary {
-                        outcome: if passed_at.is_some() { "pass".into() } else { "fail".into() },
+                        outcome: if passed_at.is_some() { Outcome::Pass } else { Outcome::Fail },
                         stop_reason: if passed_at.is_some() { "pass".into() } else { "max_turns".into() },
                         turns,
                         time_to_pass_s: passed_at.map(|_| wall),

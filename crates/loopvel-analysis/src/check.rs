@@ -18,7 +18,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::interval::mean;
-use crate::trace::RunTrace;
+use crate::trace::Run;
 use crate::Z95;
 
 /// Coverage of one model's intervals over the splits.
@@ -37,13 +37,13 @@ pub struct Coverage {
 }
 
 /// Hold-out coverage per model over `splits` seeded random halvings.
-pub fn holdout(runs: &[RunTrace], splits: usize, seed: u64) -> Vec<Coverage> {
+pub fn holdout(runs: &[Run], splits: usize, seed: u64) -> Vec<Coverage> {
     let names = crate::trace::model_names(runs);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     names
         .iter()
         .map(|name| {
-            let mut mine: Vec<&RunTrace> = runs.iter().filter(|r| r.model == *name).collect();
+            let mut mine: Vec<&Run> = runs.iter().filter(|r| r.model == *name).collect();
             let mut c =
                 Coverage { model: name.to_string(), splits: 0, pass_rate_inside: 0, time_checked: 0, time_inside: 0 };
             if mine.len() < 4 {
@@ -66,7 +66,7 @@ pub fn holdout(runs: &[RunTrace], splits: usize, seed: u64) -> Vec<Coverage> {
         .collect()
 }
 
-fn inside_pass_rate(fit: &[&RunTrace], held: &[&RunTrace]) -> bool {
+fn inside_pass_rate(fit: &[&Run], held: &[&Run]) -> bool {
     let (n1, n2) = (fit.len() as f64, held.len() as f64);
     let k1 = fit.iter().filter(|r| r.passed()).count() as f64;
     let k2 = held.iter().filter(|r| r.passed()).count() as f64;
@@ -77,9 +77,9 @@ fn inside_pass_rate(fit: &[&RunTrace], held: &[&RunTrace]) -> bool {
     (k2 / n2 - p_hat).abs() <= half
 }
 
-fn inside_mean_time(fit: &[&RunTrace], held: &[&RunTrace]) -> Option<bool> {
+fn inside_mean_time(fit: &[&Run], held: &[&Run]) -> Option<bool> {
     let times =
-        |rs: &[&RunTrace]| -> Vec<f64> { rs.iter().filter_map(|r| r.time_to_pass_s.filter(|_| r.passed())).collect() };
+        |rs: &[&Run]| -> Vec<f64> { rs.iter().filter_map(|r| r.time_to_pass_s.filter(|_| r.passed())).collect() };
     let (a, b) = (times(fit), times(held));
     if a.len() < 2 || b.len() < 2 {
         return None;

@@ -25,7 +25,7 @@ use crate::interval::{mean, quantile_sorted};
 use crate::lognormal::LognormalFit;
 use crate::passfit;
 use crate::summary::turn_outcomes;
-use crate::trace::RunTrace;
+use crate::trace::Run;
 
 /// What the user asks.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,7 +170,7 @@ struct Fitted {
     usd_per_turn: f64,
 }
 
-fn fit_runs(runs: &[&RunTrace]) -> Option<Fitted> {
+fn fit_runs(runs: &[&Run]) -> Option<Fitted> {
     let outcomes = turn_outcomes(runs.iter().copied());
     let mut pass = passfit::estimate(&outcomes)?;
     if !outcomes.retries_seen() {
@@ -180,7 +180,7 @@ fn fit_runs(runs: &[&RunTrace]) -> Option<Fitted> {
     let turns: Vec<_> = runs.iter().flat_map(|r| r.turns.iter()).collect();
     let ttft = LognormalFit::fit(&turns.iter().filter_map(|t| t.ttft_s).collect::<Vec<_>>())?;
     let speed = LognormalFit::fit(&turns.iter().filter_map(|t| t.tokens_per_s).collect::<Vec<_>>())?;
-    let output_tokens = mean(&turns.iter().filter_map(|t| t.output_tokens).collect::<Vec<_>>())?;
+    let output_tokens = mean(&turns.iter().filter_map(|t| t.output_tokens.map(|n| n as f64)).collect::<Vec<_>>())?;
     let usd_per_turn = mean(&turns.iter().map(|t| t.usd).collect::<Vec<_>>())?;
     Some(Fitted { pass, ttft, speed, output_tokens, usd_per_turn })
 }
@@ -203,7 +203,7 @@ fn apply(value: f64, change: Option<Change>) -> f64 {
 }
 
 /// Predicts for every model in `runs` with enough passes to fit.
-pub fn predict(runs: &[RunTrace], q: &Question) -> Result<Prediction, PredictError> {
+pub fn predict(runs: &[Run], q: &Question) -> Result<Prediction, PredictError> {
     let names = crate::trace::model_names(runs);
     for w in &q.what_ifs {
         if let Some(m) = &w.model {
@@ -216,10 +216,10 @@ pub fn predict(runs: &[RunTrace], q: &Question) -> Result<Prediction, PredictErr
         }
     }
     let mut notes = Vec::new();
-    let by_model: Vec<(String, Vec<&RunTrace>)> = names
+    let by_model: Vec<(String, Vec<&Run>)> = names
         .iter()
         .filter_map(|name| {
-            let mine: Vec<&RunTrace> = runs.iter().filter(|r| r.model == *name).collect();
+            let mine: Vec<&Run> = runs.iter().filter(|r| r.model == *name).collect();
             let passes = mine.iter().filter(|r| r.passed()).count() as u64;
             if passes < crate::MIN_PASSES_TO_FIT {
                 notes.push(format!(
@@ -258,7 +258,7 @@ pub fn predict(runs: &[RunTrace], q: &Question) -> Result<Prediction, PredictErr
     }
     let test_times: Vec<f64> = runs.iter().flat_map(|r| r.turns.iter().map(|t| t.test_s)).collect();
     let overheads: Vec<f64> = runs.iter().flat_map(|r| r.turns.iter().map(|t| t.overhead_s + t.retry_wait_s)).collect();
-    let all: Vec<&RunTrace> = runs.iter().collect();
+    let all: Vec<&Run> = runs.iter().collect();
     let policies = policy_list(&by_model.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), max_turns, q.max_k);
 
     let loop_change =
@@ -383,7 +383,7 @@ pub fn predict(runs: &[RunTrace], q: &Question) -> Result<Prediction, PredictErr
 }
 
 /// The runs as recorded for resample 0, a bootstrap resample otherwise.
-fn pick<'a>(items: &[&'a RunTrace], rep: usize, rng: &mut Xoshiro256PlusPlus) -> Vec<&'a RunTrace> {
+fn pick<'a>(items: &[&'a Run], rep: usize, rng: &mut Xoshiro256PlusPlus) -> Vec<&'a Run> {
     if rep == 0 {
         items.to_vec()
     } else {

@@ -15,7 +15,7 @@ use crate::km::{KaplanMeier, Observation};
 use crate::lognormal::LognormalFit;
 use crate::passfit::{self, TurnOutcomes};
 use crate::scorefit::{self, TurnSums};
-use crate::trace::{RunOutcome, RunTrace};
+use crate::trace::{Outcome, Run};
 use crate::{Estimate, MIN_PASSES_TO_FIT};
 
 /// Resamples for the score-curve fit, which refits per resample.
@@ -172,12 +172,12 @@ struct RunRow {
 }
 
 /// Summaries of every model in `runs`, in order of first appearance.
-pub fn summarize(runs: &[RunTrace]) -> Vec<ModelSummary> {
+pub fn summarize(runs: &[Run]) -> Vec<ModelSummary> {
     let names = crate::trace::model_names(runs);
     names
         .iter()
         .map(|name| {
-            let mine: Vec<&RunTrace> = runs.iter().filter(|r| r.model == *name).collect();
+            let mine: Vec<&Run> = runs.iter().filter(|r| r.model == *name).collect();
             summarize_model(name, &mine)
         })
         .collect()
@@ -214,7 +214,7 @@ pub struct TaskRow {
 ///
 /// Per-task samples are small (a handful of runs), so every cell carries its
 /// interval; read a cell as "where", the per-model table as "how much".
-pub fn by_task(runs: &[RunTrace]) -> Vec<TaskRow> {
+pub fn by_task(runs: &[Run]) -> Vec<TaskRow> {
     let models = crate::trace::model_names(runs);
     let tasks = crate::trace::task_names(runs);
     tasks
@@ -224,7 +224,7 @@ pub fn by_task(runs: &[RunTrace]) -> Vec<TaskRow> {
             cells: models
                 .iter()
                 .map(|model| {
-                    let mine: Vec<&RunTrace> = runs.iter().filter(|r| r.task == *task && r.model == *model).collect();
+                    let mine: Vec<&Run> = runs.iter().filter(|r| r.task == *task && r.model == *model).collect();
                     let n = mine.len() as u64;
                     let times: Vec<f64> = mine
                         .iter()
@@ -265,7 +265,7 @@ pub fn seed_of(name: &str, salt: u64) -> u64 {
 }
 
 /// The pass-model counts of some runs.
-pub fn turn_outcomes<'a>(runs: impl IntoIterator<Item = &'a RunTrace>) -> TurnOutcomes {
+pub fn turn_outcomes<'a>(runs: impl IntoIterator<Item = &'a Run>) -> TurnOutcomes {
     let mut t = TurnOutcomes::default();
     for r in runs {
         t.add(r.passed().then(|| r.turn_count()), r.turn_count());
@@ -274,10 +274,10 @@ pub fn turn_outcomes<'a>(runs: impl IntoIterator<Item = &'a RunTrace>) -> TurnOu
 }
 
 /// One model's summary.
-pub fn summarize_model(name: &str, runs: &[&RunTrace]) -> ModelSummary {
+pub fn summarize_model(name: &str, runs: &[&Run]) -> ModelSummary {
     let n = runs.len() as u64;
     let passes = runs.iter().filter(|r| r.passed()).count() as u64;
-    let errors = runs.iter().filter(|r| r.outcome == RunOutcome::Error).count() as u64;
+    let errors = runs.iter().filter(|r| r.outcome == Outcome::Error).count() as u64;
     let one_shot = runs.iter().filter(|r| r.passed() && r.turn_count() == 1).count() as u64;
     let tasks = crate::trace::task_names(runs.iter().copied());
     let mut notes = Vec::new();
@@ -285,7 +285,7 @@ pub fn summarize_model(name: &str, runs: &[&RunTrace]) -> ModelSummary {
     let rows: Vec<RunRow> = runs
         .iter()
         .map(|r| {
-            let outs: Vec<f64> = r.turns.iter().filter_map(|t| t.output_tokens).collect();
+            let outs: Vec<f64> = r.turns.iter().filter_map(|t| t.output_tokens.map(|n| n as f64)).collect();
             RunRow {
                 passed: r.passed(),
                 time_to_pass_s: r.time_to_pass_s.unwrap_or(f64::NAN),
@@ -466,7 +466,7 @@ pub fn summarize_model(name: &str, runs: &[&RunTrace]) -> ModelSummary {
 /// Score after each turn `1..=horizon`: the run's own score while it ran,
 /// then its last score (1 after a pass). A turn without tests keeps the
 /// previous score (0 before any).
-fn carried_scores(run: &RunTrace, horizon: u32) -> Vec<f64> {
+fn carried_scores(run: &Run, horizon: u32) -> Vec<f64> {
     let mut out = Vec::with_capacity(horizon as usize);
     let mut last = 0.0;
     for k in 1..=horizon {
@@ -560,17 +560,18 @@ fn run_stats(rows: &[RunRow], idx: &[u32]) -> [Option<f64>; stat::COUNT] {
 mod tests {
     use super::*;
 
-    fn run(task: &str, model: &str, time_to_pass_s: Option<f64>) -> RunTrace {
-        RunTrace {
+    fn run(task: &str, model: &str, time_to_pass_s: Option<f64>) -> Run {
+        Run {
             run_id: 0,
             task: task.into(),
             model: model.into(),
-            outcome: if time_to_pass_s.is_some() { RunOutcome::Pass } else { RunOutcome::Fail },
+            outcome: if time_to_pass_s.is_some() { Outcome::Pass } else { Outcome::Fail },
             stop_reason: if time_to_pass_s.is_some() { "pass".into() } else { "max_turns".into() },
             time_to_pass_s,
             wall_s: time_to_pass_s.unwrap_or(100.0),
             usd: 0.0,
             turns: Vec::new(),
+            ..Run::default()
         }
     }
 

@@ -10,7 +10,7 @@
 
 use loopvel_analysis::passfit::{self, TurnOutcomes};
 use loopvel_analysis::summary::summarize_model;
-use loopvel_analysis::trace::{RunOutcome, RunTrace, TurnTrace};
+use loopvel_analysis::trace::{Outcome, Run, Turn};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
@@ -75,7 +75,7 @@ const TESTS: usize = 10;
 
 /// Runs of the tests model: each test fails the first attempt with chance
 /// 1 − first_score; each later turn fixes each failing test with chance r.
-fn score_runs(rng: &mut Xoshiro256PlusPlus, runs: usize, max_turns: u32) -> Vec<RunTrace> {
+fn score_runs(rng: &mut Xoshiro256PlusPlus, runs: usize, max_turns: u32) -> Vec<Run> {
     (0..runs)
         .map(|i| {
             let mut failing = (0..TESTS).filter(|_| rng.random::<f64>() >= FIRST_SCORE).count();
@@ -85,28 +85,23 @@ fn score_runs(rng: &mut Xoshiro256PlusPlus, runs: usize, max_turns: u32) -> Vec<
                     failing -= (0..failing).filter(|_| rng.random::<f64>() < R).count();
                 }
                 let score = 1.0 - failing as f64 / TESTS as f64;
-                turns.push(TurnTrace {
-                    turn: k,
-                    score: Some(score),
-                    model_s: 1.0,
-                    wall_s: 1.0,
-                    ..TurnTrace::default()
-                });
+                turns.push(Turn { turn: k, score: Some(score), model_s: 1.0, wall_s: 1.0, ..Turn::default() });
                 if failing == 0 {
                     break;
                 }
             }
             let passed = failing == 0;
-            RunTrace {
+            Run {
                 run_id: i as i64,
                 task: format!("t{}", i % 5),
                 model: "m".into(),
-                outcome: if passed { RunOutcome::Pass } else { RunOutcome::Fail },
+                outcome: if passed { Outcome::Pass } else { Outcome::Fail },
                 stop_reason: if passed { "pass".into() } else { "max_turns".into() },
                 time_to_pass_s: passed.then_some(turns.len() as f64),
                 wall_s: turns.len() as f64,
                 usd: 0.0,
                 turns,
+                ..Run::default()
             }
         })
         .collect()
@@ -117,7 +112,7 @@ fn score_coverage(reps: u64) -> [u64; 2] {
     for seed in 0..reps {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(1000 + seed);
         let runs = score_runs(&mut rng, 60, 8);
-        let refs: Vec<&RunTrace> = runs.iter().collect();
+        let refs: Vec<&Run> = runs.iter().collect();
         let s = summarize_model(&format!("m{seed}"), &refs);
         let r = s.fit.r.expect("r fitted");
         let fs = s.fit.first_score.expect("first_score fitted");

@@ -1,34 +1,8 @@
 //! Grading a turn: PASS, PARTIAL, FAIL or THRASH.
 
-use serde::Serialize;
-
 use crate::report::Counts;
 
-/// How a turn went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Grade {
-    /// All tests pass.
-    Pass,
-    /// Some pass, and no fewer than the turn before.
-    Partial,
-    /// None pass, no edit was applied, or the tests crashed or timed out.
-    Fail,
-    /// Fewer pass than the turn before, or the files returned to a state already tested.
-    Thrash,
-}
-
-impl Grade {
-    /// The grade's name, as reports print it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Grade::Pass => "PASS",
-            Grade::Partial => "PARTIAL",
-            Grade::Fail => "FAIL",
-            Grade::Thrash => "THRASH",
-        }
-    }
-}
+pub use loopvel_record::Grade;
 
 /// What a turn produced, for grading.
 #[derive(Debug, Clone, Copy)]

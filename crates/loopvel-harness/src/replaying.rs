@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use loopvel_math::units::{count, seconds};
 use loopvel_provider::Completion;
+use loopvel_record::{Grade, Outcome, Run, Turn};
 use loopvel_sandbox::Sandbox;
-use loopvel_store::{Store, StoreError, StoredRun, TurnRecord};
+use loopvel_store::{Store, StoreError};
 
 use crate::plan::{replay_plan_key, task_hash, RecordedOptions};
 use crate::replay::{Recording, RunReplay, Timing, PAST_THE_RECORDING};
@@ -54,7 +55,7 @@ pub struct Replayed {
     /// True for the unchanged replay (the one that must reproduce the record).
     pub unchanged: bool,
     /// Outcome then and now.
-    pub outcome: (String, String),
+    pub outcome: (Outcome, Outcome),
     /// Turns then and now.
     pub turns: (u32, u32),
     /// Time to pass then and now (s; virtual now).
@@ -124,7 +125,7 @@ pub fn locate_tasks(
     tasks_dir: Option<&Path>,
     source_db: &Path,
     src: &Store,
-    runs: &[StoredRun],
+    runs: &[Run],
 ) -> Result<FoundTasks, LocateError> {
     let mut loader = Loader::default();
     let mut per_run = Vec::new();
@@ -201,7 +202,7 @@ pub fn locate_tasks(
 
 /// One recorded run to play again (once unchanged, once per what-if).
 pub struct ReplayJob<'a> {
-    source: &'a StoredRun,
+    source: &'a Run,
     task: &'a Task,
     calls: Vec<Recording>,
     options: RunOptions,
@@ -225,7 +226,7 @@ pub fn build_jobs<'a>(
     src: &Store,
     dst: &Store,
     source: &str,
-    runs: &'a [StoredRun],
+    runs: &'a [Run],
     tasks: &'a FoundTasks,
     what_if: &WhatIf,
     sandbox: &Arc<Sandbox>,
@@ -323,15 +324,15 @@ pub fn play_one(dst: &Store, job: ReplayJob) -> Result<Replayed, String> {
         .start_run(job.plan, job.task_id, job.model_id, job.source.replicate, job.options.sandbox.level().as_str())
         .map_err(|e| e.to_string())?;
     let responder = RunReplay::new(job.calls, job.timing);
-    let grades: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let on_turn = |t: &TurnRecord| {
+    let grades: Mutex<Vec<Grade>> = Mutex::new(Vec::new());
+    let on_turn = |t: &Turn| {
         if let Ok(mut g) = grades.lock() {
-            g.push(t.grade.clone());
+            g.push(t.grade);
         }
     };
     let rj = RunJob { task: job.task, responder: &responder, store: dst, run_id, options: &job.options };
     let mut summary = play_run(&rj, &on_turn);
-    if summary.outcome == INTERRUPTED {
+    if summary.outcome == Outcome::Interrupted {
         dst.interrupt_run(run_id).map_err(|e| e.to_string())?;
         return Err(INTERRUPTED.into());
     }
@@ -339,10 +340,10 @@ pub fn play_one(dst: &Store, job: ReplayJob) -> Result<Replayed, String> {
     // provider error, a context overflow), the replay ends in that error too;
     // otherwise the run simply stops where the record stops.
     if summary.error.as_deref().is_some_and(|e| e.starts_with(PAST_THE_RECORDING)) {
-        if job.source.outcome == "error" && summary.turns as usize == job.source.turns.len() {
+        if job.source.outcome == Outcome::Error && summary.turns as usize == job.source.turns.len() {
             summary.error = Some("the recorded run ended in an error here".into());
         } else {
-            summary.outcome = "fail".into();
+            summary.outcome = Outcome::Fail;
             summary.stop_reason = "recording_ended".into();
         }
     }
@@ -379,7 +380,7 @@ pub fn play_one(dst: &Store, job: ReplayJob) -> Result<Replayed, String> {
         task: src.task.clone(),
         model: job.name,
         unchanged: job.unchanged,
-        outcome: (src.outcome.clone(), summary.outcome.clone()),
+        outcome: (src.outcome, summary.outcome),
         turns: (src.turns.len() as u32, summary.turns),
         time_to_pass_s: (src.time_to_pass_s, summary.time_to_pass_s),
         differences,

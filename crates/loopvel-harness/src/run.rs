@@ -112,7 +112,8 @@ pub enum Clock {
         test_s: Option<f64>,
     },
 }
-use loopvel_store::{CallRecord, FailedCall, RunSummary, Store, TestRecord, TurnRecord};
+use loopvel_record::{Outcome, RunSummary, Turn};
+use loopvel_store::{CallRecord, FailedCall, Store, TestRecord};
 
 use crate::edits::{
     fenced_blocks, first_line_path, line_before_first_fence, mentioned_paths, parse_edits, same_file, Edit, EditOp,
@@ -170,7 +171,7 @@ pub struct RunJob<'a> {
 }
 
 /// Called after each turn (progress display).
-pub type OnTurn<'a> = &'a (dyn Fn(&TurnRecord) + Sync);
+pub type OnTurn<'a> = &'a (dyn Fn(&Turn) + Sync);
 
 /// Where a turn is, for a live progress display. The harness only reports;
 /// drawing it (or not, off a terminal) is the caller's business.
@@ -309,8 +310,8 @@ fn feedback(test: Option<&TestRun>, refusals: &[String], budget: usize) -> Strin
     s
 }
 
-/// The outcome (and stop reason) of a run a signal ended: not a result, and
-/// not stored as done; the caller marks it so its plan plays it again.
+/// The stop reason of a run a signal ended ([`Outcome::Interrupted`]): not
+/// a result, and not stored as done; the caller marks it so its plan plays it again.
 pub const INTERRUPTED: &str = "interrupted";
 
 /// Play one run to its end and record every turn. Never panics on model output.
@@ -322,7 +323,7 @@ pub fn play_run(job: &RunJob, on_turn: OnTurn) -> RunSummary {
 pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress) -> RunSummary {
     let started = Instant::now();
     let mut summary = RunSummary {
-        outcome: "fail".into(),
+        outcome: Outcome::Fail,
         stop_reason: "max_turns".into(),
         turns: 0,
         time_to_pass_s: None,
@@ -337,7 +338,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         error: None,
     };
     let fail = |mut s: RunSummary, e: String| {
-        s.outcome = "error".into();
+        s.outcome = Outcome::Error;
         s.stop_reason = "error".into();
         s.error = Some(e);
         s.wall_s = started.elapsed().as_secs_f64();
@@ -365,7 +366,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         Clock::Virtual { .. } => None,
     };
     let interrupted = |mut s: RunSummary| {
-        s.outcome = INTERRUPTED.into();
+        s.outcome = Outcome::Interrupted;
         s.stop_reason = INTERRUPTED.into();
         s.wall_s = started.elapsed().as_secs_f64();
         s
@@ -492,14 +493,14 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
             }
         };
         let cost = job.responder.usd(&completion);
-        let record = TurnRecord {
+        let record = Turn {
             turn,
             started_s: turn_start,
             ttft_s: completion.ttft_s,
-            gen_s: Some(gen_s),
-            output_tokens: completion.output_tokens,
+            model_s: gen_s,
+            output_tokens: Some(completion.output_tokens),
             output_tokens_estimated: completion.output_tokens_estimated,
-            input_tokens: completion.input_tokens,
+            input_tokens: Some(completion.input_tokens),
             tokens_per_s: completion.tokens_per_s,
             retry_wait_s: completion.retry_wait_s,
             edits_applied: applied,
@@ -509,7 +510,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
             tests_passed: counts.map(|c| c.passed),
             tests_total: counts.map(|c| c.total),
             score: counts.map(|c| f64::from(c.passed) / f64::from(c.total.max(1))),
-            grade: g.as_str().into(),
+            grade: g,
             overhead_s: (wall - gen_s - test_s - completion.retry_wait_s).max(0.0),
             wall_s: wall,
             usd: cost,
@@ -545,7 +546,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
             Clock::Virtual { .. } => turn_start,
         };
         if g == Grade::Pass {
-            summary.outcome = "pass".into();
+            summary.outcome = Outcome::Pass;
             summary.stop_reason = "pass".into();
             summary.time_to_pass_s = Some(elapsed);
             summary.wall_s = elapsed;
@@ -707,7 +708,7 @@ mod tests {
         let job = RunJob { task: &task, responder: &responder, store: &store, run_id, options: &options };
         let seen = std::sync::Mutex::new(Vec::new());
         let summary = play_run_observed(&job, &|_| {}, &|p| seen.lock().unwrap().push(p));
-        assert_eq!(summary.outcome, "pass", "{summary:?}");
+        assert_eq!(summary.outcome, Outcome::Pass, "{summary:?}");
         assert_eq!(
             seen.into_inner().unwrap(),
             [

@@ -16,8 +16,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
+use loopvel_record::{Grade, Outcome, Run, RunSummary, Turn};
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
 
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -97,37 +97,6 @@ pub struct PlanInfo {
     pub tasks: Vec<(String, String)>,
 }
 
-/// A finished run with its turns, for reports.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredRun {
-    /// Run id.
-    pub run_id: i64,
-    /// Plan id.
-    pub plan_id: i64,
-    /// Task name.
-    pub task: String,
-    /// Hash of the task's files when it ran.
-    pub task_files_hash: String,
-    /// Model name.
-    pub model: String,
-    /// Replicate number.
-    pub replicate: u32,
-    /// pass, fail or error.
-    pub outcome: String,
-    /// Why it stopped.
-    pub stop_reason: String,
-    /// Wall time to green, s.
-    pub time_to_pass_s: Option<f64>,
-    /// Wall time of the run, s.
-    pub wall_s: f64,
-    /// Cost, USD.
-    pub usd: f64,
-    /// The sandbox level its tests ran at (`None`: recorded before loopvel recorded it).
-    pub sandbox: Option<String>,
-    /// The turns in order.
-    pub turns: Vec<StoredTurn>,
-}
-
 /// Finished runs at one sandbox level, of one model in one plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SandboxCount {
@@ -152,35 +121,6 @@ pub struct StoredCall {
     pub reply_text: String,
     /// The completion with its timing (JSON).
     pub detail_json: String,
-}
-
-/// One turn of a [`StoredRun`].
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct StoredTurn {
-    /// 1-based turn.
-    pub turn: u32,
-    /// Time to first token, s.
-    pub ttft_s: Option<f64>,
-    /// Decode speed, tokens/s.
-    pub tokens_per_s: Option<f64>,
-    /// Output tokens.
-    pub output_tokens: Option<f64>,
-    /// Model call time, s.
-    pub model_s: f64,
-    /// Test time, s.
-    pub test_s: f64,
-    /// Harness time, s.
-    pub overhead_s: f64,
-    /// Retry and rate-limit waits, s.
-    pub retry_wait_s: f64,
-    /// Wall time, s.
-    pub wall_s: f64,
-    /// Cost, USD.
-    pub usd: f64,
-    /// Share of tests passing.
-    pub score: Option<f64>,
-    /// Grade.
-    pub grade: String,
 }
 
 const SCHEMA: &str = "
@@ -242,51 +182,6 @@ pub struct FailedCall {
     pub request_json: String,
 }
 
-/// One turn, as recorded and exported. Times in seconds, cost in US dollars.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TurnRecord {
-    /// Turn number, 1-based.
-    pub turn: u32,
-    /// When the turn started, seconds after the run started.
-    pub started_s: f64,
-    /// Time to first content token.
-    pub ttft_s: Option<f64>,
-    /// Generation time: request sent to last token.
-    pub gen_s: Option<f64>,
-    /// Output tokens.
-    pub output_tokens: u64,
-    /// Whether `output_tokens` is an estimate.
-    pub output_tokens_estimated: bool,
-    /// Input tokens.
-    pub input_tokens: u64,
-    /// Tokens per second after the first token.
-    pub tokens_per_s: Option<f64>,
-    /// Waiting on rate limits and retries.
-    pub retry_wait_s: f64,
-    /// Edits applied.
-    pub edits_applied: u32,
-    /// Edits refused.
-    pub edits_refused: u32,
-    /// Why edits were refused, or why there were none.
-    pub refusals: Vec<String>,
-    /// Test time.
-    pub test_s: f64,
-    /// Tests passing.
-    pub tests_passed: Option<u32>,
-    /// Tests found.
-    pub tests_total: Option<u32>,
-    /// `tests_passed / tests_total`.
-    pub score: Option<f64>,
-    /// PASS, PARTIAL, FAIL or THRASH.
-    pub grade: String,
-    /// Harness time: wall − model − test − waiting.
-    pub overhead_s: f64,
-    /// Wall time of the turn.
-    pub wall_s: f64,
-    /// Cost of the turn.
-    pub usd: f64,
-}
-
 /// The model call of a turn.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallRecord {
@@ -313,37 +208,6 @@ pub struct TestRecord {
     pub duration_s: f64,
     /// Output, trimmed.
     pub output: String,
-}
-
-/// How a run ended. Times in seconds, cost in US dollars.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-pub struct RunSummary {
-    /// `pass`, `fail` or `error`.
-    pub outcome: String,
-    /// `pass`, `max_turns`, `max_wall`, `max_usd` or `error`.
-    pub stop_reason: String,
-    /// Turns taken.
-    pub turns: u32,
-    /// Time to pass; `None` unless passed.
-    pub time_to_pass_s: Option<f64>,
-    /// Wall time.
-    pub wall_s: f64,
-    /// Model time (generation).
-    pub model_s: f64,
-    /// Test time.
-    pub test_s: f64,
-    /// Harness overhead.
-    pub overhead_s: f64,
-    /// Waiting on rate limits and retries.
-    pub retry_wait_s: f64,
-    /// Input tokens.
-    pub input_tokens: u64,
-    /// Output tokens.
-    pub output_tokens: u64,
-    /// Cost.
-    pub usd: f64,
-    /// What went wrong, for `error`.
-    pub error: Option<String>,
 }
 
 /// The SQLite store.
@@ -459,10 +323,10 @@ impl Store {
     }
 
     /// Every finished run with its turns, in run order.
-    pub fn read_runs(&self) -> Result<Vec<StoredRun>, StoreError> {
+    pub fn read_runs(&self) -> Result<Vec<Run>, StoreError> {
         let sandbox = self.sandbox_column();
         self.with(|c| {
-            let mut runs: Vec<StoredRun> = c
+            let mut runs: Vec<Run> = c
                 .prepare(&format!(
                     "SELECT r.id, r.plan_id, t.name, m.name, r.replicate, COALESCE(r.outcome, 'error'),
                             COALESCE(r.stop_reason, 'error'), r.time_to_pass_s, COALESCE(r.wall_s, 0), COALESCE(r.usd, 0),
@@ -471,13 +335,15 @@ impl Store {
                      WHERE r.status = 'done' ORDER BY r.id",
                 ))?
                 .query_map([], |r| {
-                    Ok(StoredRun {
+                    // A name this version does not know reads as an error: censored where it stopped.
+                    let outcome: String = r.get(5)?;
+                    Ok(Run {
                         run_id: r.get(0)?,
                         plan_id: r.get(1)?,
                         task: r.get(2)?,
                         model: r.get(3)?,
                         replicate: r.get(4)?,
-                        outcome: r.get(5)?,
+                        outcome: Outcome::parse(&outcome).unwrap_or(Outcome::Error),
                         stop_reason: r.get(6)?,
                         time_to_pass_s: r.get(7)?,
                         wall_s: r.get(8)?,
@@ -493,18 +359,22 @@ impl Store {
             let mut stmt = c.prepare(
                 "SELECT u.run_id, u.turn, u.ttft_s, u.tokens_per_s, u.output_tokens, COALESCE(u.model_s, 0),
                         COALESCE(u.test_s, 0), COALESCE(u.overhead_s, 0), COALESCE(u.retry_wait_s, 0),
-                        COALESCE(u.wall_s, 0), COALESCE(u.usd, 0), u.score, u.grade
+                        COALESCE(u.wall_s, 0), COALESCE(u.usd, 0), u.score, u.grade, u.started_s,
+                        COALESCE(u.output_tokens_estimated, 0), u.input_tokens, COALESCE(u.edits_applied, 0),
+                        COALESCE(u.edits_refused, 0), u.refusals, u.tests_passed, u.tests_total
                  FROM turns u JOIN runs r ON r.id = u.run_id WHERE r.status = 'done' ORDER BY u.run_id, u.turn",
             )?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
                 let run_id: i64 = r.get(0)?;
                 let Some(&i) = index.get(&run_id) else { continue };
-                runs[i].turns.push(StoredTurn {
+                let grade: String = r.get(12)?;
+                let refusals: Option<String> = r.get(18)?;
+                runs[i].turns.push(Turn {
                     turn: r.get(1)?,
                     ttft_s: r.get(2)?,
                     tokens_per_s: r.get(3)?,
-                    output_tokens: r.get::<_, Option<i64>>(4)?.map(|v| v as f64),
+                    output_tokens: r.get::<_, Option<i64>>(4)?.map(|v| v.max(0) as u64),
                     model_s: r.get(5)?,
                     test_s: r.get(6)?,
                     overhead_s: r.get(7)?,
@@ -512,7 +382,16 @@ impl Store {
                     wall_s: r.get(9)?,
                     usd: r.get(10)?,
                     score: r.get(11)?,
-                    grade: r.get(12)?,
+                    // Only the harness writes grades; a name it never wrote reads as a FAIL.
+                    grade: Grade::parse(&grade).unwrap_or(Grade::Fail),
+                    started_s: r.get(13)?,
+                    output_tokens_estimated: r.get(14)?,
+                    input_tokens: r.get::<_, Option<i64>>(15)?.map(|v| v.max(0) as u64),
+                    edits_applied: r.get(16)?,
+                    edits_refused: r.get(17)?,
+                    refusals: refusals.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
+                    tests_passed: r.get(19)?,
+                    tests_total: r.get(20)?,
                 });
             }
             Ok(runs)
@@ -751,7 +630,7 @@ impl Store {
     pub fn record_turn(
         &self,
         run: i64,
-        t: &TurnRecord,
+        t: &Turn,
         call: &CallRecord,
         test: Option<&TestRecord>,
     ) -> Result<(), StoreError> {
@@ -764,9 +643,27 @@ impl Store {
                   tests_total, score, grade, overhead_s, wall_s, usd)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
                 params![
-                    run, t.turn, t.started_s, t.ttft_s, t.gen_s, t.output_tokens as i64, t.output_tokens_estimated,
-                    t.input_tokens as i64, t.tokens_per_s, t.retry_wait_s, t.edits_applied, t.edits_refused, refusals,
-                    t.test_s, t.tests_passed, t.tests_total, t.score, t.grade, t.overhead_s, t.wall_s, t.usd
+                    run,
+                    t.turn,
+                    t.started_s,
+                    t.ttft_s,
+                    t.model_s,
+                    t.output_tokens.map(|n| n as i64),
+                    t.output_tokens_estimated,
+                    t.input_tokens.map(|n| n as i64),
+                    t.tokens_per_s,
+                    t.retry_wait_s,
+                    t.edits_applied,
+                    t.edits_refused,
+                    refusals,
+                    t.test_s,
+                    t.tests_passed,
+                    t.tests_total,
+                    t.score,
+                    t.grade.as_str(),
+                    t.overhead_s,
+                    t.wall_s,
+                    t.usd
                 ],
             )?;
             let turn_id = tx.last_insert_rowid();
@@ -794,7 +691,7 @@ impl Store {
                   model_s = ?7, test_s = ?8, overhead_s = ?9, retry_wait_s = ?10, input_tokens = ?11, output_tokens = ?12,
                   usd = ?13, error = ?14, finished_at = datetime('now') WHERE id = ?1 AND status = 'running'",
                 params![
-                    run, s.outcome, s.stop_reason, s.turns, s.time_to_pass_s, s.wall_s, s.model_s, s.test_s, s.overhead_s,
+                    run, s.outcome.as_str(), s.stop_reason, s.turns, s.time_to_pass_s, s.wall_s, s.model_s, s.test_s, s.overhead_s,
                     s.retry_wait_s, s.input_tokens as i64, s.output_tokens as i64, s.usd, s.error
                 ],
             )
@@ -892,25 +789,25 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn turn(n: u32, grade: &str) -> TurnRecord {
-        TurnRecord {
+    fn turn(n: u32, grade: Grade) -> Turn {
+        Turn {
             turn: n,
             started_s: 0.0,
             ttft_s: Some(0.1),
-            gen_s: Some(0.5),
-            output_tokens: 10,
+            model_s: 0.5,
+            output_tokens: Some(10),
             output_tokens_estimated: false,
-            input_tokens: 100,
+            input_tokens: Some(100),
             tokens_per_s: Some(20.0),
             retry_wait_s: 0.0,
             edits_applied: 1,
             edits_refused: 0,
-            refusals: vec![],
+            refusals: vec!["x.py: refused".into()],
             test_s: 0.2,
             tests_passed: Some(1),
             tests_total: Some(2),
             score: Some(0.5),
-            grade: grade.into(),
+            grade,
             overhead_s: 0.01,
             wall_s: 0.7,
             usd: 0.001,
@@ -926,7 +823,7 @@ mod tests {
         let task = s.task("t", "h", "fix", "pytest").unwrap();
         let model = s.model("m", "{}").unwrap();
         let run = s.start_run(plan, task, model, 0, "landlock").unwrap();
-        let summary = RunSummary { outcome: "fail".into(), stop_reason: "max_turns".into(), ..RunSummary::default() };
+        let summary = RunSummary { outcome: Outcome::Fail, stop_reason: "max_turns".into(), ..RunSummary::default() };
         s.finish_run(run, &summary).unwrap();
         drop(s);
         // Make it a version-1 file, as loopvel wrote before the sandbox column.
@@ -956,7 +853,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.db");
         let s = Store::open(&path).unwrap();
-        let done = RunSummary { outcome: "pass".into(), stop_reason: "pass".into(), ..RunSummary::default() };
+        let done = RunSummary { outcome: Outcome::Pass, stop_reason: "pass".into(), ..RunSummary::default() };
         let first = s.plan("k1", "run --max-turns 5", r#"{"max_turns":5}"#).unwrap();
         let second = s.plan("k2", "run --max-turns 4", r#"{"max_turns":4}"#).unwrap();
         let (t, m) = (s.task("abc", "h1", "fix", "sh").unwrap(), s.model("fake", "{\"t\":1}").unwrap());
@@ -990,6 +887,35 @@ mod tests {
     }
 
     #[test]
+    fn a_turn_and_a_run_read_back_as_they_were_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let plan = s.plan("k", "cmd", "{}").unwrap();
+        let (task, model) = (s.task("abc", "h", "fix", "sh").unwrap(), s.model("fast", "{}").unwrap());
+        let run = s.start_run(plan, task, model, 2, "bwrap").unwrap();
+        let call = CallRecord { request_json: "{}".into(), reply_text: "r".into(), detail_json: "{}".into() };
+        let written = turn(1, Grade::Thrash);
+        s.record_turn(run, &written, &call, None).unwrap();
+        let summary = RunSummary {
+            outcome: Outcome::Fail,
+            stop_reason: "max_turns".into(),
+            turns: 1,
+            wall_s: 0.7,
+            usd: 0.001,
+            ..RunSummary::default()
+        };
+        s.finish_run(run, &summary).unwrap();
+        let runs = s.read_runs().unwrap();
+        assert_eq!(runs.len(), 1);
+        let r = &runs[0];
+        assert_eq!(
+            (r.outcome, r.stop_reason.as_str(), r.replicate, r.sandbox.as_deref()),
+            (Outcome::Fail, "max_turns", 2, Some("bwrap"))
+        );
+        assert_eq!(r.turns, vec![written], "one record type: the turn reads back field for field");
+    }
+
+    #[test]
     fn a_killed_run_is_cleared_and_played_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
@@ -1000,16 +926,16 @@ mod tests {
         let model = s.model("fast", "{}").unwrap();
         let call = CallRecord { request_json: "{}".into(), reply_text: "r".into(), detail_json: "{}".into() };
         let run = s.start_run(plan, task, model, 0, "bwrap").unwrap();
-        s.record_turn(run, &turn(1, "PARTIAL"), &call, None).unwrap();
+        s.record_turn(run, &turn(1, Grade::Partial), &call, None).unwrap();
         // Killed here. Reopen and start the same run again.
         drop(s);
         let s = Store::open(&path).unwrap();
         assert!(s.finished_runs(plan, true).unwrap().is_empty());
         assert_eq!(s.passed_runs(plan).unwrap(), 0);
         let run = s.start_run(plan, task, model, 0, "bwrap").unwrap();
-        s.record_turn(run, &turn(1, "PASS"), &call, None).unwrap();
+        s.record_turn(run, &turn(1, Grade::Pass), &call, None).unwrap();
         let summary = RunSummary {
-            outcome: "pass".into(),
+            outcome: Outcome::Pass,
             stop_reason: "pass".into(),
             turns: 1,
             time_to_pass_s: Some(0.7),
