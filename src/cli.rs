@@ -61,6 +61,13 @@ pub enum Command {
         #[command(subcommand)]
         command: SandboxCommand,
     },
+    /// Work with whole databases: copy a SQLite file into PostgreSQL to share
+    /// it, or back.
+    Db {
+        /// What to do.
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// Write a commented loopvel.toml with ready model blocks (OpenAI,
     /// Anthropic, Inception Mercury, Groq, Gemini, OpenRouter, Ollama, vLLM,
     /// llama.cpp); keys stay in environment variables.
@@ -151,6 +158,21 @@ impl SandboxArg {
             SandboxArg::None => Requested::Level(Level::None),
         }
     }
+}
+
+/// `loopvel db …`
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy every plan, run, turn, call and test execution, ids included,
+    /// into a new, empty database: `--from runs.db --to postgres://…`.
+    Copy {
+        /// The database to copy: a SQLite file or a `postgres://` URL.
+        #[arg(long)]
+        from: PathBuf,
+        /// The new database: a file that does not exist yet, or an empty PostgreSQL database.
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 /// `loopvel sandbox …`
@@ -338,8 +360,9 @@ pub struct RunArgs {
     /// Loops at once.
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
-    /// The SQLite database to record into.
-    #[arg(long, default_value = "loopvel.db")]
+    /// The database to record into: a SQLite file, or a PostgreSQL database
+    /// (`postgres://USER[:PASSWORD]@HOST[:PORT]/NAME`) to share.
+    #[arg(long, env = "LOOPVEL_DB", default_value = "loopvel.db")]
     pub db: PathBuf,
     /// Start over instead of resuming the same plan. (Other settings, e.g. another
     /// --max-turns, make another plan in the same database: run says so first, and
@@ -378,8 +401,8 @@ pub enum HistoryArg {
 /// Options of `loopvel export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The database.
-    #[arg(long, default_value = "loopvel.db")]
+    /// The database: a SQLite file or a `postgres://` URL.
+    #[arg(long, env = "LOOPVEL_DB", default_value = "loopvel.db")]
     pub db: PathBuf,
     /// jsonl (one object per line, with "record": "run" or "turn") or csv.
     #[arg(long, value_enum, default_value = "jsonl")]
@@ -415,8 +438,8 @@ pub enum ExportRecords {
 /// Options of `loopvel report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The database `loopvel run` recorded into.
-    #[arg(long, default_value = "loopvel.db")]
+    /// The database `loopvel run` recorded into: a SQLite file or a `postgres://` URL.
+    #[arg(long, env = "LOOPVEL_DB", default_value = "loopvel.db")]
     pub db: PathBuf,
     /// Only these models (repeatable; default: all).
     #[arg(long = "model", value_name = "NAME")]
@@ -454,8 +477,8 @@ pub struct ReportArgs {
 /// Options of `loopvel predict`.
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// The database `loopvel run` recorded into.
-    #[arg(long, default_value = "loopvel.db")]
+    /// The database `loopvel run` recorded into: a SQLite file or a `postgres://` URL.
+    #[arg(long, env = "LOOPVEL_DB", default_value = "loopvel.db")]
     pub db: PathBuf,
     /// Wall-time budget per run, s.
     #[arg(long)]
@@ -501,7 +524,7 @@ pub struct PredictArgs {
 /// Options of `loopvel replay`.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// The database to replay from.
+    /// The database to replay from: a SQLite file or a `postgres://` URL.
     #[arg(long)]
     pub db: PathBuf,
     /// The database to record the replayed runs into (resumed if it has them).

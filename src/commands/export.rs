@@ -34,8 +34,12 @@ fn write_csv(rows: &[Map<String, Value>], out: &mut impl Write) -> Result<(), Cl
 
 /// Export.
 pub fn run(args: &ExportArgs, out: &mut impl Write) -> Result<(), CliError> {
-    if !args.db.is_file() {
-        return Err(CliError::Usage(format!("--db {}: no such database; run `loopvel run` first", args.db.display())));
+    let url = args.db.to_str().is_some_and(loopvel_store::is_postgres_url);
+    if !url && !args.db.is_file() {
+        return Err(CliError::Usage(format!(
+            "--db {}: no such database; run `loopvel run` first",
+            crate::commands::shown(&args.db)
+        )));
     }
     let plans = select(&args.db, args.plans.choice(), "export")?;
     for line in &plans.notes {

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod calc;
+pub mod db;
 pub mod demo;
 pub mod export;
 pub mod init;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Predict(args) => predict::run(&args, &mut out),
         Command::Completions { shell } => completions(shell, &mut out),
         Command::Init(args) => init::run(&args, &mut out),
+        Command::Db { command } => db::run(&command, &mut out),
     }
 }
 
@@ -146,4 +148,9 @@ pub(crate) fn clean_up_after_a_kill(store: &loopvel_store::Store, command: &str)
         );
     }
     Ok(())
+}
+
+/// A `--db` as messages show it: a file's path, or a URL without its password.
+pub(crate) fn shown(db: impl AsRef<std::path::Path>) -> String {
+    loopvel_store::shown(&db.as_ref().to_string_lossy())
 }

@@ -216,7 +216,7 @@ pub fn select(db: &Path, choice: Choice, command: &str) -> Result<Selection, Cli
         }
     };
     let ids = |g: &[&PlanInfo]| g.iter().map(|p| p.id).collect::<Vec<_>>();
-    let db_shown = db.display();
+    let db_shown = crate::commands::shown(db);
     let chosen = match choice {
         Choice::Pool => None,
         Choice::Latest => Some(0).filter(|_| !groups.is_empty()),
@@ -310,7 +310,7 @@ pub fn new_plan_notice(store: &Store, db: &Path, new: &Settings) -> Result<Optio
     }
     let mut lines = vec![format!(
         "loopvel run: {} already holds {}; this command's settings make a new plan:",
-        db.display(),
+        crate::commands::shown(db),
         if groups.len() == 1 { "a plan".to_string() } else { format!("{} plans", groups.len()) }
     )];
     let mut pooled_with = None;

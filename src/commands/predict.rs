@@ -86,12 +86,12 @@ pub fn run(args: &PredictArgs, out: &mut impl Write) -> Result<(), CliError> {
         max_k: args.max_k,
         what_ifs,
     };
-    let err = |e: predict::PredictError| CliError::Usage(format!("{}: {e}", args.db.display()));
+    let err = |e: predict::PredictError| CliError::Usage(format!("{}: {e}", crate::commands::shown(&args.db)));
     let baseline = predict::predict(&runs, &question(Vec::new())).map_err(err)?;
     let changed =
         if what_ifs.is_empty() { None } else { Some(predict::predict(&runs, &question(what_ifs)).map_err(err)?) };
     if args.json {
-        let v = json!({ "db": args.db.display().to_string(), "plans": plans.json, "as_recorded": baseline, "what_if": changed.as_ref().map(|c| json!({ "changes": args.what_if, "prediction": c })) });
+        let v = json!({ "db": crate::commands::shown(&args.db).to_string(), "plans": plans.json, "as_recorded": baseline, "what_if": changed.as_ref().map(|c| json!({ "changes": args.what_if, "prediction": c })) });
         writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
         return Ok(());
     }
@@ -104,7 +104,7 @@ pub fn run(args: &PredictArgs, out: &mut impl Write) -> Result<(), CliError> {
     );
     let intro = format!(
         "loopvel predict — {}: budget per run {budget}; {} × {} per policy",
-        args.db.display(),
+        crate::commands::shown(&args.db),
         count(args.resamples as u64, "parameter resample"),
         count(args.runs, "simulated run")
     );

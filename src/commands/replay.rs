@@ -88,7 +88,7 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
         if !names.contains(&name.as_str()) {
             return Err(CliError::Usage(format!(
                 "what-if names model {name:?}, which has no runs in {}; models: {}",
-                args.db.display(),
+                crate::commands::shown(&args.db),
                 names.join(", ")
             )));
         }
@@ -101,12 +101,12 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
     super::clean_up_after_a_kill(&dst, "replay")?;
     let interrupt = super::on_interrupt(dst.clone(), "replay")?;
     let what_if = WhatIf { speed, ttft, test_s: args.test_time };
-    let source = args.db.display().to_string();
+    let source = crate::commands::shown(&args.db).to_string();
     let (jobs, mut skipped) = build_jobs(&src, &dst, &source, &runs, &tasks, &what_if, &sandbox)?;
     if jobs.is_empty() {
         return Err(CliError::Usage(format!(
             "nothing to replay from {}: {}",
-            args.db.display(),
+            crate::commands::shown(&args.db),
             if skipped.is_empty() { "no finished runs".to_string() } else { skipped.join("; ") }
         )));
     }
@@ -129,7 +129,7 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
         skipped.push(format!(
             "{} already replayed into {} (kept; use a new --into to replay them again)",
             if already == 1 { "1 run was".to_string() } else { format!("{already} runs were") },
-            args.into.display()
+            crate::commands::shown(&args.into)
         ));
     }
     let jobs = pending;
@@ -152,12 +152,12 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<ReplayResult, CliE
             signal,
             format!(
                 "replay stopped by signal {signal}: the runs replayed are in {}; the same command plays the rest",
-                args.into.display()
+                crate::commands::shown(&args.into)
             ),
         ));
     }
     if let Some(e) = failure.into_inner().unwrap_or(None) {
-        return Err(CliError::Usage(format!("replay into {}: {e}", args.into.display())));
+        return Err(CliError::Usage(format!("replay into {}: {e}", crate::commands::shown(&args.into))));
     }
     let mut runs = results.into_inner().unwrap_or_default();
     runs.sort_by_key(|r| (r.source_run, !r.unchanged));
@@ -177,8 +177,8 @@ fn print(result: &ReplayResult, args: &ReplayArgs, out: &mut impl Write) -> Resu
         out,
         "loopvel replay: {} from {} replayed into {} in {:.1} s (recorded replies, real tests, virtual clock)",
         count(result.runs.len() as u64, "run"),
-        args.db.display(),
-        args.into.display(),
+        crate::commands::shown(&args.db),
+        crate::commands::shown(&args.into),
         result.elapsed_s
     )?;
     writeln!(
@@ -210,7 +210,7 @@ fn print(result: &ReplayResult, args: &ReplayArgs, out: &mut impl Write) -> Resu
             out,
             "what-if runs: {} (see them beside the originals: loopvel report --db {})",
             changed.len(),
-            args.into.display()
+            crate::commands::shown(&args.into)
         )?;
     }
     Ok(())

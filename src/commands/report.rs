@@ -36,7 +36,7 @@ pub fn load(db: &std::path::Path, models: &[String], plans: &Selection) -> Resul
         eprintln!(
             "{}: {} ended in an error before the model answered ({}); left out: they measure the endpoint, not \
              the model (fix the cause, then run the same `loopvel run` again: it plays them again)",
-            db.display(),
+            crate::commands::shown(db),
             loopvel_math::units::count(unmeasured.len() as u64, "run"),
             by_model.join(", ")
         );
@@ -45,8 +45,8 @@ pub fn load(db: &std::path::Path, models: &[String], plans: &Selection) -> Resul
         return Err(CliError::Usage(format!(
             "{}: every run ended in an error before the model answered, so there is nothing to report; the first: \
              see `loopvel export --db {} --records runs`",
-            db.display(),
-            db.display()
+            crate::commands::shown(db),
+            crate::commands::shown(db)
         )));
     }
     if runs.is_empty() {
@@ -56,8 +56,8 @@ pub fn load(db: &std::path::Path, models: &[String], plans: &Selection) -> Resul
         }
         return Err(CliError::Usage(format!(
             "{}: no finished runs{which}; record some with `loopvel run --db {}`",
-            db.display(),
-            db.display()
+            crate::commands::shown(db),
+            crate::commands::shown(db)
         )));
     }
     Ok(runs)
@@ -88,7 +88,7 @@ impl Report {
     pub fn new(db: &std::path::Path, runs: &[Run], check_splits: Option<usize>) -> Report {
         let tasks = loopvel_analysis::trace::task_names(runs);
         Report {
-            db: db.display().to_string(),
+            db: crate::commands::shown(db).to_string(),
             runs: runs.len(),
             tasks: tasks.len(),
             models: summary::summarize(runs),

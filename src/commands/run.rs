@@ -21,7 +21,7 @@ use crate::error::CliError;
 /// Every recorded call of `model` in `db`, keyed for a replay model.
 fn replay_index(db: &std::path::Path, model: &str) -> Result<ReplayIndex, CliError> {
     let store = Store::open_existing(db)?;
-    let mut index = ReplayIndex::new(&db.display().to_string());
+    let mut index = ReplayIndex::new(&crate::commands::shown(db).to_string());
     for r in store.read_runs()?.into_iter().filter(|r| r.model == model) {
         for (c, t) in store.run_calls(r.run_id)?.into_iter().zip(&r.turns) {
             if let Ok(completion) = serde_json::from_str(&c.detail_json) {
@@ -32,8 +32,8 @@ fn replay_index(db: &std::path::Path, model: &str) -> Result<ReplayIndex, CliErr
     if index.is_empty() {
         return Err(CliError::Usage(format!(
             "--model replay:{}#{model}: no recorded calls of {model} in {}",
-            db.display(),
-            db.display()
+            crate::commands::shown(db),
+            crate::commands::shown(db)
         )));
     }
     Ok(index)
@@ -147,7 +147,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
         count(u64::from(args.runs), "run"),
         count(total as u64, "run"),
         if skipped > 0 { format!(" ({skipped} already done, resuming)") } else { String::new() },
-        args.db.display()
+        crate::commands::shown(&args.db)
     );
     if retry_errors && !errors_before.is_empty() {
         let _ = writeln!(
@@ -307,7 +307,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     }
     // The database failed mid-plan (disk full, file removed): what was recorded stays; exit 1.
     if let Some(e) = first_error.lock().ok().and_then(|f| f.clone()) {
-        return Err(CliError::CheckFailed(format!("recording into {} failed: {e}", args.db.display())));
+        return Err(CliError::CheckFailed(format!("recording into {} failed: {e}", crate::commands::shown(&args.db))));
     }
     let runs: Vec<loopvel_record::Run> = store.read_runs()?.into_iter().filter(|r| r.plan_id == plan).collect();
     let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();

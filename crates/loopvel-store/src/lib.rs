@@ -12,23 +12,27 @@
 //! Architecture invariant: the only code that speaks SQL. Nothing here ever
 //! sees an API key: callers pass configurations already stripped of secrets.
 
+mod db;
+
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+pub use db::DbError;
+use db::{args, Db, Lite, Pg, Rows, Value};
 use loopvel_record::{Grade, Outcome, Run, RunSummary, Turn};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite said no.
+    /// The database said no.
     #[error("database {path}: {source}")]
     Sql {
-        /// The file.
+        /// The file, or the URL without its password.
         path: String,
         /// Why.
-        source: rusqlite::Error,
+        source: DbError,
     },
     /// No file at the path.
     #[error("no database at {path}: record runs first with `loopvel run --db {path}`, or check the --db path")]
@@ -57,6 +61,12 @@ pub enum StoreError {
     )]
     Busy {
         /// The file.
+        path: String,
+    },
+    /// A copy's destination already holds runs.
+    #[error("{path} already holds plans; copy into a new, empty database (a new file, or a new PostgreSQL database)")]
+    NotEmpty {
+        /// The destination.
         path: String,
     },
     /// The file was made by a newer loopvel.
@@ -210,27 +220,71 @@ pub struct TestRecord {
     pub output: String,
 }
 
-/// The SQLite store.
-#[derive(Debug)]
+/// The store: a SQLite file, or a PostgreSQL database.
 pub struct Store {
-    conn: Mutex<Connection>,
+    engine: Mutex<Engine>,
+    /// The file, or the URL without its password: what messages show.
     path: String,
+    /// The SQLite file (`None` on PostgreSQL).
+    file: Option<PathBuf>,
     version: i64,
+}
+
+enum Engine {
+    Lite(Connection),
+    Pg(Box<postgres::Client>),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).field("version", &self.version).finish()
+    }
+}
+
+/// Whether `--db` names a PostgreSQL database rather than a SQLite file.
+pub fn is_postgres_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
+/// A database as messages may show it: a URL's password replaced by `***`.
+///
+/// ```
+/// assert_eq!(loopvel_store::shown("postgres://me:s3cret@db:5432/runs"), "postgres://me:***@db:5432/runs");
+/// assert_eq!(loopvel_store::shown("runs.db"), "runs.db");
+/// ```
+pub fn shown(db: &str) -> String {
+    if !is_postgres_url(db) {
+        return db.to_string();
+    }
+    let (scheme, rest) = db.split_once("://").unwrap_or((db, ""));
+    match rest.split_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or("");
+            format!("{scheme}://{name}:***@{host}")
+        }
+        _ => db.to_string(),
+    }
 }
 
 /// This process's claim to write runs into a database; released when
 /// dropped or when the process ends, however it ends (an flock, which the
-/// kernel drops with the descriptor).
+/// kernel drops with the descriptor; on PostgreSQL a session advisory lock,
+/// which the server drops with the connection).
 #[derive(Debug)]
-pub struct WriterClaim(std::fs::File);
+pub struct WriterClaim(Option<std::fs::File>);
 
 impl Drop for WriterClaim {
     fn drop(&mut self) {
         use std::os::fd::AsRawFd;
-        // SAFETY: flock on a descriptor this struct owns.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+        if let Some(file) = &self.0 {
+            // SAFETY: flock on a descriptor this struct owns.
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+        }
     }
 }
+
+/// The advisory lock key of the one writer of a PostgreSQL database.
+const PG_WRITER_LOCK: i64 = 0x6c6f_6f70_7665_6c31; // "loopvel1"
 
 impl Store {
     /// Claim the database for writing runs: one writer at a time. Two `run`
@@ -239,20 +293,28 @@ impl Store {
     /// on the database file itself, which SQLite's own (fcntl) locks ignore.
     pub fn claim_writer(&self) -> Result<WriterClaim, StoreError> {
         use std::os::fd::AsRawFd;
-        let file =
-            std::fs::File::open(&self.path).map_err(|source| StoreError::Io { path: self.path.clone(), source })?;
+        let Some(path) = &self.file else {
+            let got = self.with(|db| db.query("SELECT pg_try_advisory_lock(?1)", args![PG_WRITER_LOCK]))?;
+            let held = got.rows.first().and_then(|r| r.first()).and_then(Value::int) == Some(1);
+            return if held { Ok(WriterClaim(None)) } else { Err(StoreError::Busy { path: self.path.clone() }) };
+        };
+        let file = std::fs::File::open(path).map_err(|source| StoreError::Io { path: self.path.clone(), source })?;
         // SAFETY: flock on a descriptor we own; LOCK_NB never blocks.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            Ok(WriterClaim(file))
+            Ok(WriterClaim(Some(file)))
         } else {
             Err(StoreError::Busy { path: self.path.clone() })
         }
     }
 
-    /// Open (or create) the database at `path`.
+    /// Open (or create) the database at `path`: a SQLite file, or a
+    /// PostgreSQL database when `path` is a `postgres://` URL.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(url) = path.to_str().filter(|p| is_postgres_url(p)) {
+            return Store::open_postgres(url, true);
+        }
         let shown = path.display().to_string();
-        let err = |source| StoreError::Sql { path: shown.clone(), source };
+        let err = |source: rusqlite::Error| StoreError::Sql { path: shown.clone(), source: source.into() };
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
@@ -287,18 +349,60 @@ impl Store {
                     .map_err(err)?;
             }
         }
-        Ok(Store { conn: Mutex::new(conn), path: shown, version: SCHEMA_VERSION })
+        Ok(Store {
+            engine: Mutex::new(Engine::Lite(conn)),
+            path: shown,
+            file: Some(path.to_path_buf()),
+            version: SCHEMA_VERSION,
+        })
+    }
+
+    /// Connect to a PostgreSQL database; with `create`, make loopvel's
+    /// schema in it when it has none (one process at a time: an advisory
+    /// lock held while it is made).
+    fn open_postgres(url: &str, create: bool) -> Result<Store, StoreError> {
+        let path = shown(url);
+        let err = |source: DbError| StoreError::Sql { path: path.clone(), source };
+        let mut client = postgres::Client::connect(url, postgres::NoTls).map_err(|e| err(e.into()))?;
+        let mut tx = client.transaction().map_err(|e| err(e.into()))?;
+        let mut db = Pg(&mut tx);
+        db.exec("SELECT pg_advisory_xact_lock(?1)", args![PG_WRITER_LOCK + 1]).map_err(err)?;
+        let found = db.query("SELECT to_regclass('loopvel_meta') IS NOT NULL", &[]).map_err(err)?;
+        let exists = found.rows.first().and_then(|r| r.first()).and_then(Value::int) == Some(1);
+        let version = if exists {
+            let v = db.query("SELECT version FROM loopvel_meta", &[]).map_err(err)?;
+            v.rows.first().and_then(|r| r.first()).and_then(Value::int).unwrap_or(0)
+        } else if create {
+            let ddl = db::pg_schema(&format!(
+                "{SCHEMA} {FAILED_CALLS} CREATE TABLE loopvel_meta (version INTEGER NOT NULL);"
+            ));
+            for statement in ddl.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                db.exec(statement, &[]).map_err(err)?;
+            }
+            db.exec("INSERT INTO loopvel_meta(version) VALUES (?1)", args![SCHEMA_VERSION]).map_err(err)?;
+            SCHEMA_VERSION
+        } else {
+            return Err(StoreError::NotLoopvel { path });
+        };
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { path, found: version, known: SCHEMA_VERSION });
+        }
+        tx.commit().map_err(|e| err(e.into()))?;
+        Ok(Store { engine: Mutex::new(Engine::Pg(Box::new(client))), path, file: None, version })
     }
 
     /// Open a database that must already exist (reports never create one):
     /// a missing file, or a file that is not a loopvel database, is an error
     /// that says so and what to do.
     pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        if let Some(url) = path.to_str().filter(|p| is_postgres_url(p)) {
+            return Store::open_postgres(url, false);
+        }
         let shown = path.display().to_string();
         if !path.is_file() {
             return Err(StoreError::Missing { path: shown });
         }
-        let err = |source| StoreError::Sql { path: shown.clone(), source };
+        let err = |source: rusqlite::Error| StoreError::Sql { path: shown.clone(), source: source.into() };
         let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
@@ -310,7 +414,42 @@ impl Store {
             return Err(StoreError::NotLoopvel { path: shown });
         }
         // Read as it is: a report never migrates (the shipped databases stay byte-identical).
-        Ok(Store { conn: Mutex::new(conn), path: shown, version })
+        Ok(Store { engine: Mutex::new(Engine::Lite(conn)), path: shown, file: Some(path.to_path_buf()), version })
+    }
+
+    /// Whether this store is a PostgreSQL database.
+    pub fn is_postgres(&self) -> bool {
+        self.file.is_none()
+    }
+
+    /// Run `f` on the engine.
+    fn with<T>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T, DbError>) -> Result<T, StoreError> {
+        let mut engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+        let result = match &mut *engine {
+            Engine::Lite(c) => f(&mut Lite(c)),
+            Engine::Pg(c) => f(&mut Pg(c.as_mut())),
+        };
+        result.map_err(|source| StoreError::Sql { path: self.path.clone(), source })
+    }
+
+    /// Run `f` in one transaction: all of it is written, or none.
+    fn tx<T>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T, DbError>) -> Result<T, StoreError> {
+        let mut engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+        let result = match &mut *engine {
+            Engine::Lite(c) => (|| {
+                let tx = c.transaction()?;
+                let out = f(&mut Lite(&tx))?;
+                tx.commit()?;
+                Ok(out)
+            })(),
+            Engine::Pg(c) => (|| {
+                let mut tx = c.transaction()?;
+                let out = f(&mut Pg(&mut tx))?;
+                tx.commit()?;
+                Ok(out)
+            })(),
+        };
+        result.map_err(|source| StoreError::Sql { path: self.path.clone(), source })
     }
 
     /// The `runs.sandbox` column, or NULL in a database from before it.
@@ -325,73 +464,71 @@ impl Store {
     /// Every finished run with its turns, in run order.
     pub fn read_runs(&self) -> Result<Vec<Run>, StoreError> {
         let sandbox = self.sandbox_column();
-        self.with(|c| {
-            let mut runs: Vec<Run> = c
-                .prepare(&format!(
+        self.with(|db| {
+            let found = db.query(
+                &format!(
                     "SELECT r.id, r.plan_id, t.name, m.name, r.replicate, COALESCE(r.outcome, 'error'),
                             COALESCE(r.stop_reason, 'error'), r.time_to_pass_s, COALESCE(r.wall_s, 0), COALESCE(r.usd, 0),
                             t.files_hash, {sandbox}
                      FROM runs r JOIN tasks t ON t.id = r.task_id JOIN models m ON m.id = r.model_id
                      WHERE r.status = 'done' ORDER BY r.id",
-                ))?
-                .query_map([], |r| {
+                ),
+                &[],
+            )?;
+            let mut runs: Vec<Run> = found
+                .rows
+                .iter()
+                .map(|r| Run {
+                    run_id: r[0].int().unwrap_or(0),
+                    plan_id: r[1].int().unwrap_or(0),
+                    task: r[2].text().unwrap_or_default(),
+                    model: r[3].text().unwrap_or_default(),
+                    replicate: r[4].int().unwrap_or(0) as u32,
                     // A name this version does not know reads as an error: censored where it stopped.
-                    let outcome: String = r.get(5)?;
-                    Ok(Run {
-                        run_id: r.get(0)?,
-                        plan_id: r.get(1)?,
-                        task: r.get(2)?,
-                        model: r.get(3)?,
-                        replicate: r.get(4)?,
-                        outcome: Outcome::parse(&outcome).unwrap_or(Outcome::Error),
-                        stop_reason: r.get(6)?,
-                        time_to_pass_s: r.get(7)?,
-                        wall_s: r.get(8)?,
-                        usd: r.get(9)?,
-                        task_files_hash: r.get(10)?,
-                        sandbox: r.get(11)?,
-                        turns: Vec::new(),
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            let index: std::collections::HashMap<i64, usize> =
-                runs.iter().enumerate().map(|(i, r)| (r.run_id, i)).collect();
-            let mut stmt = c.prepare(
+                    outcome: r[5].text().and_then(|o| Outcome::parse(&o)).unwrap_or(Outcome::Error),
+                    stop_reason: r[6].text().unwrap_or_default(),
+                    time_to_pass_s: r[7].real(),
+                    wall_s: r[8].real().unwrap_or(0.0),
+                    usd: r[9].real().unwrap_or(0.0),
+                    task_files_hash: r[10].text().unwrap_or_default(),
+                    sandbox: r[11].text(),
+                    turns: Vec::new(),
+                })
+                .collect();
+            let index: HashMap<i64, usize> = runs.iter().enumerate().map(|(i, r)| (r.run_id, i)).collect();
+            let turns = db.query(
                 "SELECT u.run_id, u.turn, u.ttft_s, u.tokens_per_s, u.output_tokens, COALESCE(u.model_s, 0),
                         COALESCE(u.test_s, 0), COALESCE(u.overhead_s, 0), COALESCE(u.retry_wait_s, 0),
                         COALESCE(u.wall_s, 0), COALESCE(u.usd, 0), u.score, u.grade, u.started_s,
                         COALESCE(u.output_tokens_estimated, 0), u.input_tokens, COALESCE(u.edits_applied, 0),
                         COALESCE(u.edits_refused, 0), u.refusals, u.tests_passed, u.tests_total
                  FROM turns u JOIN runs r ON r.id = u.run_id WHERE r.status = 'done' ORDER BY u.run_id, u.turn",
+                &[],
             )?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                let run_id: i64 = r.get(0)?;
-                let Some(&i) = index.get(&run_id) else { continue };
-                let grade: String = r.get(12)?;
-                let refusals: Option<String> = r.get(18)?;
+            for r in &turns.rows {
+                let Some(&i) = r[0].int().and_then(|id| index.get(&id)) else { continue };
                 runs[i].turns.push(Turn {
-                    turn: r.get(1)?,
-                    ttft_s: r.get(2)?,
-                    tokens_per_s: r.get(3)?,
-                    output_tokens: r.get::<_, Option<i64>>(4)?.map(|v| v.max(0) as u64),
-                    model_s: r.get(5)?,
-                    test_s: r.get(6)?,
-                    overhead_s: r.get(7)?,
-                    retry_wait_s: r.get(8)?,
-                    wall_s: r.get(9)?,
-                    usd: r.get(10)?,
-                    score: r.get(11)?,
+                    turn: r[1].int().unwrap_or(0) as u32,
+                    ttft_s: r[2].real(),
+                    tokens_per_s: r[3].real(),
+                    output_tokens: r[4].int().map(|v| v.max(0) as u64),
+                    model_s: r[5].real().unwrap_or(0.0),
+                    test_s: r[6].real().unwrap_or(0.0),
+                    overhead_s: r[7].real().unwrap_or(0.0),
+                    retry_wait_s: r[8].real().unwrap_or(0.0),
+                    wall_s: r[9].real().unwrap_or(0.0),
+                    usd: r[10].real().unwrap_or(0.0),
+                    score: r[11].real(),
                     // Only the harness writes grades; a name it never wrote reads as a FAIL.
-                    grade: Grade::parse(&grade).unwrap_or(Grade::Fail),
-                    started_s: r.get(13)?,
-                    output_tokens_estimated: r.get(14)?,
-                    input_tokens: r.get::<_, Option<i64>>(15)?.map(|v| v.max(0) as u64),
-                    edits_applied: r.get(16)?,
-                    edits_refused: r.get(17)?,
-                    refusals: refusals.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
-                    tests_passed: r.get(19)?,
-                    tests_total: r.get(20)?,
+                    grade: r[12].text().and_then(|g| Grade::parse(&g)).unwrap_or(Grade::Fail),
+                    started_s: r[13].real().unwrap_or(0.0),
+                    output_tokens_estimated: r[14].int() == Some(1),
+                    input_tokens: r[15].int().map(|v| v.max(0) as u64),
+                    edits_applied: r[16].int().unwrap_or(0) as u32,
+                    edits_refused: r[17].int().unwrap_or(0) as u32,
+                    refusals: r[18].text().and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
+                    tests_passed: r[19].int().map(|v| v as u32),
+                    tests_total: r[20].int().map(|v| v as u32),
                 });
             }
             Ok(runs)
@@ -400,64 +537,68 @@ impl Store {
 
     /// The model calls of one run, in turn order.
     pub fn run_calls(&self, run: i64) -> Result<Vec<StoredCall>, StoreError> {
-        self.with(|c| {
-            c.prepare(
+        let found = self.with(|db| {
+            db.query(
                 "SELECT u.turn, k.request_json, k.reply_text, k.detail_json FROM calls k JOIN turns u ON u.id = k.turn_id
                  WHERE u.run_id = ?1 ORDER BY u.turn",
-            )?
-            .query_map([run], |r| {
-                Ok(StoredCall { turn: r.get(0)?, request_json: r.get(1)?, reply_text: r.get(2)?, detail_json: r.get(3)? })
-            })?
-            .collect()
-        })
+                args![run],
+            )
+        })?;
+        Ok(found
+            .rows
+            .iter()
+            .map(|r| StoredCall {
+                turn: r[0].int().unwrap_or(0) as u32,
+                request_json: r[1].text().unwrap_or_default(),
+                reply_text: r[2].text().unwrap_or_default(),
+                detail_json: r[3].text().unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// The first column of the first row, if any.
+    fn one(&self, sql: &str, args: &[Value]) -> Result<Option<Value>, StoreError> {
+        let found = self.with(|db| db.query(sql, args))?;
+        Ok(found.rows.into_iter().next().and_then(|r| r.into_iter().next()))
     }
 
     /// A plan's options as recorded (JSON), if the plan exists.
     pub fn plan_options(&self, plan: i64) -> Result<Option<String>, StoreError> {
-        self.with(|c| c.query_row("SELECT options_json FROM plans WHERE id = ?1", [plan], |r| r.get(0)).optional())
+        Ok(self.one("SELECT options_json FROM plans WHERE id = ?1", args![plan])?.and_then(|v| v.text()))
     }
 
     /// A model's configuration as recorded (JSON, without secrets): the latest one of that name.
     pub fn model_config(&self, name: &str) -> Result<Option<String>, StoreError> {
-        self.with(|c| {
-            c.query_row("SELECT config_json FROM models WHERE name = ?1 ORDER BY id DESC LIMIT 1", [name], |r| r.get(0))
-                .optional()
-        })
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(|source| StoreError::Sql { path: self.path.clone(), source })
+        let sql = "SELECT config_json FROM models WHERE name = ?1 ORDER BY id DESC LIMIT 1";
+        Ok(self.one(sql, args![name])?.and_then(|v| v.text()))
     }
 
     /// The plan with this key, created if new.
     pub fn plan(&self, key: &str, command: &str, options_json: &str) -> Result<i64, StoreError> {
-        self.with(|c| {
-            c.execute(
+        self.with(|db| {
+            db.exec(
                 "INSERT INTO plans(key, command, options_json) VALUES (?1, ?2, ?3) ON CONFLICT(key) DO NOTHING",
-                params![key, command, options_json],
+                args![key, command, options_json],
             )?;
-            c.query_row("SELECT id FROM plans WHERE key = ?1", [key], |r| r.get(0))
+            first_int(db.query("SELECT id FROM plans WHERE key = ?1", args![key])?)
         })
     }
 
     /// The task row for this name and file hash.
     pub fn task(&self, name: &str, files_hash: &str, prompt: &str, test: &str) -> Result<i64, StoreError> {
-        self.with(|c| {
-            c.execute(
+        self.with(|db| {
+            db.exec(
                 "INSERT INTO tasks(name, files_hash, prompt, test) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                params![name, files_hash, prompt, test],
+                args![name, files_hash, prompt, test],
             )?;
-            c.query_row("SELECT id FROM tasks WHERE name = ?1 AND files_hash = ?2", params![name, files_hash], |r| {
-                r.get(0)
-            })
+            first_int(db.query("SELECT id FROM tasks WHERE name = ?1 AND files_hash = ?2", args![name, files_hash])?)
         })
     }
 
     /// Remember where a task's files are (an absolute folder), so `replay`
     /// finds them without `--tasks`. The latest run's folder wins.
     pub fn set_task_dir(&self, task: i64, dir: &str) -> Result<(), StoreError> {
-        self.with(|c| c.execute("UPDATE tasks SET dir = ?2 WHERE id = ?1", params![task, dir]).map(|_| ()))
+        self.with(|db| db.exec("UPDATE tasks SET dir = ?2 WHERE id = ?1", args![task, dir]).map(|_| ()))
     }
 
     /// The folder each task was last run from, keyed by `(name, files hash)`;
@@ -466,51 +607,55 @@ impl Store {
         if self.version < 3 {
             return Ok(HashMap::new());
         }
-        self.with(|c| {
-            let mut st = c.prepare("SELECT name, files_hash, dir FROM tasks WHERE dir IS NOT NULL")?;
-            let rows = st.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
-            rows.collect()
-        })
+        let found = self.with(|db| db.query("SELECT name, files_hash, dir FROM tasks WHERE dir IS NOT NULL", &[]))?;
+        Ok(found
+            .rows
+            .iter()
+            .map(|r| {
+                ((r[0].text().unwrap_or_default(), r[1].text().unwrap_or_default()), r[2].text().unwrap_or_default())
+            })
+            .collect())
     }
 
     /// Every plan in id order, with the models and tasks of its runs.
     pub fn plans(&self) -> Result<Vec<PlanInfo>, StoreError> {
-        self.with(|c| {
-            let mut plans: Vec<PlanInfo> = c
-                .prepare(
-                    "SELECT p.id, p.command, p.options_json, p.created_at,
-                            (SELECT COUNT(*) FROM runs r WHERE r.plan_id = p.id AND r.status = 'done'),
-                            (SELECT COUNT(*) FROM runs r WHERE r.plan_id = p.id)
-                     FROM plans p ORDER BY p.id",
-                )?
-                .query_map([], |r| {
-                    Ok(PlanInfo {
-                        id: r.get(0)?,
-                        command: r.get(1)?,
-                        options_json: r.get(2)?,
-                        created_at: r.get(3)?,
-                        finished: r.get::<_, i64>(4)? as usize,
-                        runs: r.get::<_, i64>(5)? as usize,
-                        models: Vec::new(),
-                        tasks: Vec::new(),
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+        self.with(|db| {
+            let found = db.query(
+                "SELECT p.id, p.command, p.options_json, p.created_at,
+                        (SELECT COUNT(*) FROM runs r WHERE r.plan_id = p.id AND r.status = 'done'),
+                        (SELECT COUNT(*) FROM runs r WHERE r.plan_id = p.id)
+                 FROM plans p ORDER BY p.id",
+                &[],
+            )?;
+            let mut plans: Vec<PlanInfo> = found
+                .rows
+                .iter()
+                .map(|r| PlanInfo {
+                    id: r[0].int().unwrap_or(0),
+                    command: r[1].text().unwrap_or_default(),
+                    options_json: r[2].text().unwrap_or_default(),
+                    created_at: r[3].text().unwrap_or_default(),
+                    finished: r[4].int().unwrap_or(0) as usize,
+                    runs: r[5].int().unwrap_or(0) as usize,
+                    models: Vec::new(),
+                    tasks: Vec::new(),
+                })
+                .collect();
+            let pairs = |rows: Rows| -> Vec<(String, String)> {
+                rows.rows.iter().map(|r| (r[0].text().unwrap_or_default(), r[1].text().unwrap_or_default())).collect()
+            };
             for p in &mut plans {
-                p.models = c
-                    .prepare(
-                        "SELECT DISTINCT m.name, m.config_json FROM runs r JOIN models m ON m.id = r.model_id
-                         WHERE r.plan_id = ?1 ORDER BY m.name, m.id",
-                    )?
-                    .query_map([p.id], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<rusqlite::Result<_>>()?;
-                p.tasks = c
-                    .prepare(
-                        "SELECT DISTINCT t.name, t.files_hash FROM runs r JOIN tasks t ON t.id = r.task_id
-                         WHERE r.plan_id = ?1 ORDER BY t.name, t.id",
-                    )?
-                    .query_map([p.id], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<rusqlite::Result<_>>()?;
+                // Each row once: (name, config) and (name, files hash) are unique in their tables.
+                p.models = pairs(db.query(
+                    "SELECT m.name, m.config_json FROM models m
+                     WHERE m.id IN (SELECT model_id FROM runs WHERE plan_id = ?1) ORDER BY m.name, m.id",
+                    args![p.id],
+                )?);
+                p.tasks = pairs(db.query(
+                    "SELECT t.name, t.files_hash FROM tasks t
+                     WHERE t.id IN (SELECT task_id FROM runs WHERE plan_id = ?1) ORDER BY t.name, t.id",
+                    args![p.id],
+                )?);
             }
             Ok(plans)
         })
@@ -518,62 +663,65 @@ impl Store {
 
     /// The model row for this name and (secret-free) configuration.
     pub fn model(&self, name: &str, config_json: &str) -> Result<i64, StoreError> {
-        self.with(|c| {
-            c.execute(
+        self.with(|db| {
+            db.exec(
                 "INSERT INTO models(name, config_json) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                params![name, config_json],
+                args![name, config_json],
             )?;
-            c.query_row("SELECT id FROM models WHERE name = ?1 AND config_json = ?2", params![name, config_json], |r| {
-                r.get(0)
-            })
+            first_int(db.query("SELECT id FROM models WHERE name = ?1 AND config_json = ?2", args![name, config_json])?)
         })
     }
 
     /// `(task_id, model_id, replicate)` of the plan's finished runs; with
     /// `retry_errors`, without those that ended in an error (to play again).
     pub fn finished_runs(&self, plan: i64, retry_errors: bool) -> Result<HashSet<(i64, i64, u32)>, StoreError> {
-        self.with(|c| {
-            let mut st = c.prepare(
+        let found = self.with(|db| {
+            db.query(
                 "SELECT task_id, model_id, replicate FROM runs WHERE plan_id = ?1 AND status = 'done'
-                 AND NOT (?2 AND outcome = 'error')",
-            )?;
-            let rows = st.query_map(params![plan, retry_errors], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            rows.collect()
-        })
+                 AND NOT (CAST(?2 AS BIGINT) = 1 AND outcome = 'error')",
+                args![plan, retry_errors],
+            )
+        })?;
+        Ok(found
+            .rows
+            .iter()
+            .map(|r| (r[0].int().unwrap_or(0), r[1].int().unwrap_or(0), r[2].int().unwrap_or(0) as u32))
+            .collect())
     }
 
     /// The errors of the plan's finished runs that ended in one.
     pub fn run_errors(&self, plan: i64) -> Result<Vec<String>, StoreError> {
-        self.with(|c| {
-            let mut st = c.prepare(
+        let found = self.with(|db| {
+            db.query(
                 "SELECT COALESCE(error, stop_reason, '') FROM runs WHERE plan_id = ?1 AND status = 'done'
                  AND outcome = 'error' ORDER BY id",
-            )?;
-            let rows = st.query_map([plan], |r| r.get(0))?;
-            rows.collect()
-        })
+                args![plan],
+            )
+        })?;
+        Ok(found.rows.iter().map(|r| r[0].text().unwrap_or_default()).collect())
     }
 
     /// Mark a run interrupted (a signal ended loopvel during it): not done,
     /// so the next start of its plan plays it again from its first turn.
     pub fn interrupt_run(&self, run: i64) -> Result<(), StoreError> {
-        self.with(|c| c.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?1", [run]).map(|_| ()))
+        self.with(|db| db.exec("UPDATE runs SET status = 'interrupted' WHERE id = ?1", args![run]).map(|_| ()))
     }
 
     /// Mark every run still `running` as interrupted: those a process killed
     /// without warning left. Only for the writer (see [`Store::claim_writer`]),
     /// which knows no run of its own is in flight. Returns how many.
     pub fn interrupt_running(&self) -> Result<usize, StoreError> {
-        self.with(|c| c.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'", []))
+        self.with(|db| db.exec("UPDATE runs SET status = 'interrupted' WHERE status = 'running'", &[]))
+            .map(|n| n as usize)
     }
 
     /// Record a request that ended without a reply.
     pub fn record_failed_call(&self, run: i64, f: &FailedCall) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.execute(
+        self.with(|db| {
+            db.exec(
                 "INSERT INTO failed_calls(run_id, turn, error, attempts, retry_wait_s, retries_json, request_json)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![run, f.turn, f.error, f.attempts, f.retry_wait_s, f.retries_json, f.request_json],
+                args![run, f.turn, &f.error, f.attempts, f.retry_wait_s, &f.retries_json, &f.request_json],
             )
             .map(|_| ())
         })
@@ -582,19 +730,13 @@ impl Store {
     /// How many finished runs of a plan passed, so a resumed run's progress
     /// counts the passes recorded before it.
     pub fn passed_runs(&self, plan: i64) -> Result<usize, StoreError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT COUNT(*) FROM runs WHERE plan_id = ?1 AND status = 'done' AND outcome = 'pass'",
-                [plan],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as usize)
-        })
+        let sql = "SELECT COUNT(*) FROM runs WHERE plan_id = ?1 AND status = 'done' AND outcome = 'pass'";
+        Ok(self.one(sql, args![plan])?.and_then(|v| v.int()).unwrap_or(0) as usize)
     }
 
     /// Forget every run of a plan (`--fresh`).
     pub fn clear_plan(&self, plan: i64) -> Result<(), StoreError> {
-        self.with(|c| c.execute("DELETE FROM runs WHERE plan_id = ?1", [plan]).map(|_| ()))
+        self.with(|db| db.exec("DELETE FROM runs WHERE plan_id = ?1", args![plan]).map(|_| ()))
     }
 
     /// Start a run, clearing what a killed or interrupted earlier attempt
@@ -608,21 +750,17 @@ impl Store {
         replicate: u32,
         sandbox: &str,
     ) -> Result<i64, StoreError> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute(
+        self.tx(|db| {
+            db.exec(
                 "DELETE FROM runs WHERE plan_id = ?1 AND task_id = ?2 AND model_id = ?3 AND replicate = ?4
                  AND (status <> 'done' OR outcome = 'error')",
-                params![plan, task, model, replicate],
+                args![plan, task, model, replicate],
             )?;
-            tx.execute(
+            db.insert(
                 "INSERT INTO runs(plan_id, task_id, model_id, replicate, status, sandbox)
                  VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
-                params![plan, task, model, replicate, sandbox],
-            )?;
-            let id = tx.last_insert_rowid();
-            tx.commit()?;
-            Ok(id)
+                args![plan, task, model, replicate, sandbox],
+            )
         })
     }
 
@@ -635,14 +773,13 @@ impl Store {
         test: Option<&TestRecord>,
     ) -> Result<(), StoreError> {
         let refusals = serde_json::to_string(&t.refusals).unwrap_or_else(|_| "[]".into());
-        self.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute(
+        self.tx(|db| {
+            let turn_id = db.insert(
                 "INSERT INTO turns(run_id, turn, started_s, ttft_s, gen_s, model_s, output_tokens, output_tokens_estimated,
                   input_tokens, tokens_per_s, retry_wait_s, edits_applied, edits_refused, refusals, test_s, tests_passed,
                   tests_total, score, grade, overhead_s, wall_s, usd)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-                params![
+                args![
                     run,
                     t.turn,
                     t.started_s,
@@ -655,7 +792,7 @@ impl Store {
                     t.retry_wait_s,
                     t.edits_applied,
                     t.edits_refused,
-                    refusals,
+                    &refusals,
                     t.test_s,
                     t.tests_passed,
                     t.tests_total,
@@ -666,33 +803,44 @@ impl Store {
                     t.usd
                 ],
             )?;
-            let turn_id = tx.last_insert_rowid();
-            tx.execute(
+            db.exec(
                 "INSERT INTO calls(turn_id, request_json, reply_text, detail_json) VALUES (?1, ?2, ?3, ?4)",
-                params![turn_id, call.request_json, call.reply_text, call.detail_json],
+                args![turn_id, &call.request_json, &call.reply_text, &call.detail_json],
             )?;
             if let Some(x) = test {
-                tx.execute(
+                db.exec(
                     "INSERT INTO test_execs(turn_id, exit_code, timed_out, passed, total, duration_s, output)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![turn_id, x.exit_code, x.timed_out, x.passed, x.total, x.duration_s, x.output],
+                    args![turn_id, x.exit_code, x.timed_out, x.passed, x.total, x.duration_s, &x.output],
                 )?;
             }
-            tx.commit()
+            Ok(())
         })
     }
 
     /// Mark a run finished. Only a run still `running`: one a signal marked
     /// interrupted meanwhile stays so (its workspace is gone; it is played again).
     pub fn finish_run(&self, run: i64, s: &RunSummary) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.execute(
+        self.with(|db| {
+            db.exec(
                 "UPDATE runs SET status = 'done', outcome = ?2, stop_reason = ?3, turns = ?4, time_to_pass_s = ?5, wall_s = ?6,
                   model_s = ?7, test_s = ?8, overhead_s = ?9, retry_wait_s = ?10, input_tokens = ?11, output_tokens = ?12,
                   usd = ?13, error = ?14, finished_at = datetime('now') WHERE id = ?1 AND status = 'running'",
-                params![
-                    run, s.outcome.as_str(), s.stop_reason, s.turns, s.time_to_pass_s, s.wall_s, s.model_s, s.test_s, s.overhead_s,
-                    s.retry_wait_s, s.input_tokens as i64, s.output_tokens as i64, s.usd, s.error
+                args![
+                    run,
+                    s.outcome.as_str(),
+                    &s.stop_reason,
+                    s.turns,
+                    s.time_to_pass_s,
+                    s.wall_s,
+                    s.model_s,
+                    s.test_s,
+                    s.overhead_s,
+                    s.retry_wait_s,
+                    s.input_tokens as i64,
+                    s.output_tokens as i64,
+                    s.usd,
+                    &s.error
                 ],
             )
             .map(|_| ())
@@ -700,25 +848,8 @@ impl Store {
     }
 
     fn rows(&self, sql: &str) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, StoreError> {
-        self.with(|c| {
-            let mut st = c.prepare(sql)?;
-            let names: Vec<String> = st.column_names().map(|s| s.to_string()).collect();
-            let rows = st.query_map([], |r| {
-                let mut m = serde_json::Map::new();
-                for (i, n) in names.iter().enumerate() {
-                    let v = match r.get_ref(i)? {
-                        rusqlite::types::ValueRef::Null => serde_json::Value::Null,
-                        rusqlite::types::ValueRef::Integer(x) => x.into(),
-                        rusqlite::types::ValueRef::Real(x) => x.into(),
-                        rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
-                        rusqlite::types::ValueRef::Blob(_) => serde_json::Value::Null,
-                    };
-                    m.insert(n.clone(), v);
-                }
-                Ok(m)
-            })?;
-            rows.collect()
-        })
+        let found = self.with(|db| db.query(sql, &[]))?;
+        Ok(found.rows.iter().map(|r| found.names.iter().cloned().zip(r.iter().map(Value::json)).collect()).collect())
     }
 
     /// One record per finished run, for export and reports.
@@ -752,37 +883,122 @@ impl Store {
              WHERE r.status = 'done' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
             self.sandbox_column()
         );
-        self.with(|c| {
-            let mut stmt = c.prepare(&sql)?;
-            let rows = stmt.query_map([], |r| {
-                Ok(SandboxCount {
-                    level: r.get(0)?,
-                    model: r.get(1)?,
-                    plan: r.get(2)?,
-                    runs: r.get::<_, i64>(3)? as usize,
-                })
-            })?;
-            rows.collect()
-        })
+        let found = self.with(|db| db.query(&sql, &[]))?;
+        Ok(found
+            .rows
+            .iter()
+            .map(|r| SandboxCount {
+                level: r[0].text(),
+                model: r[1].text().unwrap_or_default(),
+                plan: r[2].int().unwrap_or(0),
+                runs: r[3].int().unwrap_or(0) as usize,
+            })
+            .collect())
     }
 
     /// Number of runs in any state, and of finished ones (for tests and progress).
     pub fn run_counts(&self) -> Result<(i64, i64), StoreError> {
-        self.with(|c| {
-            let all = c.query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))?;
-            let done = c.query_row("SELECT COUNT(*) FROM runs WHERE status = 'done'", [], |r| r.get(0))?;
-            Ok((all, done))
-        })
+        let all = self.one("SELECT COUNT(*) FROM runs", &[])?.and_then(|v| v.int()).unwrap_or(0);
+        let done = self.one("SELECT COUNT(*) FROM runs WHERE status = 'done'", &[])?.and_then(|v| v.int()).unwrap_or(0);
+        Ok((all, done))
     }
 
     /// Whether a plan with this key exists (for resume messages).
     pub fn has_plan(&self, key: &str) -> Result<bool, StoreError> {
-        self.with(|c| {
-            c.query_row("SELECT id FROM plans WHERE key = ?1", [key], |r| r.get::<_, i64>(0))
-                .optional()
-                .map(|x| x.is_some())
+        Ok(self.one("SELECT id FROM plans WHERE key = ?1", args![key])?.is_some())
+    }
+}
+
+/// What [`Store::copy_into`] copied: rows per table, in copy order.
+pub type Copied = Vec<(&'static str, usize)>;
+
+/// Tables in the order their rows can be inserted (parents first).
+const TABLES: [&str; 8] = ["plans", "tasks", "models", "runs", "turns", "calls", "test_execs", "failed_calls"];
+
+impl Store {
+    /// Copy every row of this database into `dst`, an empty one (made by
+    /// [`Store::open`]), ids included, in one transaction: a SQLite file into
+    /// PostgreSQL, or back. Values take the destination column's type
+    /// (PostgreSQL's are strict, SQLite's are not). A table this database
+    /// predates (an older schema) copies as empty.
+    pub fn copy_into(&self, dst: &Store) -> Result<Copied, StoreError> {
+        if dst.one("SELECT COUNT(*) FROM plans", &[])?.and_then(|v| v.int()).unwrap_or(0) > 0 {
+            return Err(StoreError::NotEmpty { path: dst.path.clone() });
+        }
+        let mut tables = Vec::new();
+        for table in TABLES {
+            if table == "failed_calls" && self.version < 4 {
+                tables.push((table, Rows::default()));
+                continue;
+            }
+            tables.push((table, self.with(|db| db.query(&format!("SELECT * FROM {table} ORDER BY id"), &[]))?));
+        }
+        let kinds = dst.column_kinds()?;
+        dst.tx(|db| {
+            let mut copied = Vec::new();
+            for (table, rows) in &tables {
+                let columns = rows.names.join(", ");
+                let marks: Vec<String> = (1..=rows.names.len()).map(|i| format!("?{i}")).collect();
+                let sql = format!("INSERT INTO {table}({columns}) VALUES ({})", marks.join(", "));
+                for row in &rows.rows {
+                    let values: Vec<Value> = rows
+                        .names
+                        .iter()
+                        .zip(row)
+                        .map(|(name, v)| match kinds.get(&(table.to_string(), name.clone())).map(String::as_str) {
+                            Some("bigint") => Value::Int(v.int()),
+                            Some("double precision") => Value::Real(v.real()),
+                            Some("text") => Value::Text(v.text()),
+                            _ => v.clone(),
+                        })
+                        .collect();
+                    db.exec(&sql, &values)?;
+                }
+                copied.push((*table, rows.rows.len()));
+            }
+            Ok(copied)
+        })
+        .and_then(|copied| {
+            // Ids were written as they were: move each sequence past them.
+            if dst.is_postgres() {
+                for table in TABLES {
+                    dst.with(|db| {
+                        db.query(
+                            &format!("SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM {table}"),
+                            &[],
+                        )
+                    })?;
+                }
+            }
+            Ok(copied)
         })
     }
+
+    /// `(table, column) → type` on PostgreSQL (empty on SQLite, whose columns take any value).
+    fn column_kinds(&self) -> Result<HashMap<(String, String), String>, StoreError> {
+        if !self.is_postgres() {
+            return Ok(HashMap::new());
+        }
+        let found = self.with(|db| {
+            db.query(
+                "SELECT table_name, column_name, data_type FROM information_schema.columns
+                 WHERE table_schema = current_schema()",
+                &[],
+            )
+        })?;
+        Ok(found
+            .rows
+            .iter()
+            .map(|r| {
+                ((r[0].text().unwrap_or_default(), r[1].text().unwrap_or_default()), r[2].text().unwrap_or_default())
+            })
+            .collect())
+    }
+}
+
+/// The integer in the first column of the first row (an id just written).
+fn first_int(rows: Rows) -> Result<i64, DbError> {
+    Ok(rows.rows.first().and_then(|r| r.first()).and_then(Value::int).unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -886,10 +1102,84 @@ mod tests {
         assert_eq!(s.read_runs().unwrap().len(), 1, "nothing recorded is lost by the migration");
     }
 
+    /// A fresh PostgreSQL database on the machine's server
+    /// (`LOOPVEL_TEST_POSTGRES`, default `postgres://root@127.0.0.1:5432/postgres`),
+    /// dropped with the guard. No server is a failure, never a skip.
+    pub(crate) struct FreshPg {
+        pub(crate) url: String,
+        admin: String,
+        name: String,
+    }
+
+    impl FreshPg {
+        pub(crate) fn new() -> FreshPg {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let admin = std::env::var("LOOPVEL_TEST_POSTGRES")
+                .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/postgres".into());
+            let name =
+                format!("loopvel_store_{}_{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+            let mut c = postgres::Client::connect(&admin, postgres::NoTls)
+                .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed for this test: {e}"));
+            c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap();
+            c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+            let (base, _) = admin.rsplit_once('/').unwrap();
+            FreshPg { url: format!("{base}/{name}"), admin, name }
+        }
+    }
+
+    impl Drop for FreshPg {
+        fn drop(&mut self) {
+            if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            }
+        }
+    }
+
+    #[test]
+    fn a_turn_and_a_run_read_back_as_they_were_written_in_postgres_too() {
+        let pg = FreshPg::new();
+        read_back(&Store::open(Path::new(&pg.url)).unwrap());
+        // A second open finds the schema made; a report opens it as it is.
+        let again = Store::open_existing(Path::new(&pg.url)).unwrap();
+        assert_eq!(again.read_runs().unwrap().len(), 1);
+        assert!(again.is_postgres());
+    }
+
+    #[test]
+    fn a_killed_run_is_cleared_and_played_again_in_postgres_too() {
+        let pg = FreshPg::new();
+        killed_run(|| Store::open(Path::new(&pg.url)).unwrap());
+    }
+
+    #[test]
+    fn one_writer_at_a_time_on_postgres_too() {
+        let pg = FreshPg::new();
+        let a = Store::open(Path::new(&pg.url)).unwrap();
+        let b = Store::open(Path::new(&pg.url)).unwrap();
+        let claim = a.claim_writer().unwrap();
+        assert!(matches!(b.claim_writer(), Err(StoreError::Busy { .. })));
+        drop(claim);
+        drop(a);
+        // The lock goes with the connection.
+        assert!(b.claim_writer().is_ok());
+    }
+
+    #[test]
+    fn a_database_without_loopvel_in_it_is_named_not_made_by_a_report() {
+        let pg = FreshPg::new();
+        assert!(matches!(Store::open_existing(Path::new(&pg.url)), Err(StoreError::NotLoopvel { .. })));
+        let nowhere = "postgres://root:hunter2@127.0.0.1:9/nothing";
+        let err = Store::open_existing(Path::new(nowhere)).unwrap_err().to_string();
+        assert!(err.contains("postgres://root:***@127.0.0.1:9/nothing") && !err.contains("hunter2"), "{err}");
+    }
+
     #[test]
     fn a_turn_and_a_run_read_back_as_they_were_written() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        read_back(&Store::open(&dir.path().join("t.db")).unwrap());
+    }
+
+    fn read_back(s: &Store) {
         let plan = s.plan("k", "cmd", "{}").unwrap();
         let (task, model) = (s.task("abc", "h", "fix", "sh").unwrap(), s.model("fast", "{}").unwrap());
         let run = s.start_run(plan, task, model, 2, "bwrap").unwrap();
@@ -919,7 +1209,11 @@ mod tests {
     fn a_killed_run_is_cleared_and_played_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let s = Store::open(&path).unwrap();
+        killed_run(|| Store::open(&path).unwrap());
+    }
+
+    fn killed_run(open: impl Fn() -> Store) {
+        let s = open();
         let plan = s.plan("k", "cmd", "{}").unwrap();
         assert_eq!(s.plan("k", "cmd", "{}").unwrap(), plan);
         let task = s.task("bitcount", "abc", "fix", "pytest").unwrap();
@@ -929,7 +1223,7 @@ mod tests {
         s.record_turn(run, &turn(1, Grade::Partial), &call, None).unwrap();
         // Killed here. Reopen and start the same run again.
         drop(s);
-        let s = Store::open(&path).unwrap();
+        let s = open();
         assert!(s.finished_runs(plan, true).unwrap().is_empty());
         assert_eq!(s.passed_runs(plan).unwrap(), 0);
         let run = s.start_run(plan, task, model, 0, "bwrap").unwrap();
