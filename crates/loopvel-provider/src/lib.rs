@@ -52,7 +52,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// Which wire format a model speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Api {
     /// OpenAI-compatible `/chat/completions`.
@@ -61,8 +61,10 @@ pub enum Api {
     Anthropic,
 }
 
-/// One model endpoint, as configured. Serialises without its key.
-#[derive(Debug, Clone, Serialize)]
+/// One model endpoint, as configured. Serialises without its key, and
+/// reads back (a worker reading a plan's models) without one: the key comes
+/// from the worker's own environment, through `api_key_env`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ModelConfig {
     /// The name used in reports.
     pub name: String,

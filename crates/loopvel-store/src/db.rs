@@ -150,12 +150,24 @@ fn lite_params(args: &[Value]) -> Vec<rusqlite::types::Value> {
         .collect()
 }
 
+/// `loopvel_now()` in a statement: the database's clock, in seconds since
+/// 1970, so leases compare on one clock however many machines hold them.
+const NOW: &str = "loopvel_now()";
+
+fn lite_sql(sql: &str) -> std::borrow::Cow<'_, str> {
+    if sql.contains(NOW) {
+        sql.replace(NOW, "((julianday('now') - 2440587.5) * 86400.0)").into()
+    } else {
+        sql.into()
+    }
+}
+
 impl Db for Lite<'_> {
     fn exec(&mut self, sql: &str, args: &[Value]) -> Result<u64, DbError> {
-        Ok(self.0.execute(sql, rusqlite::params_from_iter(lite_params(args)))? as u64)
+        Ok(self.0.execute(&lite_sql(sql), rusqlite::params_from_iter(lite_params(args)))? as u64)
     }
     fn query(&mut self, sql: &str, args: &[Value]) -> Result<Rows, DbError> {
-        let mut st = self.0.prepare(sql)?;
+        let mut st = self.0.prepare(&lite_sql(sql))?;
         let names: Vec<String> = st.column_names().map(str::to_string).collect();
         let n = names.len();
         let rows = st
@@ -189,7 +201,9 @@ pub(crate) struct Pg<'a, C: postgres::GenericClient>(pub(crate) &'a mut C);
 /// A statement in SQLite's dialect, in PostgreSQL's: `?N` → `$N`, and the
 /// one function that differs (`datetime('now')`, UTC, the same text form).
 pub(crate) fn pg_sql(sql: &str) -> String {
-    let sql = sql.replace("datetime('now')", "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')");
+    let sql = sql
+        .replace("datetime('now')", "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')")
+        .replace(NOW, "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)");
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
     let mut quoted = false;

@@ -83,7 +83,13 @@ pub enum StoreError {
 
 /// 1: the first schema. 2: `runs.sandbox`, the level the run's tests ran at.
 /// 3: `tasks.dir`, where the task's files were when it last ran (for `replay`).
-const SCHEMA_VERSION: i64 = 4;
+/// 4: `failed_calls`. 5: `runs.claimed_by` and `runs.lease_until`, the queue of workers.
+const SCHEMA_VERSION: i64 = 5;
+
+/// Columns added in schema 5: which worker holds a run, and until when
+/// (seconds since 1970 by the database's clock).
+const QUEUE_COLUMNS: &str =
+    "ALTER TABLE runs ADD COLUMN claimed_by TEXT; ALTER TABLE runs ADD COLUMN lease_until REAL;";
 
 /// A plan as recorded, with the models and tasks its runs used.
 #[derive(Debug, Clone, PartialEq)]
@@ -329,7 +335,7 @@ impl Store {
         }
         if version < 1 {
             conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA} {FAILED_CALLS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {SCHEMA} {FAILED_CALLS} {QUEUE_COLUMNS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
             .map_err(err)?;
         } else {
@@ -343,6 +349,9 @@ impl Store {
             }
             if version < 4 {
                 steps.push_str(FAILED_CALLS);
+            }
+            if version < 5 {
+                steps.push_str(QUEUE_COLUMNS);
             }
             if !steps.is_empty() {
                 conn.execute_batch(&format!("BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
@@ -374,7 +383,7 @@ impl Store {
             v.rows.first().and_then(|r| r.first()).and_then(Value::int).unwrap_or(0)
         } else if create {
             let ddl = db::pg_schema(&format!(
-                "{SCHEMA} {FAILED_CALLS} CREATE TABLE loopvel_meta (version INTEGER NOT NULL);"
+                "{SCHEMA} {FAILED_CALLS} {QUEUE_COLUMNS} CREATE TABLE loopvel_meta (version INTEGER NOT NULL);"
             ));
             for statement in ddl.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                 db.exec(statement, &[]).map_err(err)?;
@@ -387,6 +396,15 @@ impl Store {
         if version > SCHEMA_VERSION {
             return Err(StoreError::TooNew { path, found: version, known: SCHEMA_VERSION });
         }
+        let version = if version < 5 && create {
+            for statement in db::pg_schema(QUEUE_COLUMNS).split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                db.exec(&statement.replace("ADD COLUMN", "ADD COLUMN IF NOT EXISTS"), &[]).map_err(err)?;
+            }
+            db.exec("UPDATE loopvel_meta SET version = ?1", args![SCHEMA_VERSION]).map_err(err)?;
+            SCHEMA_VERSION
+        } else {
+            version
+        };
         tx.commit().map_err(|e| err(e.into()))?;
         Ok(Store { engine: Mutex::new(Engine::Pg(Box::new(client))), path, file: None, version })
     }
@@ -711,8 +729,11 @@ impl Store {
     /// without warning left. Only for the writer (see [`Store::claim_writer`]),
     /// which knows no run of its own is in flight. Returns how many.
     pub fn interrupt_running(&self) -> Result<usize, StoreError> {
-        self.with(|db| db.exec("UPDATE runs SET status = 'interrupted' WHERE status = 'running'", &[]))
-            .map(|n| n as usize)
+        // Runs a worker holds are the worker's: its lease says whether it lives.
+        self.with(|db| {
+            db.exec("UPDATE runs SET status = 'interrupted' WHERE status = 'running' AND claimed_by IS NULL", &[])
+        })
+        .map(|n| n as usize)
     }
 
     /// Record a request that ended without a reply.
@@ -909,6 +930,216 @@ impl Store {
     }
 }
 
+/// A run a worker claimed: where it is in its plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    /// The run.
+    pub run_id: i64,
+    /// Its plan.
+    pub plan_id: i64,
+    /// Its task's row.
+    pub task_id: i64,
+    /// Its model's row.
+    pub model_id: i64,
+    /// Its replicate.
+    pub replicate: u32,
+}
+
+/// What a worker needs to play a claimed run: its task, model and options as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSpec {
+    /// Task name.
+    pub task: String,
+    /// The hash of the task's files it was planned with.
+    pub files_hash: String,
+    /// Where the planner's task files were.
+    pub task_dir: Option<String>,
+    /// Model name.
+    pub model: String,
+    /// The model's configuration (JSON, no key).
+    pub model_json: String,
+    /// The plan's options (JSON).
+    pub options_json: String,
+}
+
+/// The queue of one plan, by state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueueRow {
+    /// The plan.
+    pub plan: i64,
+    /// The command that made it.
+    pub command: String,
+    /// Waiting for a worker.
+    pub pending: usize,
+    /// Held by a worker: `(worker, runs)`.
+    pub running: Vec<(String, usize)>,
+    /// Held by a worker whose lease ran out (it died): claimable again.
+    pub stale: usize,
+    /// Finished, not in an error.
+    pub done: usize,
+    /// Finished in an error.
+    pub errored: usize,
+    /// Interrupted (played again by the next `run`).
+    pub interrupted: usize,
+}
+
+impl Store {
+    /// Put a plan's run in the queue as pending, for workers to claim,
+    /// unless it is queued, held or finished already (an errored one is
+    /// queued again when `retry_errors`). Returns whether it was queued.
+    pub fn enqueue_run(
+        &self,
+        plan: i64,
+        task: i64,
+        model: i64,
+        replicate: u32,
+        retry_errors: bool,
+    ) -> Result<bool, StoreError> {
+        self.tx(|db| {
+            db.exec(
+                "DELETE FROM runs WHERE plan_id = ?1 AND task_id = ?2 AND model_id = ?3 AND replicate = ?4
+                 AND ((status = 'done' AND outcome = 'error' AND CAST(?5 AS BIGINT) = 1) OR status = 'interrupted'
+                      OR (status = 'running' AND claimed_by IS NULL))",
+                args![plan, task, model, replicate, retry_errors],
+            )?;
+            let n = db.exec(
+                "INSERT INTO runs(plan_id, task_id, model_id, replicate, status) VALUES (?1, ?2, ?3, ?4, 'pending')
+                 ON CONFLICT(plan_id, task_id, model_id, replicate) DO NOTHING",
+                args![plan, task, model, replicate],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Claim the oldest pending run, or one whose worker's lease ran out,
+    /// for `worker` until `lease_s` seconds from now (by the database's
+    /// clock). What an earlier holder recorded of it (partial turns, failed
+    /// calls) is discarded in the same transaction: the run plays from its
+    /// start. On PostgreSQL, `FOR UPDATE SKIP LOCKED`: concurrent workers
+    /// never wait on, or take, the same row; SQLite serialises writers.
+    pub fn claim_run(&self, worker: &str, lease_s: f64, sandbox: &str) -> Result<Option<Claimed>, StoreError> {
+        let lock = if self.is_postgres() { " FOR UPDATE SKIP LOCKED" } else { "" };
+        self.tx(|db| {
+            let found = db.query(
+                &format!(
+                    "SELECT id, plan_id, task_id, model_id, replicate FROM runs
+                     WHERE status = 'pending' OR (status = 'running' AND claimed_by IS NOT NULL AND lease_until < loopvel_now())
+                     ORDER BY id LIMIT 1{lock}"
+                ),
+                &[],
+            )?;
+            let Some(r) = found.rows.first() else { return Ok(None) };
+            let claimed = Claimed {
+                run_id: r[0].int().unwrap_or(0),
+                plan_id: r[1].int().unwrap_or(0),
+                task_id: r[2].int().unwrap_or(0),
+                model_id: r[3].int().unwrap_or(0),
+                replicate: r[4].int().unwrap_or(0) as u32,
+            };
+            db.exec("DELETE FROM turns WHERE run_id = ?1", args![claimed.run_id])?;
+            db.exec("DELETE FROM failed_calls WHERE run_id = ?1", args![claimed.run_id])?;
+            db.exec(
+                "UPDATE runs SET status = 'running', claimed_by = ?2, lease_until = loopvel_now() + ?3, sandbox = ?4,
+                  started_at = datetime('now') WHERE id = ?1",
+                args![claimed.run_id, worker, lease_s, sandbox],
+            )?;
+            Ok(Some(claimed))
+        })
+    }
+
+    /// Extend `worker`'s leases on `runs` to `lease_s` seconds from now.
+    pub fn heartbeat(&self, worker: &str, runs: &[i64], lease_s: f64) -> Result<(), StoreError> {
+        for &run in runs {
+            self.with(|db| {
+                db.exec(
+                    "UPDATE runs SET lease_until = loopvel_now() + ?3 WHERE id = ?1 AND claimed_by = ?2 AND status = 'running'",
+                    args![run, worker, lease_s],
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Give a held run back to the queue (a worker stopping): pending again,
+    /// what it recorded of it discarded.
+    pub fn release_run(&self, run: i64) -> Result<(), StoreError> {
+        self.tx(|db| {
+            db.exec("DELETE FROM turns WHERE run_id = ?1", args![run])?;
+            db.exec("DELETE FROM failed_calls WHERE run_id = ?1", args![run])?;
+            db.exec(
+                "UPDATE runs SET status = 'pending', claimed_by = NULL, lease_until = NULL WHERE id = ?1 AND status = 'running'",
+                args![run],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Give back every run `worker` holds (its last moment at a signal).
+    pub fn release_worker(&self, worker: &str) -> Result<usize, StoreError> {
+        let held = self
+            .with(|db| db.query("SELECT id FROM runs WHERE claimed_by = ?1 AND status = 'running'", args![worker]))?;
+        let ids: Vec<i64> = held.rows.iter().filter_map(|r| r[0].int()).collect();
+        for &id in &ids {
+            self.release_run(id)?;
+        }
+        Ok(ids.len())
+    }
+
+    /// What a worker needs to play run `run`.
+    pub fn run_spec(&self, run: i64) -> Result<Option<RunSpec>, StoreError> {
+        let found = self.with(|db| {
+            db.query(
+                "SELECT t.name, t.files_hash, t.dir, m.name, m.config_json, p.options_json
+                 FROM runs r JOIN tasks t ON t.id = r.task_id JOIN models m ON m.id = r.model_id
+                 JOIN plans p ON p.id = r.plan_id WHERE r.id = ?1",
+                args![run],
+            )
+        })?;
+        Ok(found.rows.first().map(|r| RunSpec {
+            task: r[0].text().unwrap_or_default(),
+            files_hash: r[1].text().unwrap_or_default(),
+            task_dir: r[2].text(),
+            model: r[3].text().unwrap_or_default(),
+            model_json: r[4].text().unwrap_or_default(),
+            options_json: r[5].text().unwrap_or_default(),
+        }))
+    }
+
+    /// The queue per plan: pending, held (by worker), stale, done, errored.
+    pub fn queue(&self) -> Result<Vec<QueueRow>, StoreError> {
+        let found = self.with(|db| {
+            db.query(
+                "SELECT r.plan_id, p.command, r.status, COALESCE(r.outcome, ''), COALESCE(r.claimed_by, ''),
+                        CASE WHEN r.lease_until IS NOT NULL AND r.lease_until < loopvel_now() THEN 1 ELSE 0 END, COUNT(*)
+                 FROM runs r JOIN plans p ON p.id = r.plan_id
+                 GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 5",
+                &[],
+            )
+        })?;
+        let mut rows: Vec<QueueRow> = Vec::new();
+        for r in &found.rows {
+            let plan = r[0].int().unwrap_or(0);
+            if rows.last().is_none_or(|q| q.plan != plan) {
+                rows.push(QueueRow { plan, command: r[1].text().unwrap_or_default(), ..QueueRow::default() });
+            }
+            let Some(q) = rows.last_mut() else { continue };
+            let n = r[6].int().unwrap_or(0) as usize;
+            match (r[2].text().as_deref(), r[3].text().as_deref()) {
+                (Some("pending"), _) => q.pending += n,
+                (Some("running"), _) if r[5].int() == Some(1) => q.stale += n,
+                (Some("running"), _) => {
+                    let who = r[4].text().filter(|w| !w.is_empty()).unwrap_or_else(|| "loopvel run".into());
+                    q.running.push((who, n));
+                }
+                (Some("done"), Some("error")) => q.errored += n,
+                (Some("done"), _) => q.done += n,
+                _ => q.interrupted += n,
+            }
+        }
+        Ok(rows)
+    }
+}
+
 /// What [`Store::copy_into`] copied: rows per table, in copy order.
 pub type Copied = Vec<(&'static str, usize)>;
 
@@ -1045,7 +1276,7 @@ mod tests {
         // Make it a version-1 file, as loopvel wrote before the sandbox column.
         let c = Connection::open(&path).unwrap();
         c.execute_batch(
-            "ALTER TABLE runs DROP COLUMN sandbox; ALTER TABLE tasks DROP COLUMN dir; PRAGMA user_version = 1;",
+            "ALTER TABLE runs DROP COLUMN sandbox; ALTER TABLE tasks DROP COLUMN dir; ALTER TABLE runs DROP COLUMN claimed_by; ALTER TABLE runs DROP COLUMN lease_until; PRAGMA user_version = 1;",
         )
         .unwrap();
         drop(c);
@@ -1093,7 +1324,7 @@ mod tests {
         drop(s);
         // A version-2 file: read as it is (no folders), migrated when written.
         let c = Connection::open(&path).unwrap();
-        c.execute_batch("ALTER TABLE tasks DROP COLUMN dir; PRAGMA user_version = 2;").unwrap();
+        c.execute_batch("ALTER TABLE tasks DROP COLUMN dir; ALTER TABLE runs DROP COLUMN claimed_by; ALTER TABLE runs DROP COLUMN lease_until; PRAGMA user_version = 2;").unwrap();
         drop(c);
         assert!(Store::open_existing(&path).unwrap().task_dirs().unwrap().is_empty());
         let s = Store::open(&path).unwrap();
@@ -1171,6 +1402,41 @@ mod tests {
         let nowhere = "postgres://root:hunter2@127.0.0.1:9/nothing";
         let err = Store::open_existing(Path::new(nowhere)).unwrap_err().to_string();
         assert!(err.contains("postgres://root:***@127.0.0.1:9/nothing") && !err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn the_queue_hands_each_run_to_one_worker_and_takes_back_what_a_dead_one_held() {
+        let dir = tempfile::tempdir().unwrap();
+        queue(&Store::open(&dir.path().join("q.db")).unwrap());
+        let pg = FreshPg::new();
+        queue(&Store::open(Path::new(&pg.url)).unwrap());
+    }
+
+    fn queue(s: &Store) {
+        let plan = s.plan("k", "run --enqueue", "{}").unwrap();
+        let (task, model) = (s.task("abc", "h", "fix", "sh").unwrap(), s.model("fast", "{}").unwrap());
+        assert!(s.enqueue_run(plan, task, model, 0, true).unwrap());
+        assert!(s.enqueue_run(plan, task, model, 1, true).unwrap());
+        assert!(!s.enqueue_run(plan, task, model, 1, true).unwrap(), "queued once");
+        let a = s.claim_run("a", 60.0, "bwrap").unwrap().unwrap();
+        let b = s.claim_run("b", 0.0, "bwrap").unwrap().unwrap();
+        assert_ne!(a.run_id, b.run_id);
+        let call = CallRecord { request_json: "{}".into(), reply_text: "r".into(), detail_json: "{}".into() };
+        s.record_turn(b.run_id, &turn(1, Grade::Partial), &call, None).unwrap();
+        // b's lease (0 s) ran out: its run is claimable again, its partial turn discarded.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let q = s.queue().unwrap();
+        assert_eq!((q[0].pending, q[0].stale, q[0].running.clone()), (0, 1, vec![("a".to_string(), 1)]));
+        let c = s.claim_run("c", 60.0, "bwrap").unwrap().unwrap();
+        assert_eq!(c.run_id, b.run_id);
+        assert!(s.claim_run("d", 60.0, "bwrap").unwrap().is_none(), "a live lease is never taken");
+        let summary = RunSummary { outcome: Outcome::Pass, stop_reason: "pass".into(), ..RunSummary::default() };
+        s.finish_run(c.run_id, &summary).unwrap();
+        assert!(s.read_runs().unwrap()[0].turns.is_empty(), "no partial turn of the dead worker is left");
+        assert_eq!(s.release_worker("a").unwrap(), 1);
+        let q = s.queue().unwrap();
+        assert_eq!((q[0].pending, q[0].done, q[0].running.len()), (1, 1, 0));
+        assert_eq!(s.run_spec(a.run_id).unwrap().unwrap().task, "abc");
     }
 
     #[test]
