@@ -61,6 +61,13 @@ pub enum Command {
         #[command(subcommand)]
         command: SandboxCommand,
     },
+    /// Claim pending runs from a shared database (`run --enqueue`) and play
+    /// them, holding each with a lease that a heartbeat extends; exits when the
+    /// queue is empty, or waits for more with --follow.
+    Worker(WorkerArgs),
+    /// The queue of each plan in a database: pending, running (by worker),
+    /// stale (a dead worker's), done, errored.
+    Status(StatusArgs),
     /// Work with whole databases: copy a SQLite file into PostgreSQL to share
     /// it, or back.
     Db {
@@ -158,6 +165,39 @@ impl SandboxArg {
             SandboxArg::None => Requested::Level(Level::None),
         }
     }
+}
+
+/// `loopvel worker`
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The shared database: a `postgres://` URL (or a SQLite file, for workers on one machine).
+    #[arg(long, env = "LOOPVEL_DB", default_value = "loopvel.db")]
+    pub db: PathBuf,
+    /// Runs played at once by this worker.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// When the queue is empty, wait for more runs instead of exiting.
+    #[arg(long)]
+    pub follow: bool,
+    /// Where this machine's copies of the tasks are (default: the folders the
+    /// planner recorded). A task whose files differ from the plan's is refused.
+    #[arg(long)]
+    pub tasks: Option<PathBuf>,
+    /// Seconds a claimed run stays this worker's without a heartbeat (one
+    /// every third of it): a worker that dies gives its runs back this long after.
+    #[arg(long, default_value_t = 60.0)]
+    pub lease_s: f64,
+    /// How the tests (model-written code) are confined. Recorded per run.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub sandbox: SandboxArg,
+}
+
+/// `loopvel status`
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The database: a SQLite file or a `postgres://` URL.
+    #[arg(long, env = "LOOPVEL_DB", default_value = "loopvel.db")]
+    pub db: PathBuf,
 }
 
 /// `loopvel db …`
@@ -373,6 +413,10 @@ pub struct RunArgs {
     /// a refused key) as they are. By default they are played again.
     #[arg(long)]
     pub no_retry_errors: bool,
+    /// Write the plan's runs as pending and return: `loopvel worker` processes
+    /// (on this machine or others, on the same --db) claim and play them.
+    #[arg(long)]
+    pub enqueue: bool,
     /// Model configuration file (default: ./loopvel.toml when present).
     #[arg(long)]
     pub config: Option<PathBuf>,

@@ -13,7 +13,9 @@ pub mod report;
 pub mod run;
 pub mod sandbox;
 pub mod simulate;
+pub mod status;
 pub mod tasks;
+pub mod worker;
 
 use crate::cli::{Cli, Command};
 use crate::error::CliError;
@@ -36,6 +38,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Completions { shell } => completions(shell, &mut out),
         Command::Init(args) => init::run(&args, &mut out),
         Command::Db { command } => db::run(&command, &mut out),
+        Command::Worker(args) => worker::run(&args, &mut out),
+        Command::Status(args) => status::run(&args, &mut out),
     }
 }
 
@@ -96,6 +100,22 @@ pub(crate) fn on_interrupt(
     store: std::sync::Arc<loopvel_store::Store>,
     command: &'static str,
 ) -> Result<Interrupt, CliError> {
+    on_interrupt_with(
+        store,
+        command,
+        "marked interrupted (played again when the same command runs again)",
+        |s: &loopvel_store::Store| s.interrupt_running().unwrap_or(0),
+    )
+}
+
+/// [`on_interrupt`], with `give_back` doing what becomes of the runs in
+/// flight at the last moment (a worker gives them back to the queue), said as `given_back`.
+pub(crate) fn on_interrupt_with(
+    store: std::sync::Arc<loopvel_store::Store>,
+    command: &'static str,
+    given_back: &'static str,
+    give_back: impl Fn(&loopvel_store::Store) -> usize + Send + Sync + 'static,
+) -> Result<Interrupt, CliError> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     use std::sync::atomic::Ordering;
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
@@ -103,24 +123,24 @@ pub(crate) fn on_interrupt(
     let received = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
     let seen = received.clone();
     std::thread::spawn(move || {
-        let force = move |store: &loopvel_store::Store, signal: i32| -> ! {
-            let marked = store.interrupt_running().unwrap_or(0);
+        let force = std::sync::Arc::new(move |store: &loopvel_store::Store, signal: i32| -> ! {
+            let marked = give_back(store);
             let removed = loopvel_harness::workspace::remove_live();
             eprintln!(
-                "loopvel {command}: stopped by signal {signal}: {marked} run(s) in flight marked interrupted (played \
-                 again when the same command runs again), {removed} workspace(s) removed"
+                "loopvel {command}: stopped by signal {signal}: {marked} run(s) in flight {given_back}, {removed} \
+                 workspace(s) removed"
             );
             std::process::exit(128 + signal);
-        };
+        });
         for signal in signals.forever() {
             if seen.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
                 loopvel_sandbox::interrupt();
                 eprintln!(
-                    "loopvel {command}: {} received: stopping; tests in flight are killed and their runs will be \
-                     played again on resume (a second signal stops at once)",
+                    "loopvel {command}: {} received: stopping; tests in flight are killed and their runs \
+                     {given_back} (a second signal stops at once)",
                     if signal == SIGINT { "SIGINT" } else { "SIGTERM" }
                 );
-                let store = store.clone();
+                let (store, force) = (store.clone(), force.clone());
                 std::thread::spawn(move || {
                     std::thread::sleep(INTERRUPT_GRACE);
                     force(&store, signal)

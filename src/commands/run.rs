@@ -100,9 +100,11 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     };
     let store = Arc::new(Store::open(&args.db)?);
     // One writer per database: a second `run` here would replay the same pending runs.
-    let _writer = store.claim_writer()?;
-    super::clean_up_after_a_kill(&store, "run")?;
-    let interrupt = super::on_interrupt(store.clone(), "run")?;
+    // Enqueueing only adds pending rows, beside workers that may be playing others.
+    let _writer = if args.enqueue { None } else { Some(store.claim_writer()?) };
+    if !args.enqueue {
+        super::clean_up_after_a_kill(&store, "run")?;
+    }
     // The plan: which tasks (by content), which models (config without keys), which options.
     let task_hashes: Vec<String> = tasks.iter().map(task_hash).collect();
     let model_json: Vec<String> = models.iter().map(|m| serde_json::to_string(m).unwrap_or_default()).collect();
@@ -133,6 +135,26 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
         store.clear_plan(plan)?;
     }
     let retry_errors = !args.no_retry_errors;
+    if args.enqueue {
+        let (pending, finished) = plan::pending(&store, &registered, args.runs, retry_errors)?;
+        let mut queued = 0u64;
+        for p in &pending {
+            if store.enqueue_run(plan, p.task_id, p.model_id, p.replicate, retry_errors)? {
+                queued += 1;
+            }
+        }
+        let db = crate::commands::shown(&args.db);
+        writeln!(
+            out,
+            "plan {plan}: {} queued in {db} ({finished} already done, {} already queued or held by a worker); \
+             play them with `loopvel worker --db {db}` on any machine with the tasks, and follow with `loopvel \
+             status --db {db}`",
+            count(queued, "run"),
+            pending.len() as u64 - queued
+        )?;
+        return Ok(());
+    }
+    let interrupt = super::on_interrupt(store.clone(), "run")?;
     let errors_before = store.run_errors(plan)?;
     let passed_before = store.passed_runs(plan)?;
     let (queue, skipped) = plan::pending(&store, &registered, args.runs, retry_errors)?;
