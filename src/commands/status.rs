@@ -16,7 +16,7 @@ pub fn run(args: &StatusArgs, out: &mut impl Write) -> Result<(), CliError> {
         writeln!(out, "{}: no runs yet", crate::commands::shown(&args.db))?;
         return Ok(());
     }
-    let mut t = Table::new(["plan", "pending", "running (by worker)", "stale", "done", "errored", "interrupted"]);
+    let mut t = Table::new(["plan", "pending", "running", "stale", "done", "errored", "interrupted"]);
     for q in &queue {
         let running = if q.running.is_empty() {
             "0".to_string()
@@ -33,11 +33,8 @@ pub fn run(args: &StatusArgs, out: &mut impl Write) -> Result<(), CliError> {
             q.interrupted.to_string(),
         ]);
     }
-    writeln!(
-        out,
-        "Runs by state in {} (stale: held by a worker whose lease ran out; claimable again)",
-        crate::commands::shown(&args.db)
-    )?;
+    writeln!(out, "Runs by state in {}", crate::commands::shown(&args.db))?;
     writeln!(out, "{}", t.render(Layout::detect(false)))?;
+    writeln!(out, "running: held by a worker (host:pid); stale: its lease ran out, claimable again")?;
     Ok(())
 }

@@ -1113,12 +1113,22 @@ impl Store {
 
     /// The queue per plan: pending, held (by worker), stale, done, errored.
     pub fn queue(&self) -> Result<Vec<QueueRow>, StoreError> {
+        // A database from before the queue (read as it is) has no worker columns: nobody held its runs.
+        let (holder, stale) = if self.version >= 5 {
+            (
+                "COALESCE(r.claimed_by, '')",
+                "CASE WHEN r.lease_until IS NOT NULL AND r.lease_until < loopvel_now() THEN 1 ELSE 0 END",
+            )
+        } else {
+            ("''", "0")
+        };
         let found = self.with(|db| {
             db.query(
-                "SELECT r.plan_id, p.command, r.status, COALESCE(r.outcome, ''), COALESCE(r.claimed_by, ''),
-                        CASE WHEN r.lease_until IS NOT NULL AND r.lease_until < loopvel_now() THEN 1 ELSE 0 END, COUNT(*)
-                 FROM runs r JOIN plans p ON p.id = r.plan_id
-                 GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 5",
+                &format!(
+                    "SELECT r.plan_id, p.command, r.status, COALESCE(r.outcome, ''), {holder}, {stale}, COUNT(*)
+                     FROM runs r JOIN plans p ON p.id = r.plan_id
+                     GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 5"
+                ),
                 &[],
             )
         })?;
