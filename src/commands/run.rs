@@ -136,6 +136,14 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     }
     let retry_errors = !args.no_retry_errors;
     if args.enqueue {
+        // A worker reaches models over HTTP; a recording lives in a file on this machine.
+        if let Some(m) = models.iter().find(|m| m.base_url.starts_with(crate::config::REPLAY_SCHEME)) {
+            return Err(CliError::Usage(format!(
+                "--model {}: a replay:DB#MODEL model answers from a file on this machine, which workers cannot \
+                 reach; run it without --enqueue",
+                m.name
+            )));
+        }
         let (pending, finished) = plan::pending(&store, &registered, args.runs, retry_errors)?;
         let mut queued = 0u64;
         for p in &pending {

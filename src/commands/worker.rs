@@ -105,6 +105,7 @@ pub fn run(args: &WorkerArgs, out: &mut impl Write) -> Result<(), CliError> {
     let tasks: Mutex<HashMap<(String, String), Task>> = Mutex::new(HashMap::new());
     let stop: Mutex<Option<String>> = Mutex::new(None);
     let (played, passed, given_back) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+    let errored = AtomicUsize::new(0);
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
         // The heartbeat: every third of the lease, extend it for the runs in flight.
@@ -129,7 +130,10 @@ pub fn run(args: &WorkerArgs, out: &mut impl Write) -> Result<(), CliError> {
             }
             let claimed: Claimed = match store.claim_run(&worker, args.lease_s, level) {
                 Ok(Some(c)) => c,
-                Ok(None) if args.follow => {
+                // Nothing to claim: with --follow wait for more; else wait while
+                // other workers hold runs (a dead one's come back when its lease
+                // runs out), and stop when none is held.
+                Ok(None) if args.follow || store.held_by_workers().is_ok_and(|n| n > 0) => {
                     std::thread::sleep(Duration::from_secs(1));
                     continue;
                 }
@@ -198,8 +202,14 @@ pub fn run(args: &WorkerArgs, out: &mut impl Write) -> Result<(), CliError> {
                     return refuse(&store, run, e.to_string(), &stop);
                 }
                 played.fetch_add(1, Ordering::SeqCst);
-                if summary.outcome == Outcome::Pass {
-                    passed.fetch_add(1, Ordering::SeqCst);
+                match summary.outcome {
+                    Outcome::Pass => {
+                        passed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Outcome::Error => {
+                        errored.fetch_add(1, Ordering::SeqCst);
+                    }
+                    _ => {}
                 }
                 let _ = writeln!(
                     std::io::stderr(),
@@ -233,5 +243,13 @@ pub fn run(args: &WorkerArgs, out: &mut impl Write) -> Result<(), CliError> {
         )));
     }
     writeln!(out, "worker {worker}: played {played} run(s), {passed} passed; the queue is empty")?;
+    // As `run`: runs that ended in an error (a wrong key, no server) make the exit 3, so a Job shows it.
+    let errored = errored.into_inner();
+    if errored > 0 {
+        return Err(CliError::SomeRunsErrored(format!(
+            "worker {worker}: {errored} of {played} run(s) ended in an error; `loopvel status` and `loopvel export` \
+             show them, and the next `run --enqueue` of the plan queues them again"
+        )));
+    }
     Ok(())
 }

@@ -256,12 +256,24 @@ pub fn is_postgres_url(db: &str) -> bool {
 ///
 /// ```
 /// assert_eq!(loopvel_store::shown("postgres://me:s3cret@db:5432/runs"), "postgres://me:***@db:5432/runs");
+/// assert_eq!(loopvel_store::shown("postgres://db/runs?user=me&password=s3cret"), "postgres://db/runs?user=me&password=***");
 /// assert_eq!(loopvel_store::shown("runs.db"), "runs.db");
 /// ```
 pub fn shown(db: &str) -> String {
     if !is_postgres_url(db) {
         return db.to_string();
     }
+    // A password as a query parameter (`?password=…`) is blanked too.
+    let db = &match db.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|kv| if kv.starts_with("password=") { "password=***".to_string() } else { kv.to_string() })
+                .collect();
+            format!("{base}?{}", query.join("&"))
+        }
+        None => db.to_string(),
+    };
     let (scheme, rest) = db.split_once("://").unwrap_or((db, ""));
     match rest.split_once('@') {
         Some((user, host)) if user.contains(':') => {
@@ -1089,6 +1101,14 @@ impl Store {
             self.release_run(id)?;
         }
         Ok(ids.len())
+    }
+
+    /// Runs a worker holds now (its lease running or run out): a worker
+    /// with nothing to claim waits for these rather than leave a dead
+    /// worker's runs behind.
+    pub fn held_by_workers(&self) -> Result<usize, StoreError> {
+        let sql = "SELECT COUNT(*) FROM runs WHERE status = 'running' AND claimed_by IS NOT NULL";
+        Ok(self.one(sql, &[])?.and_then(|v| v.int()).unwrap_or(0) as usize)
     }
 
     /// What a worker needs to play run `run`.
