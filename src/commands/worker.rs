@@ -83,10 +83,10 @@ pub fn run(args: &WorkerArgs, out: &mut impl Write) -> Result<(), CliError> {
     if !(args.lease_s.is_finite() && (2.0..=86_400.0).contains(&args.lease_s)) {
         return Err(CliError::Usage(format!("--lease-s {}: give 2 to 86400 seconds", args.lease_s)));
     }
-    let store = Arc::new(Store::open(&args.db)?);
+    let worker = worker_name();
+    let store = Arc::new(Store::open(&args.db)?.write_as_worker(&worker));
     let sandbox = Arc::new(super::sandbox::open(args.sandbox, &[&args.db], "worker")?);
     let level = sandbox.level().as_str();
-    let worker = worker_name();
     let _ = loopvel_harness::workspace::sweep_stale();
     let _ = loopvel_sandbox::sweep_stale_cgroups();
     let name = worker.clone();
@@ -198,8 +198,17 @@ pub fn run(args: &WorkerArgs, out: &mut impl Write) -> Result<(), CliError> {
                     given_back.fetch_add(1, Ordering::SeqCst);
                     return Next::Stop;
                 }
-                if let Err(e) = store.finish_run(run, &summary) {
-                    return refuse(&store, run, e.to_string(), &stop);
+                match store.finish_run(run, &summary) {
+                    Ok(()) => {}
+                    // Another worker plays it now (this one lost the database longer than its lease): theirs.
+                    Err(loopvel_store::StoreError::Lost { .. }) => {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "[{worker}] run {run}: claimed by another worker meanwhile; left to it"
+                        );
+                        return Next::Continue;
+                    }
+                    Err(e) => return refuse(&store, run, e.to_string(), &stop),
                 }
                 played.fetch_add(1, Ordering::SeqCst);
                 match summary.outcome {

@@ -63,6 +63,16 @@ pub enum StoreError {
         /// The file.
         path: String,
     },
+    /// A worker's run was claimed by another (its lease ran out).
+    #[error(
+        "database {path}: run {run} was claimed by another worker after this one's lease ran out; its record is theirs"
+    )]
+    Lost {
+        /// The database.
+        path: String,
+        /// The run.
+        run: i64,
+    },
     /// A copy's destination already holds runs.
     #[error("{path} already holds plans; copy into a new, empty database (a new file, or a new PostgreSQL database)")]
     NotEmpty {
@@ -234,6 +244,8 @@ pub struct Store {
     /// The SQLite file (`None` on PostgreSQL).
     file: Option<PathBuf>,
     version: i64,
+    /// The worker this store writes for ([`Store::write_as_worker`]).
+    worker: Option<String>,
 }
 
 enum Engine {
@@ -375,6 +387,7 @@ impl Store {
             path: shown,
             file: Some(path.to_path_buf()),
             version: SCHEMA_VERSION,
+            worker: None,
         })
     }
 
@@ -424,7 +437,7 @@ impl Store {
             version
         };
         tx.commit().map_err(|e| err(e.into()))?;
-        Ok(Store { engine: Mutex::new(Engine::Pg(Box::new(client))), path, file: None, version })
+        Ok(Store { engine: Mutex::new(Engine::Pg(Box::new(client))), path, file: None, version, worker: None })
     }
 
     /// Open a database that must already exist (reports never create one):
@@ -450,7 +463,32 @@ impl Store {
             return Err(StoreError::NotLoopvel { path: shown });
         }
         // Read as it is: a report never migrates (the shipped databases stay byte-identical).
-        Ok(Store { engine: Mutex::new(Engine::Lite(conn)), path: shown, file: Some(path.to_path_buf()), version })
+        Ok(Store {
+            engine: Mutex::new(Engine::Lite(conn)),
+            path: shown,
+            file: Some(path.to_path_buf()),
+            version,
+            worker: None,
+        })
+    }
+
+    /// Write only runs that `worker` holds: a turn, a finish or a release of
+    /// a run whose lease ran out and another worker claimed (this one cut
+    /// off from the database longer than its lease) is refused with
+    /// [`StoreError::Lost`], never written over the new holder's.
+    pub fn write_as_worker(mut self, worker: &str) -> Store {
+        self.worker = Some(worker.to_string());
+        self
+    }
+
+    /// `Err(Lost)` when this store writes for a worker that no longer holds `run`.
+    fn still_held(&self, db: &mut dyn Db, run: i64) -> Result<bool, DbError> {
+        let Some(worker) = &self.worker else { return Ok(true) };
+        let found = db.query(
+            "SELECT COUNT(*) FROM runs WHERE id = ?1 AND status = 'running' AND claimed_by = ?2",
+            args![run, worker],
+        )?;
+        Ok(first_int(found)? > 0)
     }
 
     /// Whether this store is a PostgreSQL database.
@@ -812,7 +850,12 @@ impl Store {
         test: Option<&TestRecord>,
     ) -> Result<(), StoreError> {
         let refusals = serde_json::to_string(&t.refusals).unwrap_or_else(|_| "[]".into());
+        let mut lost = false;
         self.tx(|db| {
+            if !self.still_held(db, run)? {
+                lost = true;
+                return Ok(());
+            }
             let turn_id = db.insert(
                 "INSERT INTO turns(run_id, turn, started_s, ttft_s, gen_s, model_s, output_tokens, output_tokens_estimated,
                   input_tokens, tokens_per_s, retry_wait_s, edits_applied, edits_refused, refusals, test_s, tests_passed,
@@ -854,13 +897,22 @@ impl Store {
                 )?;
             }
             Ok(())
-        })
+        })?;
+        if lost {
+            return Err(StoreError::Lost { path: self.path.clone(), run });
+        }
+        Ok(())
     }
 
     /// Mark a run finished. Only a run still `running`: one a signal marked
     /// interrupted meanwhile stays so (its workspace is gone; it is played again).
     pub fn finish_run(&self, run: i64, s: &RunSummary) -> Result<(), StoreError> {
-        self.with(|db| {
+        let mut lost = false;
+        self.tx(|db| {
+            if !self.still_held(db, run)? {
+                lost = true;
+                return Ok(());
+            }
             db.exec(
                 "UPDATE runs SET status = 'done', outcome = ?2, stop_reason = ?3, turns = ?4, time_to_pass_s = ?5, wall_s = ?6,
                   model_s = ?7, test_s = ?8, overhead_s = ?9, retry_wait_s = ?10, input_tokens = ?11, output_tokens = ?12,
@@ -883,7 +935,11 @@ impl Store {
                 ],
             )
             .map(|_| ())
-        })
+        })?;
+        if lost {
+            return Err(StoreError::Lost { path: self.path.clone(), run });
+        }
+        Ok(())
     }
 
     fn rows(&self, sql: &str) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, StoreError> {
@@ -1082,6 +1138,10 @@ impl Store {
     /// what it recorded of it discarded.
     pub fn release_run(&self, run: i64) -> Result<(), StoreError> {
         self.tx(|db| {
+            // Never what another worker holds now.
+            if !self.still_held(db, run)? {
+                return Ok(());
+            }
             db.exec("DELETE FROM turns WHERE run_id = ?1", args![run])?;
             db.exec("DELETE FROM failed_calls WHERE run_id = ?1", args![run])?;
             db.exec(
@@ -1455,6 +1515,41 @@ mod tests {
         queue(&Store::open(&dir.path().join("q.db")).unwrap());
         let Some(pg) = FreshPg::new() else { return };
         queue(&Store::open(Path::new(&pg.url)).unwrap());
+    }
+
+    #[test]
+    fn a_worker_that_lost_its_lease_never_writes_over_the_new_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        stolen_lease(|w| Store::open(&path).unwrap().write_as_worker(w));
+        let Some(pg) = FreshPg::new() else { return };
+        stolen_lease(|w| Store::open(Path::new(&pg.url)).unwrap().write_as_worker(w));
+    }
+
+    fn stolen_lease(open: impl Fn(&str) -> Store) {
+        let (a, b) = (open("a"), open("b"));
+        let plan = a.plan("k", "run --enqueue", "{}").unwrap();
+        let (task, model) = (a.task("abc", "h", "fix", "sh").unwrap(), a.model("fast", "{}").unwrap());
+        a.enqueue_run(plan, task, model, 0, true).unwrap();
+        let run = a.claim_run("a", 0.0, "bwrap").unwrap().unwrap().run_id;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(b.claim_run("b", 60.0, "bwrap").unwrap().unwrap().run_id, run, "a's lease ran out");
+        let call = CallRecord { request_json: "{}".into(), reply_text: "r".into(), detail_json: "{}".into() };
+        b.record_turn(run, &turn(1, Grade::Partial), &call, None).unwrap();
+        // a comes back: nothing it writes lands.
+        assert!(matches!(a.record_turn(run, &turn(1, Grade::Pass), &call, None), Err(StoreError::Lost { .. })));
+        let done = RunSummary { outcome: Outcome::Pass, stop_reason: "pass".into(), turns: 1, ..RunSummary::default() };
+        assert!(matches!(a.finish_run(run, &done), Err(StoreError::Lost { .. })));
+        a.release_run(run).unwrap();
+        let q = b.queue().unwrap();
+        assert_eq!(q[0].running, vec![("b".to_string(), 1)], "still b's");
+        b.finish_run(
+            run,
+            &RunSummary { outcome: Outcome::Fail, stop_reason: "max_turns".into(), turns: 1, ..RunSummary::default() },
+        )
+        .unwrap();
+        let runs = b.read_runs().unwrap();
+        assert_eq!((runs[0].outcome, runs[0].turns.len(), runs[0].turns[0].grade), (Outcome::Fail, 1, Grade::Partial));
     }
 
     fn queue(s: &Store) {
