@@ -171,7 +171,7 @@ impl SandboxArg {
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     /// The shared database: a `postgres://` URL (or a SQLite file, for workers on one machine).
-    #[arg(long, env = "LOOPVEL_DB", default_value = "loopvel.db")]
+    #[arg(long, env = "LOOPVEL_DB", hide_env_values = true, default_value = "loopvel.db")]
     pub db: PathBuf,
     /// Runs played at once by this worker.
     #[arg(long, default_value_t = 4)]
@@ -196,7 +196,7 @@ pub struct WorkerArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The database: a SQLite file or a `postgres://` URL.
-    #[arg(long, env = "LOOPVEL_DB", default_value = "loopvel.db")]
+    #[arg(long, env = "LOOPVEL_DB", hide_env_values = true, default_value = "loopvel.db")]
     pub db: PathBuf,
 }
 
@@ -402,7 +402,7 @@ pub struct RunArgs {
     pub concurrency: usize,
     /// The database to record into: a SQLite file, or a PostgreSQL database
     /// (`postgres://USER[:PASSWORD]@HOST[:PORT]/NAME`) to share.
-    #[arg(long, env = "LOOPVEL_DB", default_value = "loopvel.db")]
+    #[arg(long, env = "LOOPVEL_DB", hide_env_values = true, default_value = "loopvel.db")]
     pub db: PathBuf,
     /// Start over instead of resuming the same plan. (Other settings, e.g. another
     /// --max-turns, make another plan in the same database: run says so first, and
@@ -446,7 +446,7 @@ pub enum HistoryArg {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The database: a SQLite file or a `postgres://` URL.
-    #[arg(long, env = "LOOPVEL_DB", default_value = "loopvel.db")]
+    #[arg(long, env = "LOOPVEL_DB", hide_env_values = true, default_value = "loopvel.db")]
     pub db: PathBuf,
     /// jsonl (one object per line, with "record": "run" or "turn") or csv.
     #[arg(long, value_enum, default_value = "jsonl")]
@@ -483,7 +483,7 @@ pub enum ExportRecords {
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The database `loopvel run` recorded into: a SQLite file or a `postgres://` URL.
-    #[arg(long, env = "LOOPVEL_DB", default_value = "loopvel.db")]
+    #[arg(long, env = "LOOPVEL_DB", hide_env_values = true, default_value = "loopvel.db")]
     pub db: PathBuf,
     /// Only these models (repeatable; default: all).
     #[arg(long = "model", value_name = "NAME")]
@@ -522,7 +522,7 @@ pub struct ReportArgs {
 #[derive(Debug, Args)]
 pub struct PredictArgs {
     /// The database `loopvel run` recorded into: a SQLite file or a `postgres://` URL.
-    #[arg(long, env = "LOOPVEL_DB", default_value = "loopvel.db")]
+    #[arg(long, env = "LOOPVEL_DB", hide_env_values = true, default_value = "loopvel.db")]
     pub db: PathBuf,
     /// Wall-time budget per run, s.
     #[arg(long)]

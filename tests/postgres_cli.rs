@@ -99,6 +99,12 @@ fn run_records_into_postgres_resumes_there_and_never_prints_the_password() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains("recording into postgres://root:***@127.0.0.1"), "{err}");
     assert!(!err.contains("pw-4242-secret") && !String::from_utf8_lossy(&o.stdout).contains("pw-4242-secret"));
+    // Nor is it recorded with the plan's command line, nor shown by --help.
+    let mut c = postgres::Client::connect(&pg.url, postgres::NoTls).unwrap();
+    let command: String = c.query_one("SELECT command FROM plans", &[]).unwrap().get(0);
+    assert!(!command.contains("pw-4242-secret"), "{command}");
+    let help = loopvel(&dir, &["run", "--help"], &[("LOOPVEL_DB", &url)]);
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("pw-4242-secret"));
     // The same command resumes from PostgreSQL: nothing left to play.
     let o = loopvel(&dir, &args, &[("LOOPVEL_DB", &url)]);
     let err = String::from_utf8_lossy(&o.stderr);

@@ -137,6 +137,47 @@ fn enqueued_runs_are_played_by_two_workers_each_exactly_once() {
 }
 
 #[test]
+fn a_plain_run_never_plays_what_is_queued_for_workers() {
+    let dir = scratch("plain");
+    let (tasks, server) = setup(&dir, 1, 5);
+    let Some(pg) = FreshPg::new("plain") else { return };
+    enqueue(&dir, &tasks, &pg.url, "2");
+    let args = ["run", "--tasks", tasks.to_str().unwrap(), "--model", "fake", "--runs", "2", "--db", &pg.url];
+    let o = loopvel(&dir, &args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("2 runs queued for workers or held by one"), "{err}");
+    assert!(server.requests.lock().unwrap().is_empty(), "nothing was played");
+    assert_eq!(sql_i64(&pg.url, "SELECT COUNT(*) FROM runs WHERE status = 'pending'"), 2);
+}
+
+#[test]
+fn workers_share_a_sqlite_file_on_one_machine_too() {
+    let dir = scratch("sqlite");
+    let (tasks, server) = setup(&dir, 2, 20);
+    let db = dir.join("queue.db");
+    let db = db.to_str().unwrap();
+    let o = loopvel(
+        &dir,
+        &["run", "--tasks", tasks.to_str().unwrap(), "--model", "fake", "--runs", "3", "--db", db, "--enqueue"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let workers: Vec<Child> = (0..3).map(|_| worker(&dir, db, &["--concurrency", "2"])).collect();
+    for w in workers {
+        let o = w.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let c = rusqlite::Connection::open(db).unwrap();
+    let count = |q: &str| c.query_row(q, [], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(count("SELECT COUNT(*) FROM runs WHERE status = 'done' AND outcome = 'pass'"), 6);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM runs r WHERE r.turns <> (SELECT COUNT(*) FROM turns u WHERE u.run_id = r.id)"),
+        0
+    );
+    assert_eq!(server.requests.lock().unwrap().len(), 12);
+}
+
+#[test]
 fn four_workers_two_killed_with_sigkill_every_run_ends_exactly_once() {
     use rand::{RngExt, SeedableRng};
     let dir = scratch("kill");
@@ -154,7 +195,7 @@ fn four_workers_two_killed_with_sigkill_every_run_ends_exactly_once() {
     let _ = workers[0].kill(); // SIGKILL
     let _ = workers[0].wait();
     let mid_run = format!(
-        "SELECT COUNT(*) FROM turns u JOIN runs r ON r.id = u.run_id WHERE r.status = 'running' AND r.claimed_by LIKE '%:{}'",
+        "SELECT COUNT(*) FROM turns u JOIN runs r ON r.id = u.run_id WHERE r.status = 'running' AND r.claimed_by LIKE '%:{}-%'",
         workers[1].id()
     );
     let started = Instant::now();

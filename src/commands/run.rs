@@ -101,8 +101,10 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     let store = Arc::new(Store::open(&args.db)?);
     // One writer per database: a second `run` here would replay the same pending runs.
     // Enqueueing only adds pending rows, beside workers that may be playing others.
-    let _writer = if args.enqueue { None } else { Some(store.claim_writer()?) };
-    if !args.enqueue {
+    // When no plain `run` writes the database, what a killed one left is
+    // cleaned up (so enqueueing can queue it again); workers hold their own runs.
+    let _writer = if args.enqueue { store.claim_writer().ok() } else { Some(store.claim_writer()?) };
+    if _writer.is_some() {
         super::clean_up_after_a_kill(&store, "run")?;
     }
     // The plan: which tasks (by content), which models (config without keys), which options.
@@ -110,7 +112,14 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     let model_json: Vec<String> = models.iter().map(|m| serde_json::to_string(m).unwrap_or_default()).collect();
     let options_json = serde_json::to_string(&options).unwrap_or_default();
     let key = plan_key(&task_hashes, &model_json, &options_json);
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    // As recorded in the database: a database URL's password never is.
+    let command = std::env::args()
+        .map(|w| match w.split_once('=') {
+            Some((flag, url)) if flag.starts_with("--") => format!("{flag}={}", loopvel_store::shown(url)),
+            _ => loopvel_store::shown(&w),
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
     if !store.has_plan(&key)? {
         // Said before the first request: a changed flag must not quietly split the database.
         let settings = super::plans::Settings::new(
@@ -131,6 +140,18 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
         &models.iter().zip(&model_json).map(|(m, j)| (m.name.as_str(), j.as_str())).collect::<Vec<_>>(),
     )?;
     let plan = registered.plan;
+    // Runs queued for workers, or held by one, are theirs: a plain run (or
+    // --fresh) would play or delete them under a live worker.
+    let queued = store.queued_runs(plan)?;
+    if queued > 0 && (args.fresh || !args.enqueue) {
+        return Err(CliError::Usage(format!(
+            "plan {plan} has {} queued for workers or held by one in {}; let `loopvel worker` play them (see \
+             `loopvel status`){}",
+            count(queued as u64, "run"),
+            crate::commands::shown(&args.db),
+            if args.fresh { ", then start over with --fresh" } else { ", or add --enqueue to queue more" }
+        )));
+    }
     if args.fresh {
         store.clear_plan(plan)?;
     }

@@ -24,10 +24,14 @@ use crate::cli::WorkerArgs;
 use crate::commands::shown;
 use crate::error::CliError;
 
-/// This worker's name in the queue: host and process.
+/// This worker's name in the queue: host and process, and a random tag,
+/// since containers can share a host name and a pid (each pid namespace
+/// starts at 1), and two workers under one name would hold each other's runs.
 fn worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    format!("{}:{}", host.trim(), std::process::id())
+    // Randomness from the standard library's keyed hasher: no RNG crate needed for a tag.
+    let tag = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), std::process::id());
+    format!("{}:{}-{:04x}", host.trim(), std::process::id(), tag & 0xffff)
 }
 
 /// What a worker cannot get past: it gives the run back and stops, since

@@ -188,7 +188,7 @@ pub fn locate_tasks(
                     r.run_id,
                     r.task,
                     r.model,
-                    source_db.display(),
+                    loopvel_store::shown(&source_db.to_string_lossy()),
                     r.task,
                     looked.join(" or ")
                 )));

@@ -484,11 +484,16 @@ impl Store {
     /// `Err(Lost)` when this store writes for a worker that no longer holds `run`.
     fn still_held(&self, db: &mut dyn Db, run: i64) -> Result<bool, DbError> {
         let Some(worker) = &self.worker else { return Ok(true) };
+        // Locks the row (PostgreSQL) for the rest of the transaction: a claim by
+        // another worker either committed before (and this sees it) or waits,
+        // skips the row, until this write is done. SQLite's IMMEDIATE
+        // transactions serialise writers already.
+        let lock = if self.is_postgres() { " FOR UPDATE" } else { "" };
         let found = db.query(
-            "SELECT COUNT(*) FROM runs WHERE id = ?1 AND status = 'running' AND claimed_by = ?2",
+            &format!("SELECT id FROM runs WHERE id = ?1 AND status = 'running' AND claimed_by = ?2{lock}"),
             args![run, worker],
         )?;
-        Ok(first_int(found)? > 0)
+        Ok(!found.rows.is_empty())
     }
 
     /// Whether this store is a PostgreSQL database.
@@ -510,8 +515,11 @@ impl Store {
     fn tx<T>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T, DbError>) -> Result<T, StoreError> {
         let mut engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
         let result = match &mut *engine {
+            // IMMEDIATE: the write lock from the first statement, so a transaction
+            // that reads before it writes waits (busy_timeout) instead of failing
+            // with SQLITE_BUSY when another process wrote meanwhile.
             Engine::Lite(c) => (|| {
-                let tx = c.transaction()?;
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let out = f(&mut Lite(&tx))?;
                 tx.commit()?;
                 Ok(out)
@@ -794,7 +802,10 @@ impl Store {
 
     /// Record a request that ended without a reply.
     pub fn record_failed_call(&self, run: i64, f: &FailedCall) -> Result<(), StoreError> {
-        self.with(|db| {
+        self.tx(|db| {
+            if !self.still_held(db, run)? {
+                return Ok(());
+            }
             db.exec(
                 "INSERT INTO failed_calls(run_id, turn, error, attempts, retry_wait_s, retries_json, request_json)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -974,9 +985,11 @@ impl Store {
     /// a database from before the level was), for the report's provenance line.
     pub fn sandbox_levels(&self) -> Result<Vec<SandboxCount>, StoreError> {
         let sql = format!(
-            "SELECT {}, m.name, r.plan_id, COUNT(*) FROM runs r JOIN models m ON m.id = r.model_id
-             WHERE r.status = 'done' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-            self.sandbox_column()
+            // NULL (not recorded) first on both engines: SQLite sorts it first, PostgreSQL last.
+            "SELECT {col}, m.name, r.plan_id, COUNT(*) FROM runs r JOIN models m ON m.id = r.model_id
+             WHERE r.status = 'done' GROUP BY {col}, m.name, r.plan_id
+             ORDER BY CASE WHEN {col} IS NULL THEN 0 ELSE 1 END, {col}, m.name, r.plan_id",
+            col = self.sandbox_column()
         );
         let found = self.with(|db| db.query(&sql, &[]))?;
         Ok(found
@@ -1072,8 +1085,7 @@ impl Store {
         self.tx(|db| {
             db.exec(
                 "DELETE FROM runs WHERE plan_id = ?1 AND task_id = ?2 AND model_id = ?3 AND replicate = ?4
-                 AND ((status = 'done' AND outcome = 'error' AND CAST(?5 AS BIGINT) = 1) OR status = 'interrupted'
-                      OR (status = 'running' AND claimed_by IS NULL))",
+                 AND ((status = 'done' AND outcome = 'error' AND CAST(?5 AS BIGINT) = 1) OR status = 'interrupted')",
                 args![plan, task, model, replicate, retry_errors],
             )?;
             let n = db.exec(
@@ -1171,6 +1183,14 @@ impl Store {
         Ok(self.one(sql, &[])?.and_then(|v| v.int()).unwrap_or(0) as usize)
     }
 
+    /// A plan's runs that are queued or held by a worker: a plain `run` of
+    /// the plan must not play them too.
+    pub fn queued_runs(&self, plan: i64) -> Result<usize, StoreError> {
+        let sql = "SELECT COUNT(*) FROM runs WHERE plan_id = ?1
+                   AND (status = 'pending' OR (status = 'running' AND claimed_by IS NOT NULL))";
+        Ok(self.one(sql, args![plan])?.and_then(|v| v.int()).unwrap_or(0) as usize)
+    }
+
     /// What a worker needs to play run `run`.
     pub fn run_spec(&self, run: i64) -> Result<Option<RunSpec>, StoreError> {
         let found = self.with(|db| {
@@ -1252,14 +1272,23 @@ impl Store {
         if dst.one("SELECT COUNT(*) FROM plans", &[])?.and_then(|v| v.int()).unwrap_or(0) > 0 {
             return Err(StoreError::NotEmpty { path: dst.path.clone() });
         }
-        let mut tables = Vec::new();
-        for table in TABLES {
-            if table == "failed_calls" && self.version < 4 {
-                tables.push((table, Rows::default()));
-                continue;
+        // One snapshot of the source (a live database may be written meanwhile).
+        let pg = self.is_postgres();
+        let version = self.version;
+        let tables = self.tx(|db| {
+            if pg {
+                db.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", &[])?;
             }
-            tables.push((table, self.with(|db| db.query(&format!("SELECT * FROM {table} ORDER BY id"), &[]))?));
-        }
+            let mut tables = Vec::new();
+            for table in TABLES {
+                if table == "failed_calls" && version < 4 {
+                    tables.push((table, Rows::default()));
+                    continue;
+                }
+                tables.push((table, db.query(&format!("SELECT * FROM {table} ORDER BY id"), &[])?));
+            }
+            Ok(tables)
+        })?;
         let kinds = dst.column_kinds()?;
         dst.tx(|db| {
             let mut copied = Vec::new();
