@@ -96,6 +96,30 @@ pub fn passing_grid(models: &[ModelSummary]) -> Grid {
     }
 }
 
+/// pass@k and pass^k per model and k, with the task-aware intervals.
+pub fn pass_k_grid(models: &[ModelSummary]) -> Grid {
+    Grid {
+        title: "pass@k and pass^k (unbiased from each task's runs, mean over tasks; 95% intervals resample tasks, \
+                then runs within them, since runs of one task are not independent)"
+            .into(),
+        header: ["model", "k", "pass@k (any of k runs passes)", "pass^k (all k pass)"].map(String::from).to_vec(),
+        rows: models
+            .iter()
+            .flat_map(|m| {
+                m.pass_k.iter().map(move |p| {
+                    vec![
+                        m.model.clone(),
+                        p.k.to_string(),
+                        with_ci(Some(p.pass_at_k), p.pass_at_k_ci, percent),
+                        with_ci(Some(p.pass_hat_k), p.pass_hat_k_ci, percent),
+                    ]
+                })
+            })
+            .collect(),
+        secondary: Vec::new(),
+    }
+}
+
 /// Where a turn's time goes.
 pub fn time_grid(models: &[ModelSummary]) -> Grid {
     Grid {
@@ -212,6 +236,7 @@ pub fn check_grid(check: &[loopvel_analysis::check::Coverage]) -> Grid {
 fn grids(report: &Report) -> Vec<Grid> {
     let mut g = vec![
         passing_grid(&report.models),
+        pass_k_grid(&report.models),
         time_grid(&report.models),
         fit_grid(&report.models),
         hazard_grid(&report.models),

@@ -16,6 +16,7 @@ pub mod interval;
 pub mod km;
 pub mod lognormal;
 pub mod passfit;
+pub mod passk;
 pub mod plan_table;
 pub mod predict;
 pub mod scorefit;

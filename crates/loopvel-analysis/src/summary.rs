@@ -152,6 +152,9 @@ pub struct ModelSummary {
     pub time_split: TimeSplit,
     /// Fitted parameters.
     pub fit: Fit,
+    /// pass@k and pass^k for k = 1 … the fewest runs of any task, mean over
+    /// tasks, with intervals resampling tasks then runs ([`crate::passk`]).
+    pub pass_k: Vec<crate::passk::PassK>,
     /// What a reader should know: too few runs to fit, errors, censoring.
     pub notes: Vec<String>,
 }
@@ -428,6 +431,16 @@ pub fn summarize_model(name: &str, runs: &[&Run]) -> ModelSummary {
 
     let pass_t: Vec<f64> =
         rows.iter().filter(|r| r.passed && r.time_to_pass_s.is_finite()).map(|r| r.time_to_pass_s).collect();
+    // pass@k over tasks: each task's runs and passes.
+    let per_task: Vec<crate::passk::TaskCounts> = tasks
+        .iter()
+        .map(|task| {
+            let mine = runs.iter().filter(|r| r.task == *task);
+            let (n, c) = mine.fold((0, 0), |(n, c), r| (n + 1, c + u64::from(r.passed())));
+            crate::passk::TaskCounts { runs: n, passes: c }
+        })
+        .collect();
+    let pass_k = crate::passk::pass_k_table(&per_task, seed(41));
     ModelSummary {
         model: name.to_string(),
         tasks: tasks.len(),
@@ -459,6 +472,7 @@ pub fn summarize_model(name: &str, runs: &[&Run]) -> ModelSummary {
         score_by_turn,
         time_split,
         fit,
+        pass_k,
         notes,
     }
 }

@@ -405,8 +405,16 @@ pub fn policy_reports(scenario: &Scenario, rule: VerdictRule) -> Named<PolicyRep
         let (outcomes, choice) = escalation(ma, mb, lp, rule);
         let after = spec.after.unwrap_or(choice.after_min_mean_time).min(lp.max_turns);
         let outcome = outcomes[after as usize].clone();
+        // A switch point given makes a policy of its own: keys never collide in --json.
+        let name = match spec.after {
+            Some(n) => format!("escalate({}->{}, after {n})", spec.from, spec.to),
+            None => format!("escalate({}->{})", spec.from, spec.to),
+        };
+        if out.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
         out.push((
-            format!("escalate({}->{})", spec.from, spec.to),
+            name,
             PolicyReport {
                 kind: "escalate",
                 models: vec![spec.from.clone(), spec.to.clone()],

@@ -19,10 +19,31 @@ fn remaining_error(first_score: f64, r: f64, n: u64) -> f64 {
     (1.0 - first_score) * crate::pow_q(r, n.saturating_sub(1) as f64)
 }
 
-/// Turns to target `n*`: the least `n ≥ 1` with `(1 − s_n) < 1/tests`.
+/// Relative width within which an error counts as equal to the target, not
+/// under it. Inputs are decimals (`first_score = 0.8`, `tests = 5`) that
+/// binary floats cannot hold: `1 − 0.8` is 0.19999999999999996, under `1/5`
+/// by rounding alone, which would meet the target a turn early. Rounding
+/// moves a product of a few factors by ~1e-15 relative; 1e-9 settles every
+/// such tie as the decimal definition does, and no real loop sits closer
+/// than that to its target without being on it.
+pub const TIE_TOLERANCE: f64 = 1e-9;
+
+/// `error < target`, with errors within [`TIE_TOLERANCE`] of the target
+/// counting as equal to it (the inequality is strict: a tie misses).
+fn under(error: f64, target: f64) -> bool {
+    error < target * (1.0 - TIE_TOLERANCE)
+}
+
+/// Turns to target `n*`: the least `n ≥ 1` with `(1 − s_n) < 1/tests`,
+/// ties decided as the decimal inputs define them ([`TIE_TOLERANCE`]).
 ///
 /// `None` when the target is never reached (`r = 0` and the first attempt
 /// misses it). `tests = 0` means nothing to pass: one turn.
+///
+/// ```
+/// // 1 − 0.8 is exactly 1/5 in decimals: a tie, so not met on turn 1.
+/// assert_eq!(loopvel_math::compounding::turns_to_target(0.8, 0.5, 5), Some(2));
+/// ```
 ///
 /// ```
 /// // The talk's fast model: 80% right first, 20% of the rest fixed per turn, 47 tests.
@@ -31,7 +52,7 @@ fn remaining_error(first_score: f64, r: f64, n: u64) -> f64 {
 pub fn turns_to_target(first_score: f64, r: f64, tests: u32) -> Option<u64> {
     let target = target_error(tests);
     let e1 = 1.0 - first_score;
-    if e1 < target {
+    if under(e1, target) {
         return Some(1);
     }
     if r <= 0.0 {
@@ -48,10 +69,10 @@ pub fn turns_to_target(first_score: f64, r: f64, tests: u32) -> Option<u64> {
         return None;
     };
     // The logarithms round; settle the boundary against the defining inequality.
-    while n > 1 && remaining_error(first_score, r, n - 1) < target {
+    while n > 1 && under(remaining_error(first_score, r, n - 1), target) {
         n -= 1;
     }
-    while remaining_error(first_score, r, n) >= target {
+    while !under(remaining_error(first_score, r, n), target) {
         n += 1;
     }
     Some(n)
@@ -84,7 +105,7 @@ pub fn r_needed_within(first_score: f64, tests: u32, turns: u64) -> Option<f64> 
     if turns == 0 {
         return None;
     }
-    if e1 < target {
+    if under(e1, target) {
         return Some(0.0);
     }
     if turns == 1 {
@@ -98,6 +119,33 @@ pub fn r_needed_within(first_score: f64, tests: u32, turns: u64) -> Option<f64> 
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn exact_decimal_ties_miss_the_target_as_the_definition_says() {
+        // first_score 0.8, 5 tests: the remaining error 0.2 equals 1/5 — not under it.
+        assert_eq!(turns_to_target(0.8, 0.5, 5), Some(2));
+        // A tie on a later turn: 0.4 · 0.5 = 0.2 = 1/5 on turn 2, so turn 3.
+        assert_eq!(turns_to_target(0.6, 0.5, 5), Some(3));
+        // Every exact tie on the first turn in a grid of decimal inputs:
+        // first_score = 1 − k/100 with tests = 100/k whole.
+        let mut ties = 0;
+        for k in 1..=99u32 {
+            if 100 % k == 0 {
+                let first_score = 1.0 - f64::from(k) / 100.0;
+                let tests = 100 / k;
+                assert_eq!(
+                    turns_to_target(first_score, 0.5, tests),
+                    Some(2),
+                    "first_score {first_score}, {tests} tests"
+                );
+                assert_eq!(r_needed_within(first_score, tests, 1), None, "a tie on turn 1 does not meet it");
+                ties += 1;
+            }
+        }
+        assert!(ties >= 8, "{ties} ties tested");
+        // Just under the target still meets it at once.
+        assert_eq!(turns_to_target(0.8 + 1e-6, 0.5, 5), Some(1));
+    }
 
     #[test]
     fn talk_fast_model_by_hand() {

@@ -1,0 +1,217 @@
+//! pass@k and pass^k per model: from `n` runs of each task, `c` of them
+//! passing, the unbiased estimators of Chen et al. 2021 ("Evaluating Large
+//! Language Models Trained on Code"), averaged over tasks, with intervals
+//! that resample tasks and then runs within each task: runs of one task are
+//! not independent (a task a model cannot solve fails every time), and the
+//! question is about tasks like these.
+//!
+//! ```
+//! use loopvel_analysis::passk::{pass_at_k, pass_hat_k};
+//! // 5 runs, 2 passed: the chance that at least one of 2 fresh runs passes.
+//! assert!((pass_at_k(5, 2, 2).unwrap() - 0.7).abs() < 1e-12);
+//! // ... and that both do.
+//! assert!((pass_hat_k(5, 2, 2).unwrap() - 0.1).abs() < 1e-12);
+//! ```
+
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+
+use crate::interval::{quantile_sorted, BOOTSTRAP_REPS};
+
+/// pass@k from `n` runs with `c` passes: `1 − C(n−c, k) / C(n, k)`, in the
+/// product form that stays exact for large `n` (`1 − Π_{i=n−c+1}^{n} (1 − k/i)`).
+/// `None` when `k` is 0 or more than `n`.
+pub fn pass_at_k(n: u64, c: u64, k: u64) -> Option<f64> {
+    if k == 0 || k > n || c > n {
+        return None;
+    }
+    if n - c < k {
+        return Some(1.0);
+    }
+    Some(1.0 - ((n - c + 1)..=n).map(|i| 1.0 - k as f64 / i as f64).product::<f64>())
+}
+
+/// pass^k (all of k fresh runs pass) from `n` runs with `c` passes:
+/// `C(c, k) / C(n, k)`, unbiased. `None` when `k` is 0 or more than `n`.
+pub fn pass_hat_k(n: u64, c: u64, k: u64) -> Option<f64> {
+    if k == 0 || k > n || c > n {
+        return None;
+    }
+    Some((0..k).map(|i| (c as f64 - i as f64).max(0.0) / (n - i) as f64).product())
+}
+
+/// One task's runs of one model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskCounts {
+    /// Runs.
+    pub runs: u64,
+    /// Runs that passed.
+    pub passes: u64,
+}
+
+/// pass@k and pass^k of one model for one k.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PassK {
+    /// k.
+    pub k: u64,
+    /// Mean over tasks of the unbiased pass@k.
+    pub pass_at_k: f64,
+    /// 95% interval resampling tasks, then runs within tasks.
+    pub pass_at_k_ci: Option<[f64; 2]>,
+    /// Mean over tasks of the unbiased pass^k.
+    pub pass_hat_k: f64,
+    /// 95% interval resampling tasks, then runs within tasks.
+    pub pass_hat_k_ci: Option<[f64; 2]>,
+}
+
+/// The mean over tasks of `estimator(n, c, k)`.
+fn mean_over(tasks: &[TaskCounts], k: u64, estimator: fn(u64, u64, u64) -> Option<f64>) -> Option<f64> {
+    let values: Vec<f64> = tasks.iter().filter_map(|t| estimator(t.runs, t.passes, k)).collect();
+    (!values.is_empty() && values.len() == tasks.len()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// The largest k shown: budgets of more than 10 parallel loops are rare, and
+/// a database with thousands of runs per task would otherwise get a row per run.
+pub const MAX_K: u64 = 10;
+
+/// pass@k and pass^k for k = 1 … the fewest runs any task has (at most
+/// [`MAX_K`]), with two-stage bootstrap intervals (tasks with replacement;
+/// then each drawn task's runs with replacement, i.e. its passes drawn anew
+/// from its rate).
+pub fn pass_k_table(tasks: &[TaskCounts], seed: u64) -> Vec<PassK> {
+    let Some(max_k) = tasks.iter().map(|t| t.runs).min().filter(|&k| k > 0).map(|k| k.min(MAX_K)) else {
+        return Vec::new();
+    };
+    let ks: Vec<u64> = (1..=max_k).collect();
+    // Each rep: one resampled set of tasks, every k and both estimators on it.
+    let mut draws: Vec<Vec<(Option<f64>, Option<f64>)>> = Vec::with_capacity(BOOTSTRAP_REPS);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    for _ in 0..BOOTSTRAP_REPS {
+        let sample: Vec<TaskCounts> = (0..tasks.len())
+            .map(|_| {
+                let t = &tasks[rng.random_range(0..tasks.len())];
+                let rate = t.passes as f64 / t.runs as f64;
+                let passes = (0..t.runs).filter(|_| rng.random::<f64>() < rate).count() as u64;
+                TaskCounts { runs: t.runs, passes }
+            })
+            .collect();
+        draws.push(ks.iter().map(|&k| (mean_over(&sample, k, pass_at_k), mean_over(&sample, k, pass_hat_k))).collect());
+    }
+    let interval = |values: Vec<f64>| -> Option<[f64; 2]> {
+        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+        v.sort_by(f64::total_cmp);
+        Some([quantile_sorted(&v, 0.025)?, quantile_sorted(&v, 0.975)?])
+    };
+    ks.iter()
+        .enumerate()
+        .filter_map(|(i, &k)| {
+            Some(PassK {
+                k,
+                pass_at_k: mean_over(tasks, k, pass_at_k)?,
+                pass_at_k_ci: interval(draws.iter().filter_map(|d| d[i].0).collect()),
+                pass_hat_k: mean_over(tasks, k, pass_hat_k)?,
+                pass_hat_k_ci: interval(draws.iter().filter_map(|d| d[i].1).collect()),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `1 − C(n−c, k)/C(n, k)` with exact binomials (small n).
+    fn closed_form(n: u64, c: u64, k: u64) -> f64 {
+        fn binom(n: u64, k: u64) -> f64 {
+            if k > n {
+                return 0.0;
+            }
+            (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
+        }
+        1.0 - binom(n - c, k) / binom(n, k)
+    }
+
+    #[test]
+    fn pass_at_k_equals_the_closed_form_including_n_minus_c_below_k() {
+        for n in 1..=20u64 {
+            for c in 0..=n {
+                for k in 1..=n {
+                    let got = pass_at_k(n, c, k).unwrap();
+                    assert!((got - closed_form(n, c, k)).abs() < 1e-12, "n {n} c {c} k {k}: {got}");
+                }
+            }
+        }
+        assert_eq!(pass_at_k(5, 4, 2), Some(1.0), "n − c = 1 < k = 2: every pair holds a pass");
+        assert_eq!(pass_at_k(5, 0, 3), Some(0.0));
+        assert_eq!(pass_at_k(5, 2, 6), None);
+        assert_eq!(pass_at_k(5, 2, 0), None);
+        // pass@1 is the pass rate; pass^1 too.
+        assert!((pass_at_k(7, 3, 1).unwrap() - 3.0 / 7.0).abs() < 1e-15);
+        assert!((pass_hat_k(7, 3, 1).unwrap() - 3.0 / 7.0).abs() < 1e-15);
+        assert_eq!(pass_hat_k(5, 2, 3), Some(0.0));
+        assert_eq!(pass_hat_k(5, 5, 5), Some(1.0));
+    }
+
+    #[test]
+    fn the_table_grows_with_k_and_its_intervals_hold_the_estimate() {
+        let tasks: Vec<TaskCounts> =
+            [0, 0, 1, 2, 5, 5, 3, 0, 1, 4, 0, 2].iter().map(|&c| TaskCounts { runs: 5, passes: c }).collect();
+        let table = pass_k_table(&tasks, 7);
+        assert_eq!(table.len(), 5);
+        for w in table.windows(2) {
+            assert!(w[1].pass_at_k >= w[0].pass_at_k && w[1].pass_hat_k <= w[0].pass_hat_k);
+        }
+        assert!((table[0].pass_at_k - 23.0 / 60.0).abs() < 1e-12);
+        for row in &table {
+            let [lo, hi] = row.pass_at_k_ci.unwrap();
+            assert!(lo <= row.pass_at_k && row.pass_at_k <= hi, "{row:?}");
+        }
+        // Same seed, same intervals.
+        assert_eq!(pass_k_table(&tasks, 7), table);
+    }
+
+    /// Tasks whose difficulty varies (beta over tasks), 12 tasks × 5 runs:
+    /// how often the interval of pass@1 holds the true mean pass probability,
+    /// against Wilson's on the pooled runs. `cargo test -p loopvel-analysis
+    /// --release passk -- --ignored --nocapture` runs 1,000 repetitions.
+    fn coverage(reps: u64) -> (f64, f64) {
+        let (mean, concentration) = (0.3, 1.5);
+        let (a, b) = (mean * concentration, (1.0 - mean) * concentration);
+        let beta = rand_distr::Beta::new(a, b).unwrap();
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(2026);
+        let (mut ours, mut wilson) = (0u64, 0u64);
+        for rep in 0..reps {
+            let tasks: Vec<TaskCounts> = (0..12)
+                .map(|_| {
+                    let p: f64 = rand_distr::Distribution::sample(&beta, &mut rng);
+                    TaskCounts { runs: 5, passes: (0..5).filter(|_| rng.random::<f64>() < p).count() as u64 }
+                })
+                .collect();
+            let table = pass_k_table(&tasks, rep);
+            if let Some([lo, hi]) = table.first().and_then(|r| r.pass_at_k_ci) {
+                ours += u64::from(lo <= mean && mean <= hi);
+            }
+            let passes: u64 = tasks.iter().map(|t| t.passes).sum();
+            if let Some((lo, hi)) = crate::interval::wilson(passes, 60) {
+                wilson += u64::from(lo <= mean && mean <= hi);
+            }
+        }
+        (ours as f64 / reps as f64, wilson as f64 / reps as f64)
+    }
+
+    #[test]
+    fn task_aware_intervals_cover_the_truth_where_wilson_does_not() {
+        let (ours, wilson) = coverage(200);
+        eprintln!("coverage of the true mean over 200 repetitions: task-aware {ours:.3}, Wilson {wilson:.3}");
+        assert!(ours >= 0.90, "task-aware coverage {ours}");
+        assert!(ours > wilson, "task-aware {ours} against Wilson {wilson}");
+    }
+
+    #[test]
+    #[ignore = "1,000 repetitions: run with --release -- --ignored --nocapture"]
+    fn task_aware_intervals_cover_the_truth_1000_repetitions() {
+        let (ours, wilson) = coverage(1000);
+        println!("coverage of the true mean over 1,000 repetitions: task-aware {ours:.3}, Wilson {wilson:.3}");
+        assert!(ours >= 0.93, "task-aware coverage {ours}");
+    }
+}
