@@ -508,6 +508,11 @@ pub struct ReportArgs {
     /// with intervals (where a model wins, and where not).
     #[arg(long)]
     pub by_task: bool,
+    /// Two models side by side on the tasks both ran: per task the difference
+    /// in pass rate and time to pass, overall paired task-aware intervals,
+    /// and an exact sign test over tasks.
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    pub compare: Option<Vec<String>>,
     /// Which plans of the database to read.
     #[command(flatten)]
     pub plans: PlanArgs,

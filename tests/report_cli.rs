@@ -336,3 +336,26 @@ fn predict_answers_the_three_questions_and_what_ifs_move_them() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("nobody"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn two_models_compare_on_the_tasks_both_ran_with_pass_at_k_beside() {
+    let experiment = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/experiment.db");
+    let db = experiment.to_str().unwrap();
+    let o = loopvel(&["report", "--db", db, "--json", "--compare", "qwen-1.5b", "qwen-0.5b"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = &v["compare"];
+    assert_eq!((c["a_more"].as_u64(), c["b_more"].as_u64(), c["tied"].as_u64()), (Some(4), Some(1), Some(7)), "{c}");
+    assert!((c["sign_test_p"].as_f64().unwrap() - 0.375).abs() < 1e-12);
+    assert!((c["pass_rate_diff"].as_f64().unwrap() - 0.1).abs() < 1e-12);
+    let [lo, hi] = [c["pass_rate_diff_ci"][0].as_f64().unwrap(), c["pass_rate_diff_ci"][1].as_f64().unwrap()];
+    assert!(lo < 0.1 && 0.1 < hi, "{lo}–{hi}");
+    // pass@k of qwen-0.5b: 3 of 12 tasks ever passed in 5 runs, so pass@5 = 25%.
+    let pk = &v["models"]["qwen-0.5b"]["pass_k"];
+    assert_eq!(pk.as_array().unwrap().len(), 5);
+    assert!((pk[4]["pass_at_k"].as_f64().unwrap() - 0.25).abs() < 1e-12, "{pk}");
+    // A name with no runs is named, with the models there are.
+    let o = loopvel(&["report", "--db", db, "--compare", "qwen-1.5b", "gpt-9"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("no runs of gpt-9") && text(&o.stderr).contains("qwen-0.5b"));
+}

@@ -81,6 +81,8 @@ pub struct Report {
     pub by_task: Option<Vec<TaskRow>>,
     /// Runs per sandbox level their tests ran at (`None`: not recorded).
     pub sandbox: Vec<(Option<String>, usize)>,
+    /// Two models side by side, with `--compare A B`.
+    pub compare: Option<loopvel_analysis::compare::Comparison>,
 }
 
 impl Report {
@@ -96,6 +98,7 @@ impl Report {
             splits: check_splits.unwrap_or(0),
             by_task: None,
             sandbox: Vec::new(),
+            compare: None,
         }
     }
 
@@ -138,6 +141,23 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<(), CliError> {
     }
     if args.by_task {
         report.by_task = Some(summary::by_task(&runs));
+    }
+    if let Some([a, b]) = args.compare.as_deref() {
+        let names = loopvel_analysis::trace::model_names(&runs);
+        for m in [a, b] {
+            if !names.contains(&m.as_str()) {
+                return Err(CliError::Usage(format!(
+                    "--compare {a} {b}: no runs of {m} in {}; models: {}",
+                    crate::commands::shown(&args.db),
+                    names.join(", ")
+                )));
+            }
+        }
+        let seed = summary::seed_of(&format!("{a}\u{1f}{b}"), 51);
+        report.compare = Some(
+            loopvel_analysis::compare::compare(&runs, a, b, seed)
+                .ok_or_else(|| CliError::Usage(format!("--compare {a} {b}: the two models ran no task in common")))?,
+        );
     }
     if let Some(path) = &args.html {
         let html = render::report::html(&report).map_err(CliError::Usage)?;

@@ -244,10 +244,66 @@ fn grids(report: &Report) -> Vec<Grid> {
     if let Some(rows) = &report.by_task {
         g.push(by_task_grid(rows));
     }
+    if let Some(c) = &report.compare {
+        g.push(compare_grid(c));
+    }
     if let Some(c) = &report.check {
         g.push(check_grid(c));
     }
     g
+}
+
+/// Two models side by side: per task, then overall with paired task-aware intervals.
+pub fn compare_grid(c: &loopvel_analysis::compare::Comparison) -> Grid {
+    let signed = |x: f64, f: fn(f64) -> String| if x > 0.0 { format!("+{}", f(x)) } else { f(x) };
+    let points = |x: f64| format!("{:.1} points", x * 100.0);
+    let mut rows: Vec<Vec<String>> = c
+        .tasks
+        .iter()
+        .map(|t| {
+            vec![
+                t.task.clone(),
+                format!("{}/{}", t.a[0], t.a[1]),
+                format!("{}/{}", t.b[0], t.b[1]),
+                signed(t.pass_rate_diff, points),
+                t.time_to_pass_diff_s.map_or("n/a".into(), |d| signed(d, seconds)),
+            ]
+        })
+        .collect();
+    let ci = |ci: Option<[f64; 2]>, f: fn(f64) -> String| {
+        ci.map_or(String::new(), |[lo, hi]| format!(" ({} to {})", f(lo), f(hi)))
+    };
+    rows.push(vec![
+        "all tasks (mean, 95%)".into(),
+        String::new(),
+        String::new(),
+        format!("{}{}", signed(c.pass_rate_diff, points), ci(c.pass_rate_diff_ci, points)),
+        c.time_to_pass_diff_s
+            .map_or("n/a".into(), |d| format!("{}{}", signed(d, seconds), ci(c.time_to_pass_diff_ci, seconds))),
+    ]);
+    Grid {
+        title: format!(
+            "{a} against {b} on the {n} tasks both ran: {a} passes more often on {} tasks, {b} on {}, tied on {} \
+             (exact sign test p = {:.3}); pass rate and time to pass differences are {a} − {b}, intervals paired \
+             (tasks resampled, then runs)",
+            c.a_more,
+            c.b_more,
+            c.tied,
+            c.sign_test_p,
+            a = c.a,
+            b = c.b,
+            n = c.tasks.len()
+        ),
+        header: vec![
+            "task".into(),
+            format!("{} passed", c.a),
+            format!("{} passed", c.b),
+            "pass rate difference".into(),
+            "time to pass difference".into(),
+        ],
+        rows,
+        secondary: Vec::new(),
+    }
 }
 
 /// Per task: each model's passes (Wilson 95%) and mean time to pass (bootstrap 95%).
@@ -438,6 +494,9 @@ pub fn json(report: &Report) -> Value {
     });
     if let Some(c) = &report.check {
         root["check"] = json!({ "splits": report.splits, "models": c });
+    }
+    if let Some(c) = &report.compare {
+        root["compare"] = serde_json::to_value(c).unwrap_or(Value::Null);
     }
     if let Some(rows) = &report.by_task {
         root["by_task"] = serde_json::to_value(rows).unwrap_or(Value::Null);

@@ -12,6 +12,7 @@
 //! - [`predict`]: fitted parameters, with their uncertainty, through the simulator.
 
 pub mod check;
+pub mod compare;
 pub mod interval;
 pub mod km;
 pub mod lognormal;
