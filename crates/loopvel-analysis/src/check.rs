@@ -7,6 +7,12 @@
 //! means the intervals are too narrow for this data (for example, runs that
 //! are not independent).
 //!
+//! The same check split *by task* fits on the runs of half the tasks and
+//! predicts the pass rate of the other half's: the question users ask ("on
+//! tasks like these") rather than "on these tasks again". A random split of
+//! runs keeps every task on both sides and so cannot notice that tasks differ;
+//! the split by task does, and its coverage falls below 95% when they do.
+//!
 //! The prediction intervals are for a second sample, not for the parameter:
 //! pass rate `p̂ ± z·√(p̃(1−p̃)(1/n₁ + 1/n₂))` with the Agresti–Coull `p̃`
 //! (so 0/n and n/n still give a width), mean time to pass
@@ -34,6 +40,10 @@ pub struct Coverage {
     pub time_checked: usize,
     /// Of those, splits where the held-out mean time to pass fell inside.
     pub time_inside: usize,
+    /// Splits of the model's tasks into halves (needs at least 4 tasks).
+    pub task_splits: usize,
+    /// Of those, splits where the held-out tasks' pass rate fell inside the interval.
+    pub task_pass_rate_inside: usize,
 }
 
 /// Hold-out coverage per model over `splits` seeded random halvings.
@@ -44,10 +54,28 @@ pub fn holdout(runs: &[Run], splits: usize, seed: u64) -> Vec<Coverage> {
         .iter()
         .map(|name| {
             let mut mine: Vec<&Run> = runs.iter().filter(|r| r.model == *name).collect();
-            let mut c =
-                Coverage { model: name.to_string(), splits: 0, pass_rate_inside: 0, time_checked: 0, time_inside: 0 };
+            let mut c = Coverage {
+                model: name.to_string(),
+                splits: 0,
+                pass_rate_inside: 0,
+                time_checked: 0,
+                time_inside: 0,
+                task_splits: 0,
+                task_pass_rate_inside: 0,
+            };
             if mine.len() < 4 {
                 return c;
+            }
+            let mut tasks = crate::trace::task_names(mine.iter().copied());
+            if tasks.len() >= 4 {
+                for _ in 0..splits {
+                    tasks.shuffle(&mut rng);
+                    let fit_tasks = &tasks[..tasks.len() / 2];
+                    let (fit, held): (Vec<&Run>, Vec<&Run>) =
+                        mine.iter().partition(|r| fit_tasks.contains(&r.task.as_str()));
+                    c.task_splits += 1;
+                    c.task_pass_rate_inside += usize::from(inside_pass_rate(&fit, &held));
+                }
             }
             for _ in 0..splits {
                 mine.shuffle(&mut rng);

@@ -324,9 +324,18 @@ impl Store {
     pub fn claim_writer(&self) -> Result<WriterClaim, StoreError> {
         use std::os::fd::AsRawFd;
         let Some(path) = &self.file else {
-            let got = self.with(|db| db.query("SELECT pg_try_advisory_lock(?1)", args![PG_WRITER_LOCK]))?;
-            let held = got.rows.first().and_then(|r| r.first()).and_then(Value::int) == Some(1);
-            return if held { Ok(WriterClaim(None)) } else { Err(StoreError::Busy { path: self.path.clone() }) };
+            // A writer that just exited holds the lock until the server ends its
+            // session, a moment after: ask for two seconds before saying busy.
+            for attempt in 0..20 {
+                let got = self.with(|db| db.query("SELECT pg_try_advisory_lock(?1)", args![PG_WRITER_LOCK]))?;
+                if got.rows.first().and_then(|r| r.first()).and_then(Value::int) == Some(1) {
+                    return Ok(WriterClaim(None));
+                }
+                if attempt < 19 {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+            return Err(StoreError::Busy { path: self.path.clone() });
         };
         let file = std::fs::File::open(path).map_err(|source| StoreError::Io { path: self.path.clone(), source })?;
         // SAFETY: flock on a descriptor we own; LOCK_NB never blocks.
@@ -1525,8 +1534,12 @@ mod tests {
         assert!(matches!(b.claim_writer(), Err(StoreError::Busy { .. })));
         drop(claim);
         drop(a);
-        // The lock goes with the connection.
-        assert!(b.claim_writer().is_ok());
+        // The lock goes with the connection (the server ends that session a moment after the client closes it).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while b.claim_writer().is_err() {
+            assert!(std::time::Instant::now() < deadline, "the lock outlived its connection");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     #[test]
