@@ -78,11 +78,11 @@ fn exercism_imports_and_checks_out() {
     let dest = import_and_check(
         "exercism",
         "tests/fixtures/import/exercism",
-        &["exercism_python_leap", "exercism_python_reverse_string", "exercism_rust_reverse_string"],
+        &["python_leap", "python_reverse_string", "rust_reverse_string"],
     );
-    let prompt = std::fs::read_to_string(dest.join("exercism_python_reverse_string/PROMPT.md")).unwrap();
+    let prompt = std::fs::read_to_string(dest.join("python_reverse_string/PROMPT.md")).unwrap();
     assert!(prompt.contains("reverse a given string") && prompt.contains("third-party"), "{prompt}");
-    assert!(!Path::new(&dest.join("exercism_rust_reverse_string/.meta")).exists(), "the example stays out of the task");
+    assert!(!Path::new(&dest.join("rust_reverse_string/.meta")).exists(), "the example stays out of the task");
 }
 
 #[test]

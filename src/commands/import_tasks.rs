@@ -594,7 +594,7 @@ pub fn exercism(src: &Path) -> Result<Imported, CliError> {
             TaskToml { prompt: Prompt::File("PROMPT.md"), edit, show, requires, test, test_timeout_s: timeout, report };
         out.insert(0, ("task.toml".into(), toml.render()));
         imported.tasks.push(Planned {
-            name: format!("exercism_{lang}_{}", safe_name(&slug)),
+            name: format!("{lang}_{}", safe_name(&slug)),
             from: dir.display().to_string(),
             files: out,
         });
