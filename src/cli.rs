@@ -298,6 +298,34 @@ pub enum TasksCommand {
         #[arg(long, value_enum, default_value = "python")]
         lang: LangArg,
     },
+    /// Write task directories from a benchmark's own layout: HumanEval JSONL,
+    /// a QuixBugs checkout, or Exercism exercises (Python, Rust) as in aider's
+    /// polyglot benchmark. Each gets its tests, solution/ and task.toml, so
+    /// `tasks check DEST` passes; an existing task directory is never
+    /// overwritten without --force.
+    Import {
+        /// The source's layout.
+        #[arg(value_enum)]
+        format: ImportFormat,
+        /// The source: a .jsonl file (humaneval), or a checkout's folder.
+        src: PathBuf,
+        /// The folder to write the task directories in.
+        dest: PathBuf,
+        /// Replace task directories that exist in DEST (otherwise nothing is written).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// The layouts `loopvel tasks import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFormat {
+    /// HumanEval: a JSONL file, one problem a line (task_id, prompt, canonical_solution, test, entry_point).
+    Humaneval,
+    /// QuixBugs: python_programs/, correct_python_programs/, json_testcases/ or python_testcases/.
+    Quixbugs,
+    /// Exercism: exercises/practice/NAME/ with .docs/ and .meta/config.json (Python and Rust).
+    Exercism,
 }
 
 /// Options of `loopvel calc`.

@@ -4,6 +4,7 @@ pub mod calc;
 pub mod db;
 pub mod demo;
 pub mod export;
+pub mod import_tasks;
 pub mod init;
 pub mod local;
 pub mod plans;

@@ -20,6 +20,7 @@ pub fn run(command: &TasksCommand, out: &mut impl Write) -> Result<(), CliError>
             check(dir, &sandbox, out)
         }
         TasksCommand::New { name, dir, lang } => super::init::new_task(name, dir, *lang, out),
+        TasksCommand::Import { format, src, dest, force } => super::import_tasks::run(*format, src, dest, *force, out),
     }
 }
 
