@@ -354,6 +354,14 @@ fn two_models_compare_on_the_tasks_both_ran_with_pass_at_k_beside() {
     let pk = &v["models"]["qwen-0.5b"]["pass_k"];
     assert_eq!(pk.as_array().unwrap().len(), 5);
     assert!((pk[4]["pass_at_k"].as_f64().unwrap() - 0.25).abs() < 1e-12, "{pk}");
+    // pass@k within a wall-clock budget: rising with the budget, plain pass@k at the largest.
+    let within = &v["pass_k_within"];
+    let budgets = within["budgets_s"].as_array().unwrap();
+    assert_eq!(budgets.len(), 4, "{within}");
+    let k5 = &within["models"]["qwen-1.5b"][4]["pass_at_k"];
+    let values: Vec<f64> = k5.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
+    assert!((values[3] - v["models"]["qwen-1.5b"]["pass_k"][4]["pass_at_k"].as_f64().unwrap()).abs() < 1e-12);
     // A name with no runs is named, with the models there are.
     let o = loopvel(&["report", "--db", db, "--compare", "qwen-1.5b", "gpt-9"]);
     assert_eq!(o.status.code(), Some(2));

@@ -120,6 +120,48 @@ pub fn pass_k_grid(models: &[ModelSummary]) -> Grid {
     }
 }
 
+/// The wall-clock budgets the table of pass@k within a budget shows: the
+/// quartiles and the largest of every passing run's time to pass (all models
+/// pooled, so the columns are the same for every model). Empty without passes.
+pub fn budgets_s(models: &[ModelSummary]) -> Vec<f64> {
+    let times: Vec<f64> = models.iter().flat_map(|m| m.task_times.iter().flatten().flatten().copied()).collect();
+    let mut b: Vec<f64> =
+        [0.25, 0.5, 0.75, 1.0].iter().filter_map(|&q| loopvel_analysis::interval::quantile(&times, q)).collect();
+    b.dedup();
+    b
+}
+
+/// pass@k within a wall-clock budget T: k loops started together, any green by T.
+pub fn pass_k_within_grid(models: &[ModelSummary]) -> Option<Grid> {
+    let budgets = budgets_s(models);
+    if budgets.is_empty() {
+        return None;
+    }
+    let mut header = vec!["model".to_string(), "k".to_string()];
+    header.extend(budgets.iter().map(|b| format!("by {}", seconds(*b))));
+    let rows = models
+        .iter()
+        .flat_map(|m| {
+            let budgets = budgets.clone();
+            m.pass_k.iter().map(move |p| {
+                let mut row = vec![m.model.clone(), p.k.to_string()];
+                row.extend(budgets.iter().map(|&t| {
+                    loopvel_analysis::passk::pass_at_k_within(&m.task_times, p.k, t).map_or("n/a".into(), percent)
+                }));
+                row
+            })
+        })
+        .collect();
+    Some(Grid {
+        title: "pass@k within a wall-clock budget: k loops started together on a task, any green by then (mean \
+                over tasks; budgets are the quartiles and the largest of all passing runs' times)"
+            .into(),
+        header,
+        rows,
+        secondary: Vec::new(),
+    })
+}
+
 /// Where a turn's time goes.
 pub fn time_grid(models: &[ModelSummary]) -> Grid {
     Grid {
@@ -243,13 +285,9 @@ pub fn check_grid(check: &[loopvel_analysis::check::Coverage]) -> Grid {
 }
 
 fn grids(report: &Report) -> Vec<Grid> {
-    let mut g = vec![
-        passing_grid(&report.models),
-        pass_k_grid(&report.models),
-        time_grid(&report.models),
-        fit_grid(&report.models),
-        hazard_grid(&report.models),
-    ];
+    let mut g = vec![passing_grid(&report.models), pass_k_grid(&report.models)];
+    g.extend(pass_k_within_grid(&report.models));
+    g.extend([time_grid(&report.models), fit_grid(&report.models), hazard_grid(&report.models)]);
     if let Some(rows) = &report.by_task {
         g.push(by_task_grid(rows));
     }
@@ -507,6 +545,30 @@ pub fn json(report: &Report) -> Value {
     if let Some(c) = &report.compare {
         root["compare"] = serde_json::to_value(c).unwrap_or(Value::Null);
     }
+    // pass@k within a wall-clock budget, at each budget the table shows.
+    let budgets = budgets_s(&report.models);
+    let within: serde_json::Map<String, Value> = report
+        .models
+        .iter()
+        .map(|m| {
+            let rows: Vec<Value> = m
+                .pass_k
+                .iter()
+                .map(|p| {
+                    let values: Vec<Value> = budgets
+                        .iter()
+                        .map(|&t| {
+                            loopvel_analysis::passk::pass_at_k_within(&m.task_times, p.k, t)
+                                .map_or(Value::Null, Value::from)
+                        })
+                        .collect();
+                    serde_json::json!({ "k": p.k, "pass_at_k": values })
+                })
+                .collect();
+            (m.model.clone(), Value::from(rows))
+        })
+        .collect();
+    root["pass_k_within"] = serde_json::json!({ "budgets_s": budgets, "models": within });
     if let Some(rows) = &report.by_task {
         root["by_task"] = serde_json::to_value(rows).unwrap_or(Value::Null);
     }

@@ -116,6 +116,32 @@ pub fn pass_k_table(tasks: &[TaskCounts], seed: u64) -> Vec<PassK> {
         .collect()
 }
 
+/// pass@k within a wall-clock budget: k loops of the model started together
+/// on a task, the chance that any is green by `budget_s`. From each task's
+/// runs, the number that passed by then (`c_T`) in the same unbiased
+/// estimator, averaged over tasks. `times[t]` holds task t's runs' times to
+/// pass (`None` for a run that did not pass).
+///
+/// ```
+/// use loopvel_analysis::passk::pass_at_k_within;
+/// // One task, 4 runs: green at 10 s and 30 s, two never.
+/// let task = vec![Some(10.0), Some(30.0), None, None];
+/// assert_eq!(pass_at_k_within(&[task.clone()], 1, 5.0), Some(0.0));
+/// assert_eq!(pass_at_k_within(&[task.clone()], 1, 20.0), Some(0.25));
+/// assert!((pass_at_k_within(&[task], 2, 40.0).unwrap() - (1.0 - 1.0 / 6.0)).abs() < 1e-12);
+/// ```
+pub fn pass_at_k_within(times: &[Vec<Option<f64>>], k: u64, budget_s: f64) -> Option<f64> {
+    let values: Vec<f64> = times
+        .iter()
+        .filter_map(|runs| {
+            let n = runs.len() as u64;
+            let c = runs.iter().filter(|t| t.is_some_and(|t| t <= budget_s)).count() as u64;
+            pass_at_k(n, c, k)
+        })
+        .collect();
+    (!values.is_empty() && values.len() == times.len()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +176,25 @@ mod tests {
         assert!((pass_hat_k(7, 3, 1).unwrap() - 3.0 / 7.0).abs() < 1e-15);
         assert_eq!(pass_hat_k(5, 2, 3), Some(0.0));
         assert_eq!(pass_hat_k(5, 5, 5), Some(1.0));
+    }
+
+    #[test]
+    fn within_a_budget_pass_at_k_rises_with_time_to_the_untimed_figure() {
+        let tasks: Vec<Vec<Option<f64>>> =
+            vec![vec![Some(5.0), Some(50.0), None], vec![None, None, None], vec![Some(1.0), Some(2.0), Some(90.0)]];
+        for k in 1..=3 {
+            let mut last = 0.0;
+            for t in [0.0, 1.0, 3.0, 10.0, 60.0, 100.0] {
+                let v = pass_at_k_within(&tasks, k, t).unwrap();
+                assert!(v >= last - 1e-15, "k {k}: not rising at {t} s");
+                last = v;
+            }
+            // Past every time, it is plain pass@k.
+            let untimed =
+                (pass_at_k(3, 2, k).unwrap() + pass_at_k(3, 0, k).unwrap() + pass_at_k(3, 3, k).unwrap()) / 3.0;
+            assert!((last - untimed).abs() < 1e-12);
+        }
+        assert_eq!(pass_at_k_within(&tasks, 4, 10.0), None, "k above the runs per task");
     }
 
     #[test]

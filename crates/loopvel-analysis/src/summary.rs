@@ -155,6 +155,10 @@ pub struct ModelSummary {
     /// pass@k and pass^k for k = 1 … the fewest runs of any task, mean over
     /// tasks, with intervals resampling tasks then runs ([`crate::passk`]).
     pub pass_k: Vec<crate::passk::PassK>,
+    /// Each task's runs' times to pass (`None`: did not pass), for pass@k
+    /// within a wall-clock budget ([`crate::passk::pass_at_k_within`]).
+    #[serde(skip)]
+    pub task_times: Vec<Vec<Option<f64>>>,
     /// What a reader should know: too few runs to fit, errors, censoring.
     pub notes: Vec<String>,
 }
@@ -441,6 +445,10 @@ pub fn summarize_model(name: &str, runs: &[&Run]) -> ModelSummary {
         })
         .collect();
     let pass_k = crate::passk::pass_k_table(&per_task, seed(41));
+    let task_times: Vec<Vec<Option<f64>>> = tasks
+        .iter()
+        .map(|task| runs.iter().filter(|r| r.task == *task).map(|r| r.time_to_pass_s.filter(|_| r.passed())).collect())
+        .collect();
     ModelSummary {
         model: name.to_string(),
         tasks: tasks.len(),
@@ -473,6 +481,7 @@ pub fn summarize_model(name: &str, runs: &[&Run]) -> ModelSummary {
         time_split,
         fit,
         pass_k,
+        task_times,
         notes,
     }
 }
