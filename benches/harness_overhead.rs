@@ -7,12 +7,15 @@
 //! Run: `cargo bench --bench harness_overhead` (optional argument: the
 //! concurrency levels, default `1,8,64`).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
+
+#[path = "../tests/support/fake_server.rs"]
+mod fake_server;
 
 use loopvel_harness::run::{play_run, Clock, History, Live, RunJob, RunOptions};
 use loopvel_harness::task::Task;
@@ -26,21 +29,9 @@ const REPLIES: [&str; 3] = [
 ];
 
 fn handle(mut stream: TcpStream, turn: usize) {
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    let mut len = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0u8; len];
-    let _ = reader.read_exact(&mut body);
+    // A client gone mid-request is no reply to answer.
+    let Some((_, text)) = fake_server::try_read_request(&mut stream) else { return };
     // The turn number is the number of assistant messages in the request.
-    let text = String::from_utf8_lossy(&body);
     let k = text.matches("\"role\":\"assistant\"").count().min(2);
     let _ = turn;
     let delta = serde_json::json!({"choices": [{"index": 0, "delta": {"content": REPLIES[k]}}]});

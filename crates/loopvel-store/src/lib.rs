@@ -1366,6 +1366,12 @@ fn first_int(rows: Rows) -> Result<i64, DbError> {
     Ok(rows.rows.first().and_then(|r| r.first()).and_then(Value::int).unwrap_or(0))
 }
 
+// One helper for a fresh PostgreSQL database per test, shared with the
+// end-to-end tests (skips where no server runs, fails under LOOPVEL_REQUIRE_POSTGRES).
+#[cfg(test)]
+#[path = "../../../tests/support/pg.rs"]
+mod test_pg;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1467,51 +1473,11 @@ mod tests {
         assert_eq!(s.read_runs().unwrap().len(), 1, "nothing recorded is lost by the migration");
     }
 
-    /// A fresh PostgreSQL database on the machine's server
-    /// (`LOOPVEL_TEST_POSTGRES`, default `postgres://root@127.0.0.1:5432/postgres`),
-    /// dropped with the guard. No server: said and skipped, unless
-    /// `LOOPVEL_REQUIRE_POSTGRES` is set (`.ci/run` sets it), then a failure.
-    pub(crate) struct FreshPg {
-        pub(crate) url: String,
-        admin: String,
-        name: String,
-    }
-
-    impl FreshPg {
-        pub(crate) fn new() -> Option<FreshPg> {
-            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-            let admin = std::env::var("LOOPVEL_TEST_POSTGRES")
-                .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/postgres".into());
-            let name =
-                format!("loopvel_store_{}_{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
-            let mut c = match postgres::Client::connect(&admin, postgres::NoTls) {
-                Ok(c) => c,
-                Err(e) if std::env::var_os("LOOPVEL_REQUIRE_POSTGRES").is_some() => {
-                    panic!("PostgreSQL at {admin} is required (LOOPVEL_REQUIRE_POSTGRES is set): {e}")
-                }
-                Err(e) => {
-                    eprintln!("SKIPPED: no PostgreSQL at {admin} ({e}); set LOOPVEL_TEST_POSTGRES to run this test");
-                    return None;
-                }
-            };
-            c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap();
-            c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-            let (base, _) = admin.rsplit_once('/').unwrap();
-            Some(FreshPg { url: format!("{base}/{name}"), admin, name })
-        }
-    }
-
-    impl Drop for FreshPg {
-        fn drop(&mut self) {
-            if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-            }
-        }
-    }
+    use crate::test_pg::FreshPg;
 
     #[test]
     fn a_turn_and_a_run_read_back_as_they_were_written_in_postgres_too() {
-        let Some(pg) = FreshPg::new() else { return };
+        let Some(pg) = FreshPg::new("store_readback") else { return };
         read_back(&Store::open(Path::new(&pg.url)).unwrap());
         // A second open finds the schema made; a report opens it as it is.
         let again = Store::open_existing(Path::new(&pg.url)).unwrap();
@@ -1521,13 +1487,13 @@ mod tests {
 
     #[test]
     fn a_killed_run_is_cleared_and_played_again_in_postgres_too() {
-        let Some(pg) = FreshPg::new() else { return };
+        let Some(pg) = FreshPg::new("store_killed") else { return };
         killed_run(|| Store::open(Path::new(&pg.url)).unwrap());
     }
 
     #[test]
     fn one_writer_at_a_time_on_postgres_too() {
-        let Some(pg) = FreshPg::new() else { return };
+        let Some(pg) = FreshPg::new("store_writer") else { return };
         let a = Store::open(Path::new(&pg.url)).unwrap();
         let b = Store::open(Path::new(&pg.url)).unwrap();
         let claim = a.claim_writer().unwrap();
@@ -1544,7 +1510,7 @@ mod tests {
 
     #[test]
     fn a_database_without_loopvel_in_it_is_named_not_made_by_a_report() {
-        let Some(pg) = FreshPg::new() else { return };
+        let Some(pg) = FreshPg::new("store_missing") else { return };
         assert!(matches!(Store::open_existing(Path::new(&pg.url)), Err(StoreError::NotLoopvel { .. })));
         let nowhere = "postgres://root:hunter2@127.0.0.1:9/nothing";
         let err = Store::open_existing(Path::new(nowhere)).unwrap_err().to_string();
@@ -1555,7 +1521,7 @@ mod tests {
     fn the_queue_hands_each_run_to_one_worker_and_takes_back_what_a_dead_one_held() {
         let dir = tempfile::tempdir().unwrap();
         queue(&Store::open(&dir.path().join("q.db")).unwrap());
-        let Some(pg) = FreshPg::new() else { return };
+        let Some(pg) = FreshPg::new("store_queue") else { return };
         queue(&Store::open(Path::new(&pg.url)).unwrap());
     }
 
@@ -1564,7 +1530,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.db");
         stolen_lease(|w| Store::open(&path).unwrap().write_as_worker(w));
-        let Some(pg) = FreshPg::new() else { return };
+        let Some(pg) = FreshPg::new("store_lease") else { return };
         stolen_lease(|w| Store::open(Path::new(&pg.url)).unwrap().write_as_worker(w));
     }
 
