@@ -111,6 +111,9 @@ fn main() {
             rps: None,
             max_attempts: 3,
             read_timeout_s: 30.0,
+            usd_per_mtok_cached_in: None,
+            usd_per_mtok_cache_write: None,
+            cache: false,
         };
         let options = RunOptions {
             max_turns: 5,

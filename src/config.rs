@@ -26,6 +26,10 @@ struct ModelToml {
     usd_per_mtok_in: f64,
     #[serde(default)]
     usd_per_mtok_out: f64,
+    usd_per_mtok_cached_in: Option<f64>,
+    usd_per_mtok_cache_write: Option<f64>,
+    #[serde(default)]
+    cache: bool,
     temperature: Option<f64>,
     max_tokens: Option<u32>,
     extra: Option<toml::Table>,
@@ -66,6 +70,9 @@ fn defaults(name: String, api: Api, base_url: String, model: String) -> ModelCon
         rps: None,
         max_attempts: 5,
         read_timeout_s: 300.0,
+        usd_per_mtok_cached_in: None,
+        usd_per_mtok_cache_write: None,
+        cache: false,
     }
 }
 
@@ -230,6 +237,15 @@ pub fn resolve_models(given_config: Option<&Path>, specs: &[String]) -> Result<V
         }
         cfg.usd_per_mtok_in = m.usd_per_mtok_in;
         cfg.usd_per_mtok_out = m.usd_per_mtok_out;
+        cfg.usd_per_mtok_cached_in = m.usd_per_mtok_cached_in;
+        cfg.usd_per_mtok_cache_write = m.usd_per_mtok_cache_write;
+        if m.cache && api != Api::Anthropic {
+            return Err(CliError::Usage(format!(
+                "{file}: models.{spec}.cache = true marks cache breakpoints for api = \"anthropic\"; OpenAI-compatible \
+                 servers cache a repeated prompt prefix on their own: leave cache out"
+            )));
+        }
+        cfg.cache = m.cache;
         cfg.temperature = m.temperature;
         cfg.max_tokens = m.max_tokens.unwrap_or(4096);
         if let Some(extra) = m.extra {
@@ -256,7 +272,13 @@ fn check_bounds(m: &ModelToml, file: &str, spec: &str) -> Result<(), CliError> {
         Err(CliError::Usage(format!("{file}: models.{spec}.{field} = {value}: give {want}")))
     };
     let finite_in = |x: f64, lo: f64, hi: f64| x.is_finite() && (lo..=hi).contains(&x);
-    for (field, v) in [("usd_per_mtok_in", m.usd_per_mtok_in), ("usd_per_mtok_out", m.usd_per_mtok_out)] {
+    let prices = [
+        ("usd_per_mtok_in", Some(m.usd_per_mtok_in)),
+        ("usd_per_mtok_out", Some(m.usd_per_mtok_out)),
+        ("usd_per_mtok_cached_in", m.usd_per_mtok_cached_in),
+        ("usd_per_mtok_cache_write", m.usd_per_mtok_cache_write),
+    ];
+    for (field, v) in prices.into_iter().filter_map(|(f, v)| Some((f, v?))) {
         if !finite_in(v, 0.0, 1e6) {
             return bad(field, format!("{v:?}"), "US dollars per million tokens, 0 to 1,000,000");
         }
@@ -310,6 +332,8 @@ mod tests {
             ("max_concurrent = 0", "models.m.max_concurrent = 0"),
             ("usd_per_mtok_in = -0.5", "models.m.usd_per_mtok_in = -0.5"),
             ("usd_per_mtok_out = nan", "models.m.usd_per_mtok_out = NaN"),
+            ("usd_per_mtok_cached_in = -1", "models.m.usd_per_mtok_cached_in = -1.0"),
+            ("usd_per_mtok_cache_write = inf", "models.m.usd_per_mtok_cache_write = inf"),
             ("temperature = 7", "models.m.temperature = 7.0"),
             ("max_tokens = 0", "models.m.max_tokens = 0"),
             ("base_url = \"not a url\"", "models.m.base_url = \"not a url\""),
@@ -363,5 +387,22 @@ mod tests {
         let r = shorthand("replay:dir#1/x.db#fake").unwrap().unwrap();
         assert_eq!((r.model.as_str(), r.base_url.as_str()), ("fake", "replay:dir#1/x.db"));
         assert!(shorthand("my-model").unwrap().is_none());
+    }
+
+    #[test]
+    fn cache_prices_are_read_and_cache_is_only_for_anthropic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loopvel.toml");
+        std::fs::write(
+            &path,
+            "[models.a]\napi = \"anthropic\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"x\"\nusd_per_mtok_in = 3.0\n\
+             usd_per_mtok_cached_in = 0.3\nusd_per_mtok_cache_write = 3.75\ncache = true\n\
+             [models.o]\napi = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"x\"\ncache = true\n",
+        )
+        .unwrap();
+        let a = resolve_models(Some(&path), &["a".to_string()]).unwrap().remove(0);
+        assert_eq!((a.usd_per_mtok_cached_in, a.usd_per_mtok_cache_write, a.cache), (Some(0.3), Some(3.75), true));
+        let e = resolve_models(Some(&path), &["o".to_string()]).unwrap_err().to_string();
+        assert!(e.contains("models.o.cache") && e.contains("anthropic") && e.contains("loopvel.toml"), "{e}");
     }
 }

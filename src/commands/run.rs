@@ -25,7 +25,16 @@ fn replay_index(db: &std::path::Path, model: &str) -> Result<ReplayIndex, CliErr
     for r in store.read_runs()?.into_iter().filter(|r| r.model == model) {
         for (c, t) in store.run_calls(r.run_id)?.into_iter().zip(&r.turns) {
             if let Ok(completion) = serde_json::from_str(&c.detail_json) {
-                index.insert(&r.task, model, Recording { request_json: c.request_json, completion, usd: t.usd });
+                index.insert(
+                    &r.task,
+                    model,
+                    Recording {
+                        request_json: c.request_json,
+                        completion,
+                        usd: t.usd,
+                        usd_uncached: t.usd_uncached.unwrap_or(t.usd),
+                    },
+                );
             }
         }
     }

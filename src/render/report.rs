@@ -61,12 +61,16 @@ fn share(x: f64) -> String {
 /// The main table: the talk's columns with intervals.
 pub fn passing_grid(models: &[ModelSummary]) -> Grid {
     Grid {
-        title: "Passing (95% intervals: Wilson for rates, bootstrap for times)".into(),
+        title: "Passing (95% intervals resample tasks, then runs within them: runs of one task are not \
+                independent, and the question is how a model does on tasks like these; --wide adds Wilson's \
+                over runs, too narrow when tasks differ)"
+            .into(),
         header: [
             "model",
             "runs",
             "passed",
             "pass rate",
+            "pass rate (Wilson over runs)",
             "one-shot rate",
             "median turns",
             "mean time to pass",
@@ -83,6 +87,7 @@ pub fn passing_grid(models: &[ModelSummary]) -> Grid {
                     m.runs.to_string(),
                     m.passes.to_string(),
                     with_ci(Some(m.pass_rate), m.pass_rate_ci, percent),
+                    interval(m.pass_rate_ci_wilson, percent).trim().trim_matches(['(', ')']).to_string(),
                     with_ci(Some(m.one_shot_rate), m.one_shot_rate_ci, percent),
                     m.median_turns.map_or("n/a".into(), turns),
                     with_ci(m.mean_time_to_pass_s, m.mean_time_to_pass_ci, seconds),
@@ -92,7 +97,7 @@ pub fn passing_grid(models: &[ModelSummary]) -> Grid {
             })
             .collect(),
         // Narrow: the rate with its interval, turns, time; counts are in the title line.
-        secondary: vec![1, 2, 4, 7],
+        secondary: vec![1, 2, 4, 5, 8],
     }
 }
 
@@ -165,7 +170,7 @@ pub fn pass_k_within_grid(models: &[ModelSummary]) -> Option<Grid> {
 /// Where a turn's time goes.
 pub fn time_grid(models: &[ModelSummary]) -> Grid {
     Grid {
-        title: "Where the time goes (mean per turn, 95% bootstrap intervals)".into(),
+        title: "Where the time goes (mean per turn, 95% intervals resampling tasks, then runs)".into(),
         header: ["model", "model call", "tests", "harness overhead", "retry wait", "tests' share", "bound by"]
             .map(String::from)
             .to_vec(),
@@ -186,6 +191,59 @@ pub fn time_grid(models: &[ModelSummary]) -> Grid {
             .collect(),
         secondary: vec![3, 4],
     }
+}
+
+/// Prompt caching per model, where a server reported it: the share of input
+/// read from the cache and the spend with and without it. `None` when no
+/// model's server reported a cached count.
+pub fn cache_grid(models: &[ModelSummary]) -> Option<Grid> {
+    if models.iter().all(|m| m.cache.is_none()) {
+        return None;
+    }
+    Some(Grid {
+        title: "Prompt cache (input tokens the server read from its cache, as it reported them; cost as billed \
+                with cached tokens at the cached price, and as it would be with every input token at the \
+                uncached price; cached share's 95% interval resamples tasks, then runs)"
+            .into(),
+        header: [
+            "model",
+            "input",
+            "cached share",
+            "cache writes",
+            "cost",
+            "cost without cache",
+            "saved",
+            "turns reporting",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: models
+            .iter()
+            .map(|m| match &m.cache {
+                None => vec![
+                    m.model.clone(),
+                    "not reported".into(),
+                    "n/a".into(),
+                    "n/a".into(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    "0".into(),
+                ],
+                Some(c) => vec![
+                    m.model.clone(),
+                    tokens(c.input_tokens as f64),
+                    est(Some(c.cached_share), percent),
+                    tokens(c.cache_write_tokens as f64),
+                    usd(c.usd),
+                    usd(c.usd_uncached),
+                    if c.usd_uncached > 0.0 { percent(1.0 - c.usd / c.usd_uncached) } else { "n/a".into() },
+                    format!("{} of {}", c.turns_reporting, c.turns),
+                ],
+            })
+            .collect(),
+        secondary: vec![3, 7],
+    })
 }
 
 /// Fitted parameters, one column per model.
@@ -209,7 +267,7 @@ pub fn fit_grid(models: &[ModelSummary]) -> Grid {
     let mut header = vec!["parameter".to_string()];
     header.extend(models.iter().map(|m| m.model.clone()));
     Grid {
-        title: "Fitted loop parameters (95% intervals: profile likelihood for p_first/p_retry/ceiling, bootstrap for r/first_score, lognormal for TTFT and speed)".into(),
+        title: "Fitted loop parameters (95% intervals: profile likelihood for p_first/p_retry/ceiling and lognormal for TTFT and speed, both treating runs and turns as independent; tasks then runs resampled for r, first_score, tokens and costs)".into(),
         header,
         rows: rows
             .iter()
@@ -287,7 +345,9 @@ pub fn check_grid(check: &[loopvel_analysis::check::Coverage]) -> Grid {
 fn grids(report: &Report) -> Vec<Grid> {
     let mut g = vec![passing_grid(&report.models), pass_k_grid(&report.models)];
     g.extend(pass_k_within_grid(&report.models));
-    g.extend([time_grid(&report.models), fit_grid(&report.models), hazard_grid(&report.models)]);
+    g.push(time_grid(&report.models));
+    g.extend(cache_grid(&report.models));
+    g.extend([fit_grid(&report.models), hazard_grid(&report.models)]);
     if let Some(rows) = &report.by_task {
         g.push(by_task_grid(rows));
     }

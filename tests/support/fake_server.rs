@@ -18,6 +18,11 @@ pub enum Step {
     Status { code: u16, retry_after_s: u64 },
     /// Answer with this status and body (a refusal that says why).
     Refuse { code: u16, body: String },
+    /// Stream `pieces` at once with the server's own usage report: for
+    /// OpenAI-compatible servers `usage_event` is the whole last event before
+    /// `[DONE]` (usage, llama.cpp's timings, …); for Anthropic it is the
+    /// `usage` object of `message_start` (input and cache counts).
+    WithUsage { pieces: Vec<String>, usage_event: serde_json::Value },
 }
 
 pub struct FakeServer {
@@ -118,6 +123,27 @@ pub fn respond(mut stream: TcpStream, step: Step, anthropic: bool) {
                         stream,
                         "HTTP/1.1 {code} Slow Down\r\nretry-after: {retry_after_s}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                     );
+                }
+                Step::WithUsage { pieces, usage_event } => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+                    );
+                    if anthropic {
+                        let start = serde_json::json!({"type": "message_start", "message": {"usage": usage_event}});
+                        chunk(&mut stream, &format!("event: message_start\ndata: {start}\n\n"));
+                    }
+                    for p in &pieces {
+                        chunk(&mut stream, &if anthropic { anthropic_event(p) } else { openai_event(p) });
+                    }
+                    if anthropic {
+                        chunk(&mut stream, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":30}}\n\n");
+                        chunk(&mut stream, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+                    } else {
+                        chunk(&mut stream, &format!("data: {usage_event}\n\n"));
+                        chunk(&mut stream, "data: [DONE]\n\n");
+                    }
+                    chunk(&mut stream, "");
                 }
                 Step::Reply { pieces, first_ms, gap_ms } => {
                     let _ = write!(

@@ -88,6 +88,9 @@ pub fn write(path: &Path, models: &[SynthModel], runs_per_model: u32, max_turns:
                     output_tokens: Some(m.output_tokens),
                     output_tokens_estimated: false,
                     input_tokens: Some(1000),
+                    // Later turns repeat the first's prompt: a server that caches reads it back.
+                    cached_input_tokens: Some(if turn > 1 { 800 } else { 0 }),
+                    cache_write_tokens: None,
                     tokens_per_s: Some(speed),
                     retry_wait_s: 0.0,
                     edits_applied: 1,
@@ -101,6 +104,7 @@ pub fn write(path: &Path, models: &[SynthModel], runs_per_model: u32, max_turns:
                     overhead_s: overhead,
                     wall_s: turn_wall,
                     usd: m.usd_per_turn,
+                    usd_uncached: Some(if turn > 1 { m.usd_per_turn * 1.5 } else { m.usd_per_turn }),
                 };
                 let call =
                     CallRecord { request_json: "{}".into(), reply_text: String::new(), detail_json: "{}".into() };

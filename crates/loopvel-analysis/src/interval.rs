@@ -115,6 +115,65 @@ pub fn bootstrap_indexed<const K: usize>(
     })
 }
 
+/// The percentile bootstrap of [`bootstrap_indexed`], resampling in two
+/// stages: `groups` (each a list of item indices, e.g. one task's runs) with
+/// replacement, then items within each drawn group with replacement. `stat`
+/// sees the concatenated indices.
+///
+/// This is the interval for questions about groups ("how often will it pass
+/// on tasks like these?"): runs of one task share its difficulty, so
+/// resampling runs alone treats 60 runs of 12 tasks as 60 independent facts
+/// and gives intervals too narrow. With one group it is the plain bootstrap.
+///
+/// ```
+/// use loopvel_analysis::interval::bootstrap_clustered;
+/// // Two tasks: one always passes (1.0), one never does (0.0).
+/// let values = [1.0, 1.0, 1.0, 0.0, 0.0, 0.0];
+/// let groups = vec![vec![0, 1, 2], vec![3, 4, 5]];
+/// let [ci] = bootstrap_clustered(&groups, 1000, 7, |idx| {
+///     [Some(idx.iter().map(|&i| values[i as usize]).sum::<f64>() / idx.len() as f64)]
+/// });
+/// // Resampling runs alone would say 0.17–0.83; which tasks were drawn is the uncertainty.
+/// assert_eq!(ci, Some((0.0, 1.0)));
+/// ```
+pub fn bootstrap_clustered<const K: usize>(
+    groups: &[Vec<u32>],
+    reps: usize,
+    seed: u64,
+    stat: impl Fn(&[u32]) -> [Option<f64>; K] + Sync,
+) -> [Option<(f64, f64)>; K] {
+    use rayon::prelude::*;
+    let groups: Vec<&Vec<u32>> = groups.iter().filter(|g| !g.is_empty()).collect();
+    let total: usize = groups.iter().map(|g| g.len()).sum();
+    if groups.is_empty() || reps == 0 {
+        return [None; K];
+    }
+    let below = |rng: &mut Xoshiro256PlusPlus, n: usize| ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize;
+    let draws: Vec<[Option<f64>; K]> = (0..reps)
+        .into_par_iter()
+        .map_init(
+            || Vec::with_capacity(total * 2),
+            |idx: &mut Vec<u32>, rep| {
+                let mut rng =
+                    Xoshiro256PlusPlus::seed_from_u64(seed ^ (rep as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                idx.clear();
+                for _ in 0..groups.len() {
+                    let g = groups[below(&mut rng, groups.len())];
+                    for _ in 0..g.len() {
+                        idx.push(g[below(&mut rng, g.len())]);
+                    }
+                }
+                stat(idx)
+            },
+        )
+        .collect();
+    std::array::from_fn(|k| {
+        let mut values: Vec<f64> = draws.iter().filter_map(|d| d[k]).filter(|v| v.is_finite()).collect();
+        values.sort_by(f64::total_cmp);
+        Some((quantile_sorted(&values, 0.025)?, quantile_sorted(&values, 0.975)?))
+    })
+}
+
 /// The type-7 `level` quantile of `values`, reordering them (linear time, no full sort).
 pub fn quantile_select(values: &mut [f64], level: f64) -> Option<f64> {
     if values.is_empty() {
@@ -160,6 +219,24 @@ mod tests {
         assert!(a.0 < m && m < a.1, "{a:?} around {m}");
         let c = bootstrap(&xs, 500, 8, mean).unwrap();
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn the_clustered_bootstrap_is_wider_than_the_plain_one_when_groups_differ() {
+        // 12 groups of 5: half always 1, half always 0 (tasks that differ, runs that agree).
+        let values: Vec<f64> = (0..60).map(|i| if (i / 5) % 2 == 0 { 1.0 } else { 0.0 }).collect();
+        let groups: Vec<Vec<u32>> = (0..12).map(|g| (g * 5..g * 5 + 5).collect()).collect();
+        let m = |idx: &[u32]| [mean(&idx.iter().map(|&i| values[i as usize]).collect::<Vec<_>>())];
+        let [clustered] = bootstrap_clustered(&groups, 2000, 3, m);
+        let [plain] = bootstrap_indexed(60, 2000, 3, m);
+        let (c, p) = (clustered.unwrap(), plain.unwrap());
+        assert!(c.1 - c.0 > 1.5 * (p.1 - p.0), "clustered {c:?} against plain {p:?}");
+        // One group is the plain bootstrap over its items (same spread, up to noise).
+        let one = vec![(0..60).collect::<Vec<u32>>()];
+        let [single] = bootstrap_clustered(&one, 2000, 3, m);
+        let s = single.unwrap();
+        assert!(((s.1 - s.0) - (p.1 - p.0)).abs() < 0.05, "{s:?} against {p:?}");
+        assert_eq!(bootstrap_clustered(&[], 10, 1, m), [None]);
     }
 
     #[test]

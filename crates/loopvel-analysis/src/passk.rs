@@ -102,6 +102,18 @@ pub fn pass_k_table(tasks: &[TaskCounts], seed: u64) -> Vec<PassK> {
         v.sort_by(f64::total_cmp);
         Some([quantile_sorted(&v, 0.025)?, quantile_sorted(&v, 0.975)?])
     };
+    // No task passed ever, or every run of every task did: resampling cannot
+    // vary, and a zero-width interval would read as certainty. Wilson's over
+    // tasks instead, as if each task's runs all agreed (see summary's rule).
+    let (runs, passes) = tasks.iter().fold((0, 0), |(n, c), t| (n + t.runs, c + t.passes));
+    let degenerate = passes == 0 || passes == runs;
+    let interval = |values: Vec<f64>| {
+        if degenerate {
+            crate::summary::task_aware_rate(passes, runs, tasks.len(), None)
+        } else {
+            interval(values)
+        }
+    };
     ks.iter()
         .enumerate()
         .filter_map(|(i, &k)| {

@@ -1,8 +1,9 @@
 //! `loopvel predict`: the fitted loop parameters, with their uncertainty,
 //! through the simulator, to rank models and policies for a stated budget.
 //!
-//! Uncertainty: the runs of each model are resampled (bootstrap) and every
-//! parameter refitted per resample; each resample becomes a simulator
+//! Uncertainty: the runs of each model are resampled (bootstrap: tasks with
+//! replacement, then each drawn task's runs with replacement, since runs of
+//! one task are not independent) and every parameter refitted per resample; each resample becomes a simulator
 //! scenario; each policy is simulated on it. A prediction interval is the
 //! 2.5–97.5% range of a metric over resamples, so it carries both the
 //! uncertainty of the fit and (a little) Monte Carlo noise.
@@ -306,6 +307,9 @@ pub fn predict(runs: &[Run], q: &Question) -> Result<Prediction, PredictError> {
                 usd_per_mtok_in: 0.0,
                 // The observed mean cost per turn, spread over the output tokens.
                 usd_per_mtok_out: if output_tokens > 0.0 { usd_per_turn * 1e6 / output_tokens } else { 0.0 },
+                // The observed cost per turn is as billed: caching is already in it.
+                cached_share: 0.0,
+                usd_per_mtok_cached_in: 0.0,
                 quality: Quality::Hazard {
                     p_first: Dist::constant(apply(f.pass.p_first, c("p_first")).clamp(0.0, 1.0)),
                     p_retry: Dist::constant(apply(f.pass.p_retry, c("p_retry")).clamp(0.0, 1.0)),
@@ -382,13 +386,21 @@ pub fn predict(runs: &[Run], q: &Question) -> Result<Prediction, PredictError> {
     Ok(assemble(&policies, &per_policy, facts, max_turns, notes))
 }
 
-/// The runs as recorded for resample 0, a bootstrap resample otherwise.
+/// The runs as recorded for resample 0, otherwise a resample of tasks, then
+/// of the runs within each drawn task (see [`crate::interval::bootstrap_clustered`]).
 fn pick<'a>(items: &[&'a Run], rep: usize, rng: &mut Xoshiro256PlusPlus) -> Vec<&'a Run> {
     if rep == 0 {
-        items.to_vec()
-    } else {
-        (0..items.len()).map(|_| items[rng.random_range(0..items.len())]).collect()
+        return items.to_vec();
     }
+    let tasks = crate::trace::task_names(items.iter().copied());
+    let groups: Vec<Vec<&'a Run>> =
+        tasks.iter().map(|t| items.iter().copied().filter(|r| r.task == *t).collect()).collect();
+    let mut out = Vec::with_capacity(items.len());
+    for _ in 0..groups.len() {
+        let g = &groups[rng.random_range(0..groups.len())];
+        out.extend((0..g.len()).map(|_| g[rng.random_range(0..g.len())]));
+    }
+    out
 }
 
 fn assemble(

@@ -3,14 +3,20 @@
 //! Rules kept throughout:
 //! - a run that did not pass is censored where it stopped, never counted as
 //!   "took the whole budget to pass";
-//! - statistics over turns are bootstrapped by resampling whole runs, because
-//!   turns of one run are not independent;
+//! - intervals resample tasks, then runs within each drawn task, because
+//!   turns of one run are not independent and neither are runs of one task
+//!   (a task a model cannot solve fails every time): the question users ask
+//!   is how a model does on tasks like these, so tasks are the unit;
+//! - where that resampling cannot vary (no run passed, or every run did) a
+//!   rate's interval is Wilson's over tasks, as if each task's runs agreed
+//!   entirely: the widest a task-aware interval can honestly be, never a
+//!   zero-width one;
 //! - every bootstrap is seeded from the model's name, so a report is
 //!   reproducible byte for byte;
 //! - with fewer than [`MIN_PASSES_TO_FIT`] passes the fitted pass and score
 //!   parameters are left out, with a note saying why.
 
-use crate::interval::{bootstrap_indexed, mean, quantile, quantile_select, quantile_sorted, wilson, BOOTSTRAP_REPS};
+use crate::interval::{bootstrap_clustered, mean, quantile, quantile_select, quantile_sorted, wilson, BOOTSTRAP_REPS};
 use crate::km::{KaplanMeier, Observation};
 use crate::lognormal::LognormalFit;
 use crate::passfit::{self, TurnOutcomes};
@@ -99,6 +105,28 @@ pub struct Fit {
     pub usd_per_turn: Option<Estimate>,
 }
 
+/// Prompt caching and what it saved, from the counts servers reported.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CacheUse {
+    /// Turns whose server reported a cached-token count (0 included).
+    pub turns_reporting: u64,
+    /// Turns in all.
+    pub turns: u64,
+    /// Input tokens of the reporting turns.
+    pub input_tokens: u64,
+    /// Of those, read from the cache.
+    pub cached_input_tokens: u64,
+    /// Of those, written to the cache (Anthropic).
+    pub cache_write_tokens: u64,
+    /// `cached_input_tokens / input_tokens`, with a task-aware 95% interval.
+    pub cached_share: Estimate,
+    /// Spend as billed (cached tokens at the cached price), USD, all runs.
+    pub usd: f64,
+    /// Spend had every input token been billed at the uncached price, USD
+    /// (turns recorded before loopvel kept this count as billed).
+    pub usd_uncached: f64,
+}
+
 /// One model's report.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ModelSummary {
@@ -114,23 +142,28 @@ pub struct ModelSummary {
     pub errors: u64,
     /// Share of runs that passed.
     pub pass_rate: f64,
-    /// Wilson 95% interval.
+    /// Task-aware 95% interval (tasks resampled, then runs within them).
     pub pass_rate_ci: Option<[f64; 2]>,
+    /// Wilson 95% interval over runs, as if runs were independent: narrower
+    /// than it should be when tasks differ; kept for comparison.
+    pub pass_rate_ci_wilson: Option<[f64; 2]>,
     /// Share of runs that passed on the first turn.
     pub one_shot_rate: f64,
-    /// Wilson 95% interval.
+    /// Task-aware 95% interval.
     pub one_shot_rate_ci: Option<[f64; 2]>,
+    /// Wilson 95% interval over runs.
+    pub one_shot_rate_ci_wilson: Option<[f64; 2]>,
     /// Median turns among passes (the talk's "median 2 turns").
     pub median_turns: Option<f64>,
     /// Median turns to pass from Kaplan–Meier by turn (censoring-aware); `None` = not reached.
     pub km_median_turns: Option<f64>,
     /// Mean time to pass among passes, s.
     pub mean_time_to_pass_s: Option<f64>,
-    /// Bootstrap 95% interval.
+    /// Task-aware bootstrap 95% interval.
     pub mean_time_to_pass_ci: Option<[f64; 2]>,
     /// P90 time to pass among passes, s.
     pub p90_time_to_pass_s: Option<f64>,
-    /// Bootstrap 95% interval.
+    /// Task-aware bootstrap 95% interval.
     pub p90_time_to_pass_ci: Option<[f64; 2]>,
     /// Median time to pass from Kaplan–Meier (censoring-aware); `None` = not reached.
     pub km_median_time_to_pass_s: Option<f64>,
@@ -138,6 +171,8 @@ pub struct ModelSummary {
     pub mean_run_wall_s: f64,
     /// Cost per solved task, USD (all spend / passes), bootstrap interval.
     pub usd_per_solved: Option<Estimate>,
+    /// Prompt caching; `None` when no server reported a cached-token count.
+    pub cache: Option<CacheUse>,
     /// Kaplan–Meier passed share by time: `[t_s, passed_share]`.
     pub km: Vec<[f64; 2]>,
     /// Its Greenwood 95% band: `[t_s, low, high]`.
@@ -167,6 +202,7 @@ pub struct ModelSummary {
 #[derive(Debug, Clone, Copy)]
 struct RunRow {
     passed: bool,
+    one_shot: bool,
     time_to_pass_s: f64,
     turns: f64,
     model_s: f64,
@@ -176,6 +212,9 @@ struct RunRow {
     usd: f64,
     output_tokens: f64,
     output_turns: f64,
+    /// Input and cached input tokens of the turns that reported a cached count.
+    cache_input_tokens: f64,
+    cached_tokens: f64,
 }
 
 /// Summaries of every model in `runs`, in order of first appearance.
@@ -295,6 +334,7 @@ pub fn summarize_model(name: &str, runs: &[&Run]) -> ModelSummary {
             let outs: Vec<f64> = r.turns.iter().filter_map(|t| t.output_tokens.map(|n| n as f64)).collect();
             RunRow {
                 passed: r.passed(),
+                one_shot: r.passed() && r.turn_count() == 1,
                 time_to_pass_s: r.time_to_pass_s.unwrap_or(f64::NAN),
                 turns: f64::from(r.turn_count()),
                 model_s: r.total(|t| t.model_s),
@@ -304,15 +344,25 @@ pub fn summarize_model(name: &str, runs: &[&Run]) -> ModelSummary {
                 usd: r.usd,
                 output_tokens: outs.iter().sum(),
                 output_turns: outs.len() as f64,
+                cache_input_tokens: r
+                    .turns
+                    .iter()
+                    .filter(|t| t.cached_input_tokens.is_some())
+                    .filter_map(|t| t.input_tokens)
+                    .sum::<u64>() as f64,
+                cached_tokens: r.turns.iter().filter_map(|t| t.cached_input_tokens).sum::<u64>() as f64,
             }
         })
         .collect();
     let seed = |salt| seed_of(name, salt);
 
-    // Every run-level statistic from the same resamples; index k of `stats`.
+    // Every run-level statistic from the same resamples (tasks, then runs
+    // within them); index k of `stats`.
     let all: Vec<u32> = (0..rows.len() as u32).collect();
     let point = run_stats(&rows, &all);
-    let cis = bootstrap_indexed(rows.len(), BOOTSTRAP_REPS, seed(1), |idx| run_stats(&rows, idx));
+    let groups: Vec<Vec<u32>> =
+        tasks.iter().map(|t| (0..runs.len() as u32).filter(|&i| runs[i as usize].task == *t).collect()).collect();
+    let cis = bootstrap_clustered(&groups, BOOTSTRAP_REPS, seed(1), |idx| run_stats(&rows, idx));
     let est = |k: usize| point[k].map(|v| Estimate::new(v, cis[k]));
     let per_turn = |k: usize| est(k).unwrap_or(Estimate { value: 0.0, ci: None });
 
@@ -394,7 +444,7 @@ pub fn summarize_model(name: &str, runs: &[&Run]) -> ModelSummary {
     if enough && !retry_identified {
         notes.push("no run reached a second turn, so p_retry is not estimated".into());
     }
-    let score = if enough { score_fit_with_ci(&carried, seed(21)) } else { None };
+    let score = if enough { score_fit_with_ci(&carried, &groups, seed(21)) } else { None };
     let ttft =
         LognormalFit::fit(&runs.iter().flat_map(|r| r.turns.iter().filter_map(|t| t.ttft_s)).collect::<Vec<_>>());
     let speed =
@@ -456,9 +506,11 @@ pub fn summarize_model(name: &str, runs: &[&Run]) -> ModelSummary {
         passes,
         errors,
         pass_rate: if n > 0 { passes as f64 / n as f64 } else { 0.0 },
-        pass_rate_ci: wilson(passes, n).map(|(a, b)| [a, b]),
+        pass_rate_ci: task_aware_rate(passes, n, tasks.len(), cis[stat::PASS_RATE]),
+        pass_rate_ci_wilson: wilson(passes, n).map(|(a, b)| [a, b]),
         one_shot_rate: if n > 0 { one_shot as f64 / n as f64 } else { 0.0 },
-        one_shot_rate_ci: wilson(one_shot, n).map(|(a, b)| [a, b]),
+        one_shot_rate_ci: task_aware_rate(one_shot, n, tasks.len(), cis[stat::ONE_SHOT_RATE]),
+        one_shot_rate_ci_wilson: wilson(one_shot, n).map(|(a, b)| [a, b]),
         median_turns: quantile(
             &runs.iter().filter(|r| r.passed()).map(|r| f64::from(r.turn_count())).collect::<Vec<_>>(),
             0.5,
@@ -473,6 +525,7 @@ pub fn summarize_model(name: &str, runs: &[&Run]) -> ModelSummary {
         km_median_time_to_pass_s: km_time.median(),
         mean_run_wall_s: mean(&runs.iter().map(|r| r.wall_s).collect::<Vec<_>>()).unwrap_or(0.0),
         usd_per_solved: est(stat::USD_PER_SOLVED),
+        cache: cache_use(runs, est(stat::CACHED_SHARE)),
         km: km_time.passed_steps().iter().map(|p| [p[0], p[1]]).collect(),
         km_band: km_time.passed_steps().iter().map(|p| [p[0], p[2], p[3]]).collect(),
         km_turns: km_turn.passed_steps(),
@@ -484,6 +537,40 @@ pub fn summarize_model(name: &str, runs: &[&Run]) -> ModelSummary {
         task_times,
         notes,
     }
+}
+
+/// Cache counts over every turn of `runs`; `None` when no turn reported one.
+fn cache_use(runs: &[&Run], cached_share: Option<Estimate>) -> Option<CacheUse> {
+    let turns = runs.iter().flat_map(|r| r.turns.iter());
+    let reporting: Vec<_> = turns.clone().filter(|t| t.cached_input_tokens.is_some()).collect();
+    if reporting.is_empty() {
+        return None;
+    }
+    Some(CacheUse {
+        turns_reporting: reporting.len() as u64,
+        turns: turns.clone().count() as u64,
+        input_tokens: reporting.iter().filter_map(|t| t.input_tokens).sum(),
+        cached_input_tokens: reporting.iter().filter_map(|t| t.cached_input_tokens).sum(),
+        cache_write_tokens: turns.clone().filter_map(|t| t.cache_write_tokens).sum(),
+        cached_share: cached_share?,
+        usd: turns.clone().map(|t| t.usd).sum(),
+        usd_uncached: turns.map(|t| t.usd_uncached.unwrap_or(t.usd)).sum(),
+    })
+}
+
+/// A rate's task-aware interval: the clustered bootstrap's, or, where it
+/// cannot vary (no run passed, or all did), Wilson's over the `tasks` as if
+/// each task's runs all agreed — never a zero-width interval that would read
+/// as certainty.
+pub fn task_aware_rate(successes: u64, runs: u64, tasks: usize, bootstrapped: Option<(f64, f64)>) -> Option<[f64; 2]> {
+    if runs == 0 {
+        return None;
+    }
+    if successes == 0 || successes == runs {
+        let t = tasks.max(1) as u64;
+        return wilson(if successes == 0 { 0 } else { t }, t).map(|(a, b)| [a, b]);
+    }
+    bootstrapped.map(|(a, b)| [a, b])
 }
 
 /// Score after each turn `1..=horizon`: the run's own score while it ran,
@@ -509,7 +596,7 @@ fn carried_scores(run: &Run, horizon: u32) -> Vec<f64> {
 /// The compounding-curve fit on carried scores, with bootstrap intervals of `r` and `first_score`.
 type ScoreFitCi = (scorefit::ScoreFit, Option<(f64, f64)>, Option<(f64, f64)>);
 
-fn score_fit_with_ci(carried: &[Vec<f64>], seed: u64) -> Option<ScoreFitCi> {
+fn score_fit_with_ci(carried: &[Vec<f64>], groups: &[Vec<u32>], seed: u64) -> Option<ScoreFitCi> {
     let sums_of = |idx: &[u32]| -> Vec<TurnSums> {
         let mut s = Vec::new();
         for &i in idx {
@@ -521,7 +608,7 @@ fn score_fit_with_ci(carried: &[Vec<f64>], seed: u64) -> Option<ScoreFitCi> {
     };
     let all: Vec<u32> = (0..carried.len() as u32).collect();
     let best = scorefit::fit_sums(&sums_of(&all))?;
-    let [r_ci, fs_ci] = bootstrap_indexed(carried.len(), SCORE_BOOTSTRAP_REPS, seed, |idx| {
+    let [r_ci, fs_ci] = bootstrap_clustered(groups, SCORE_BOOTSTRAP_REPS, seed, |idx| {
         let f = scorefit::fit_sums(&sums_of(idx));
         [f.map(|f| f.r), f.map(|f| f.first_score)]
     });
@@ -539,17 +626,24 @@ mod stat {
     pub const USD_PER_TURN: usize = 6;
     pub const OUTPUT_TOKENS: usize = 7;
     pub const USD_PER_SOLVED: usize = 8;
-    pub const COUNT: usize = 9;
+    pub const PASS_RATE: usize = 9;
+    pub const ONE_SHOT_RATE: usize = 10;
+    pub const CACHED_SHARE: usize = 11;
+    pub const COUNT: usize = 12;
 }
 
 /// Every run-level statistic of the runs at `idx` (a resample, or all runs):
 /// means over passes, and per-turn ratios of sums (runs weighted by their turns).
 fn run_stats(rows: &[RunRow], idx: &[u32]) -> [Option<f64>; stat::COUNT] {
     let mut sums = [0.0f64; 9];
+    let (mut cache_input, mut cached) = (0.0, 0.0);
     let mut pass_times = Vec::with_capacity(idx.len());
-    let (mut turns, mut output_turns, mut passes) = (0.0, 0.0, 0.0);
+    let (mut turns, mut output_turns, mut passes, mut one_shots) = (0.0, 0.0, 0.0, 0.0);
     for &i in idx {
         let r = &rows[i as usize];
+        if r.one_shot {
+            one_shots += 1.0;
+        }
         if r.passed {
             passes += 1.0;
             if r.time_to_pass_s.is_finite() {
@@ -564,6 +658,8 @@ fn run_stats(rows: &[RunRow], idx: &[u32]) -> [Option<f64>; stat::COUNT] {
         sums[stat::RETRY_WAIT_S] += r.retry_wait_s;
         sums[stat::USD_PER_TURN] += r.usd;
         sums[stat::OUTPUT_TOKENS] += r.output_tokens;
+        cache_input += r.cache_input_tokens;
+        cached += r.cached_tokens;
     }
     let per = |x: f64, n: f64| (n > 0.0).then(|| x / n);
     [
@@ -576,6 +672,9 @@ fn run_stats(rows: &[RunRow], idx: &[u32]) -> [Option<f64>; stat::COUNT] {
         per(sums[stat::USD_PER_TURN], turns),
         per(sums[stat::OUTPUT_TOKENS], output_turns),
         per(sums[stat::USD_PER_TURN], passes),
+        per(passes, idx.len() as f64),
+        per(one_shots, idx.len() as f64),
+        per(cached.min(cache_input), cache_input),
     ]
 }
 

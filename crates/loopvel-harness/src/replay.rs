@@ -26,6 +26,8 @@ pub struct Recording {
     pub completion: Completion,
     /// What it cost, USD.
     pub usd: f64,
+    /// What it would have cost with no prompt cache, USD.
+    pub usd_uncached: f64,
 }
 
 /// Timing what-ifs for one model's replies.
@@ -124,13 +126,13 @@ pub struct RunReplay {
     calls: Vec<Recording>,
     timing: Timing,
     divergence: Mutex<Option<String>>,
-    last_usd: Mutex<f64>,
+    last_usd: Mutex<(f64, f64)>,
 }
 
 impl RunReplay {
     /// The replay of `calls` (turn order) with `timing` what-ifs.
     pub fn new(calls: Vec<Recording>, timing: Timing) -> Self {
-        RunReplay { calls, timing, divergence: Mutex::new(None), last_usd: Mutex::new(0.0) }
+        RunReplay { calls, timing, divergence: Mutex::new(None), last_usd: Mutex::new((0.0, 0.0)) }
     }
 
     /// The first turn whose request differed from the recorded one, if any.
@@ -156,13 +158,17 @@ impl Responder for RunReplay {
             }
         }
         if let Ok(mut u) = self.last_usd.lock() {
-            *u = rec.usd;
+            *u = (rec.usd, rec.usd_uncached);
         }
         Ok(self.timing.apply(&rec.completion))
     }
     /// The recorded cost of the reply just given.
     fn usd(&self, _c: &Completion) -> f64 {
-        self.last_usd.lock().map_or(0.0, |u| *u)
+        self.last_usd.lock().map_or(0.0, |u| u.0)
+    }
+    /// The recorded cost without the cache of the reply just given.
+    fn usd_uncached(&self, _c: &Completion) -> f64 {
+        self.last_usd.lock().map_or(0.0, |u| u.1)
     }
 }
 
@@ -204,7 +210,7 @@ impl ReplayIndex {
 
     /// A responder for one task and model.
     pub fn for_run<'a>(&'a self, task: &'a str, model: &'a str) -> IndexedReplay<'a> {
-        IndexedReplay { index: self, task, model, last_usd: Mutex::new(0.0) }
+        IndexedReplay { index: self, task, model, last_usd: Mutex::new((0.0, 0.0)) }
     }
 }
 
@@ -213,7 +219,7 @@ pub struct IndexedReplay<'a> {
     index: &'a ReplayIndex,
     task: &'a str,
     model: &'a str,
-    last_usd: Mutex<f64>,
+    last_usd: Mutex<(f64, f64)>,
 }
 
 impl Responder for IndexedReplay<'_> {
@@ -241,13 +247,17 @@ impl Responder for IndexedReplay<'_> {
             ));
         };
         if let Ok(mut u) = self.last_usd.lock() {
-            *u = rec.usd;
+            *u = (rec.usd, rec.usd_uncached);
         }
         Ok(rec.completion.clone())
     }
     /// The recorded cost of the reply just given.
     fn usd(&self, _c: &Completion) -> f64 {
-        self.last_usd.lock().map_or(0.0, |u| *u)
+        self.last_usd.lock().map_or(0.0, |u| u.0)
+    }
+    /// The recorded cost without the cache of the reply just given.
+    fn usd_uncached(&self, _c: &Completion) -> f64 {
+        self.last_usd.lock().map_or(0.0, |u| u.1)
     }
 }
 
@@ -267,6 +277,8 @@ mod tests {
             output_tokens_estimated: false,
             input_tokens: 10,
             input_tokens_estimated: false,
+            cached_input_tokens: None,
+            cache_write_tokens: None,
             tokens_per_s: Some(10.0),
             retry_wait_s: 0.0,
             attempts: 1,
@@ -293,6 +305,7 @@ mod tests {
             request_json: serde_json::to_string(&msgs).unwrap(),
             completion: completion(1.0, 2.0),
             usd: 0.5,
+            usd_uncached: 0.5,
         };
         let r = RunReplay::new(vec![rec], Timing::default());
         assert!(r.respond(1, &msgs).is_ok());
@@ -330,6 +343,7 @@ mod tests {
                 request_json: serde_json::to_string(&msgs).unwrap(),
                 completion: completion(1.0, 2.0),
                 usd: 0.0,
+                usd_uncached: 0.0,
             },
         );
         assert!(idx.for_run("t", "m").respond(1, &msgs).is_ok());

@@ -264,7 +264,12 @@ pub fn build_jobs<'a>(
                 skipped.push(format!("run {} turn {}: the recorded call cannot be read", r.run_id, c.turn));
                 break;
             };
-            calls.push(Recording { request_json: c.request_json, completion, usd: t.usd });
+            calls.push(Recording {
+                request_json: c.request_json,
+                completion,
+                usd: t.usd,
+                usd_uncached: t.usd_uncached.unwrap_or(t.usd),
+            });
         }
         if calls.len() != r.turns.len() {
             continue;

@@ -65,6 +65,10 @@ pub trait Responder: Sync {
     }
     /// What this reply cost, USD.
     fn usd(&self, completion: &Completion) -> f64;
+    /// What this reply would have cost with no prompt cache, USD.
+    fn usd_uncached(&self, completion: &Completion) -> f64 {
+        self.usd(completion)
+    }
 }
 
 /// A live model endpoint behind its shared limiter.
@@ -92,8 +96,10 @@ impl Responder for Live<'_> {
         complete_within(self.model, messages, self.limiter, control).map_err(CallFailure::from)
     }
     fn usd(&self, c: &Completion) -> f64 {
-        (c.input_tokens as f64 * self.model.usd_per_mtok_in + c.output_tokens as f64 * self.model.usd_per_mtok_out)
-            / 1e6
+        self.model.usd(&c.tokens())
+    }
+    fn usd_uncached(&self, c: &Completion) -> f64 {
+        self.model.usd_uncached(&c.tokens())
     }
 }
 
@@ -493,6 +499,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
             }
         };
         let cost = job.responder.usd(&completion);
+        let cost_uncached = job.responder.usd_uncached(&completion);
         let record = Turn {
             turn,
             started_s: turn_start,
@@ -501,6 +508,8 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
             output_tokens: Some(completion.output_tokens),
             output_tokens_estimated: completion.output_tokens_estimated,
             input_tokens: Some(completion.input_tokens),
+            cached_input_tokens: completion.cached_input_tokens,
+            cache_write_tokens: completion.cache_write_tokens,
             tokens_per_s: completion.tokens_per_s,
             retry_wait_s: completion.retry_wait_s,
             edits_applied: applied,
@@ -514,6 +523,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
             overhead_s: (wall - gen_s - test_s - completion.retry_wait_s).max(0.0),
             wall_s: wall,
             usd: cost,
+            usd_uncached: Some(cost_uncached),
         };
         let call = CallRecord {
             request_json,
@@ -663,6 +673,8 @@ mod tests {
                 output_tokens_estimated: false,
                 input_tokens: 100,
                 input_tokens_estimated: false,
+                cached_input_tokens: None,
+                cache_write_tokens: None,
                 tokens_per_s: None,
                 retry_wait_s: 0.0,
                 attempts: 1,

@@ -22,6 +22,11 @@ pub struct ModelProfile {
     pub usd_per_mtok_in: f64,
     /// Price of output tokens, US dollars per million.
     pub usd_per_mtok_out: f64,
+    /// Share of input tokens the server reads from its prompt cache (what
+    /// `loopvel report` shows as "cached share"), billed at `usd_per_mtok_cached_in`.
+    pub cached_share: f64,
+    /// Price of cached input tokens, US dollars per million.
+    pub usd_per_mtok_cached_in: f64,
     /// Chance that the first attempt passes every test (on a solvable task).
     pub p_first: f64,
     /// Chance that a later turn passes, given the run has not passed yet (on a solvable task).
@@ -45,6 +50,8 @@ impl ModelProfile {
             input_growth_tokens: 1000.0,
             usd_per_mtok_in: 1.0,
             usd_per_mtok_out: 4.0,
+            cached_share: 0.0,
+            usd_per_mtok_cached_in: 1.0,
             p_first: 0.3,
             p_retry: 0.4,
             ceiling: 1.0,
@@ -54,10 +61,23 @@ impl ModelProfile {
     }
 
     /// Cost of one attempt at overall turn `turn` (1-based), in US dollars:
-    /// the prompt grows by `input_growth_tokens` each turn.
+    /// the prompt grows by `input_growth_tokens` each turn, and
+    /// `cached_share` of it is billed at the cached price.
     pub fn usd_of_turn(&self, turn: u32) -> f64 {
         let input = self.input_tokens + self.input_growth_tokens * f64::from(turn.saturating_sub(1));
-        (input * self.usd_per_mtok_in + self.output_tokens * self.usd_per_mtok_out) / 1e6
+        (input * self.usd_per_mtok_input() + self.output_tokens * self.usd_per_mtok_out) / 1e6
+    }
+
+    /// The price of an input token with caching blended in, US dollars per
+    /// million: `(1 − cached_share) · usd_per_mtok_in + cached_share · usd_per_mtok_cached_in`.
+    ///
+    /// ```
+    /// let mut m = loopvel_math::profile::ModelProfile::example();
+    /// (m.usd_per_mtok_in, m.usd_per_mtok_cached_in, m.cached_share) = (3.0, 0.3, 0.8);
+    /// assert!((m.usd_per_mtok_input() - (0.2 * 3.0 + 0.8 * 0.3)).abs() < 1e-12);
+    /// ```
+    pub fn usd_per_mtok_input(&self) -> f64 {
+        (1.0 - self.cached_share) * self.usd_per_mtok_in + self.cached_share * self.usd_per_mtok_cached_in
     }
 }
 

@@ -97,6 +97,86 @@ pub struct ModelConfig {
     pub max_attempts: u32,
     /// Seconds without a byte before a request counts as dropped.
     pub read_timeout_s: f64,
+    /// USD per million input tokens read from the server's prompt cache;
+    /// `None`: billed as uncached input (the safe side when a price is unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd_per_mtok_cached_in: Option<f64>,
+    /// USD per million input tokens written to the cache (Anthropic bills
+    /// them above the input price); `None`: billed as uncached input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd_per_mtok_cache_write: Option<f64>,
+    /// Anthropic only: mark the stable prefix of each request (the system
+    /// prompt and the conversation up to the newest message) with
+    /// `cache_control`, so the next turn reads it from the cache.
+    /// OpenAI-compatible servers cache on their own and need no mark.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cache: bool,
+}
+
+impl ModelConfig {
+    /// What a call cost, in US dollars: uncached input at the input price,
+    /// cache reads at the cached price, cache writes at the cache-write
+    /// price, output at the output price.
+    ///
+    /// ```
+    /// # use loopvel_provider::*;
+    /// let mut m = ModelConfig::local("m", "http://127.0.0.1:8080/v1");
+    /// m.usd_per_mtok_in = 1.0;
+    /// m.usd_per_mtok_cached_in = Some(0.1);
+    /// // 1M input of which 0.8M from the cache: 0.2 × $1 + 0.8 × $0.1.
+    /// assert!((m.usd(&Tokens { input: 1_000_000, cached: 800_000, ..Tokens::default() }) - 0.28).abs() < 1e-12);
+    /// ```
+    pub fn usd(&self, t: &Tokens) -> f64 {
+        let uncached = t.input.saturating_sub(t.cached).saturating_sub(t.cache_write);
+        (uncached as f64 * self.usd_per_mtok_in
+            + t.cached as f64 * self.usd_per_mtok_cached_in.unwrap_or(self.usd_per_mtok_in)
+            + t.cache_write as f64 * self.usd_per_mtok_cache_write.unwrap_or(self.usd_per_mtok_in)
+            + t.output as f64 * self.usd_per_mtok_out)
+            / 1e6
+    }
+
+    /// What the call would have cost with no prompt cache: every input token at the input price.
+    pub fn usd_uncached(&self, t: &Tokens) -> f64 {
+        (t.input as f64 * self.usd_per_mtok_in + t.output as f64 * self.usd_per_mtok_out) / 1e6
+    }
+
+    /// A keyless OpenAI-compatible model with default settings and no prices
+    /// (a local server), for examples and tests.
+    pub fn local(name: &str, base_url: &str) -> ModelConfig {
+        ModelConfig {
+            name: name.into(),
+            api: Api::OpenAi,
+            base_url: base_url.into(),
+            model: name.into(),
+            api_key_env: None,
+            api_key: None,
+            usd_per_mtok_in: 0.0,
+            usd_per_mtok_out: 0.0,
+            temperature: None,
+            max_tokens: 4096,
+            extra: Default::default(),
+            max_concurrent: None,
+            rps: None,
+            max_attempts: 5,
+            read_timeout_s: 300.0,
+            usd_per_mtok_cached_in: None,
+            usd_per_mtok_cache_write: None,
+            cache: false,
+        }
+    }
+}
+
+/// The tokens of one call, as priced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    /// Every input token, cached or not.
+    pub input: u64,
+    /// Of `input`, read from the prompt cache.
+    pub cached: u64,
+    /// Of `input`, written to the prompt cache.
+    pub cache_write: u64,
+    /// Output tokens.
+    pub output: u64,
 }
 
 /// Who says a message.
@@ -153,6 +233,16 @@ pub struct Completion {
     pub input_tokens: u64,
     /// `input_tokens` is an estimate.
     pub input_tokens_estimated: bool,
+    /// Of `input_tokens`, those the server read from its prompt cache, as it
+    /// reported them (OpenAI-compatible `usage.prompt_tokens_details.cached_tokens`,
+    /// llama.cpp's `timings.cache_n`, Anthropic's `cache_read_input_tokens`);
+    /// `None` when it reported nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input_tokens: Option<u64>,
+    /// Of `input_tokens`, those written to the cache (Anthropic's
+    /// `cache_creation_input_tokens`); `None` when not reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_tokens: Option<u64>,
     /// Output tokens per second after the first token.
     pub tokens_per_s: Option<f64>,
     /// Seconds spent waiting for rate limits, backoff and failed attempts.
@@ -236,6 +326,18 @@ pub enum ProviderError {
     },
 }
 
+impl Completion {
+    /// The call's tokens, for pricing.
+    pub fn tokens(&self) -> Tokens {
+        Tokens {
+            input: self.input_tokens,
+            cached: self.cached_input_tokens.unwrap_or(0),
+            cache_write: self.cache_write_tokens.unwrap_or(0),
+            output: self.output_tokens,
+        }
+    }
+}
+
 impl ProviderError {
     /// What the request spent before it ended.
     pub fn spent(&self) -> &Spent {
@@ -277,6 +379,9 @@ fn body_for(cfg: &ModelConfig, messages: &[Message]) -> Value {
             if !system.is_empty() {
                 b["system"] = json!(system.join("\n\n"));
             }
+            if cfg.cache {
+                mark_cache_breakpoints(&mut b);
+            }
             b
         }
     };
@@ -289,6 +394,23 @@ fn body_for(cfg: &ModelConfig, messages: &[Message]) -> Value {
         }
     }
     body
+}
+
+/// Anthropic's prompt cache, opted into with `cache = true`: two of the four
+/// breakpoints it allows, one after the system prompt (the same every turn of
+/// every run) and one on the newest message, so the whole request is cached
+/// and the next turn, which repeats it and adds to it, reads it back (the
+/// server looks back from a breakpoint for the longest cached prefix).
+fn mark_cache_breakpoints(body: &mut Value) {
+    let mark = || json!({"type": "ephemeral"});
+    if let Some(system) = body.get("system").and_then(Value::as_str).map(str::to_string) {
+        body["system"] = json!([{"type": "text", "text": system, "cache_control": mark()}]);
+    }
+    if let Some(last) = body["messages"].as_array_mut().and_then(|m| m.last_mut()) {
+        if let Some(text) = last["content"].as_str().map(str::to_string) {
+            last["content"] = json!([{"type": "text", "text": text, "cache_control": mark()}]);
+        }
+    }
 }
 
 /// JSON text with each `\\uD800`–`\\uDFFF` escape that is not half of a
@@ -420,6 +542,8 @@ fn read_stream(
         output_tokens_estimated: true,
         input_tokens: 0,
         input_tokens_estimated: true,
+        cached_input_tokens: None,
+        cache_write_tokens: None,
         tokens_per_s: None,
         retry_wait_s: 0.0,
         attempts: 1,
@@ -496,14 +620,12 @@ fn read_stream(
                         c.input_tokens_estimated = false;
                     }
                 }
+                if let Some(n) = openai_cached(&v) {
+                    c.cached_input_tokens = Some(n);
+                }
             }
             Api::Anthropic => match v["type"].as_str().unwrap_or(event.event.as_str()) {
-                "message_start" => {
-                    if let Some(n) = v["message"]["usage"]["input_tokens"].as_u64() {
-                        c.input_tokens = n;
-                        c.input_tokens_estimated = false;
-                    }
-                }
+                "message_start" => anthropic_usage(&v["message"]["usage"], &mut c),
                 "content_block_delta" => {
                     let d = &v["delta"];
                     if let Some(t) = d["text"].as_str().filter(|t| !t.is_empty()) {
@@ -523,6 +645,8 @@ fn read_stream(
                     }
                 }
                 "message_delta" => {
+                    // Newer servers repeat the input counts here (cumulative): the same fields, read the same way.
+                    anthropic_usage(&v["usage"], &mut c);
                     if let Some(n) = v["usage"]["output_tokens"].as_u64() {
                         c.output_tokens = n;
                         c.output_tokens_estimated = false;
@@ -562,6 +686,37 @@ fn read_stream(
         (span > 0.0 && c.output_tokens > 1).then(|| (c.output_tokens - 1) as f64 / span)
     });
     Attempt::Done(c)
+}
+
+/// Cached prompt tokens in an OpenAI-compatible event or body, as the
+/// servers report them: `usage.prompt_tokens_details.cached_tokens` (OpenAI,
+/// vLLM, newer llama.cpp), `usage.prompt_cache_hit_tokens` (DeepSeek),
+/// llama.cpp's `timings.cache_n` or its native `tokens_cached`.
+fn openai_cached(v: &Value) -> Option<u64> {
+    v["usage"]["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .or_else(|| v["usage"]["prompt_cache_hit_tokens"].as_u64())
+        .or_else(|| v["timings"]["cache_n"].as_u64())
+        .or_else(|| v["tokens_cached"].as_u64())
+}
+
+/// Anthropic's usage object: `input_tokens` there counts only the input
+/// that was neither read from nor written to the cache, so loopvel's
+/// `input_tokens` (every prompt token, as OpenAI counts them) is the sum of
+/// the three.
+fn anthropic_usage(u: &Value, c: &mut Completion) {
+    let read = u["cache_read_input_tokens"].as_u64();
+    let written = u["cache_creation_input_tokens"].as_u64();
+    if let Some(n) = u["input_tokens"].as_u64() {
+        c.input_tokens = n.saturating_add(read.unwrap_or(0)).saturating_add(written.unwrap_or(0));
+        c.input_tokens_estimated = false;
+    }
+    if read.is_some() {
+        c.cached_input_tokens = read;
+    }
+    if written.is_some() {
+        c.cache_write_tokens = written;
+    }
 }
 
 /// The most reply text loopvel keeps (1 MiB): a reply past it is cut there,
@@ -616,6 +771,29 @@ fn whole_reply(
     if let Some(message) = error_message(&v) {
         return Attempt::Retry { reason: format!("error in the reply: {message}"), retry_after: None };
     }
+    let mut usage = Completion {
+        text: String::new(),
+        ttft_s: None,
+        reasoning_ttft_s: None,
+        reasoning_chars: 0,
+        ttlt_s: 0.0,
+        output_tokens: 0,
+        output_tokens_estimated: true,
+        input_tokens: 0,
+        input_tokens_estimated: true,
+        cached_input_tokens: None,
+        cache_write_tokens: None,
+        tokens_per_s: None,
+        retry_wait_s: 0.0,
+        attempts: 1,
+        retries: Vec::new(),
+        finish_reason: None,
+        unreadable_events: 0,
+    };
+    match cfg.api {
+        Api::OpenAi => usage.cached_input_tokens = openai_cached(&v),
+        Api::Anthropic => anthropic_usage(&v["usage"], &mut usage),
+    }
     let (reply, reasoning, finish, input, output) = match cfg.api {
         Api::OpenAi => {
             let m = &v["choices"][0]["message"];
@@ -638,7 +816,7 @@ fn whole_reply(
                 (!blocks.is_empty()).then_some(text),
                 thinking,
                 v["stop_reason"].as_str().map(str::to_string),
-                v["usage"]["input_tokens"].as_u64(),
+                (!usage.input_tokens_estimated).then_some(usage.input_tokens),
                 v["usage"]["output_tokens"].as_u64(),
             )
         }
@@ -656,6 +834,8 @@ fn whole_reply(
         output_tokens_estimated: output.is_none(),
         input_tokens: input.unwrap_or((input_chars as u64).div_ceil(4)),
         input_tokens_estimated: input.is_none(),
+        cached_input_tokens: usage.cached_input_tokens,
+        cache_write_tokens: usage.cache_write_tokens,
         tokens_per_s: None,
         retry_wait_s: 0.0,
         attempts: 1,
@@ -886,6 +1066,9 @@ mod tests {
             rps: None,
             max_attempts: 3,
             read_timeout_s: 60.0,
+            usd_per_mtok_cached_in: None,
+            usd_per_mtok_cache_write: None,
+            cache: false,
         };
         assert!(!format!("{cfg:?}").contains("sk-live"));
         assert!(!serde_json::to_string(&cfg).unwrap().contains("sk-live"));
@@ -924,6 +1107,9 @@ mod tests {
             rps: None,
             max_attempts: 1,
             read_timeout_s: 60.0,
+            usd_per_mtok_cached_in: None,
+            usd_per_mtok_cache_write: None,
+            cache: false,
         };
         let b = body_for(&cfg, &cfg_msgs);
         assert_eq!(b["system"], "rules");

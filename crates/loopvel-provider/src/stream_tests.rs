@@ -435,3 +435,95 @@ fn a_huge_stream_is_cut_at_the_cap() {
     assert!(chunk.repeat(n).starts_with(&c.text));
     assert_eq!(c.finish_reason.as_deref(), Some(CUT_REASON));
 }
+
+/// An OpenAI-compatible stream whose last event carries `usage_event`.
+fn openai_with(usage_event: Value) -> Completion {
+    let bytes = format!(
+        "data: {}\n\ndata: {usage_event}\n\ndata: [DONE]\n\n",
+        json!({"choices": [{"delta": {"content": "ok"}}]})
+    );
+    done(read_bytes(Api::OpenAi, bytes.as_bytes()))
+}
+
+#[test]
+fn cached_prompt_tokens_are_read_as_each_server_reports_them() {
+    // OpenAI, vLLM, newer llama.cpp.
+    let c = openai_with(json!({"choices": [], "usage": {"prompt_tokens": 1200, "completion_tokens": 30,
+        "prompt_tokens_details": {"cached_tokens": 1024}}}));
+    assert_eq!((c.input_tokens, c.cached_input_tokens, c.cache_write_tokens), (1200, Some(1024), None));
+    // DeepSeek.
+    let c = openai_with(json!({"choices": [], "usage": {"prompt_tokens": 900, "completion_tokens": 30,
+        "prompt_cache_hit_tokens": 640}}));
+    assert_eq!(c.cached_input_tokens, Some(640));
+    // llama.cpp's timings: cache_n prompt tokens reused, prompt_n processed.
+    let c = openai_with(json!({"choices": [], "usage": {"prompt_tokens": 530, "completion_tokens": 30},
+        "timings": {"cache_n": 512, "prompt_n": 18, "prompt_per_second": 101.5}}));
+    assert_eq!((c.input_tokens, c.cached_input_tokens), (530, Some(512)));
+    // llama.cpp's native field.
+    let c = openai_with(json!({"choices": [], "tokens_cached": 77}));
+    assert_eq!(c.cached_input_tokens, Some(77));
+    // A server that says nothing: unknown, not zero.
+    let c = openai_with(json!({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 3}}));
+    assert_eq!(c.cached_input_tokens, None);
+}
+
+#[test]
+fn anthropic_cache_reads_and_writes_count_in_the_input() {
+    let start = json!({"type": "message_start", "message": {"usage": {"input_tokens": 20,
+        "cache_read_input_tokens": 1800, "cache_creation_input_tokens": 300, "output_tokens": 1}}});
+    let delta = json!({"type": "content_block_delta", "delta": {"type": "text_delta", "text": "ok"}});
+    let end = json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 12}});
+    let bytes = format!(
+        "event: message_start\ndata: {start}\n\nevent: content_block_delta\ndata: {delta}\n\n\
+         event: message_delta\ndata: {end}\n\nevent: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n"
+    );
+    let c = done(read_bytes(Api::Anthropic, bytes.as_bytes()));
+    // Anthropic's input_tokens leaves out cache reads and writes; loopvel's counts every prompt token.
+    assert_eq!(c.input_tokens, 2120);
+    assert_eq!((c.cached_input_tokens, c.cache_write_tokens, c.output_tokens), (Some(1800), Some(300), 12));
+    let t = c.tokens();
+    assert_eq!((t.input, t.cached, t.cache_write, t.output), (2120, 1800, 300, 12));
+}
+
+#[test]
+fn cached_tokens_are_priced_apart_and_unknown_prices_fall_back_to_the_input_price() {
+    let mut m = ModelConfig::local("m", "http://127.0.0.1:9/v1");
+    m.usd_per_mtok_in = 3.0;
+    m.usd_per_mtok_out = 15.0;
+    let t = Tokens { input: 2_000_000, cached: 1_500_000, cache_write: 100_000, output: 10_000 };
+    // No cache prices: every input token at the input price.
+    assert!((m.usd(&t) - (6.0 + 0.15)).abs() < 1e-9);
+    m.usd_per_mtok_cached_in = Some(0.3);
+    m.usd_per_mtok_cache_write = Some(3.75);
+    let want = 0.4 * 3.0 + 1.5 * 0.3 + 0.1 * 3.75 + 0.01 * 15.0;
+    assert!((m.usd(&t) - want).abs() < 1e-9, "{}", m.usd(&t));
+    assert!((m.usd_uncached(&t) - 6.15).abs() < 1e-9);
+    // A server that reports more cached than input (a bug) never makes a negative cost.
+    let odd = Tokens { input: 10, cached: 50, cache_write: 0, output: 0 };
+    assert!(m.usd(&odd) >= 0.0);
+}
+
+#[test]
+fn anthropic_cache_marks_the_system_prompt_and_the_newest_message() {
+    let mut m = ModelConfig::local("a", "http://127.0.0.1:9/v1");
+    m.api = Api::Anthropic;
+    let msgs = [
+        Message { role: Role::System, content: "rules".into() },
+        Message { role: Role::User, content: "task".into() },
+        Message { role: Role::Assistant, content: "try".into() },
+        Message { role: Role::User, content: "failures".into() },
+    ];
+    let plain = body_for(&m, &msgs);
+    assert_eq!(plain["system"], "rules");
+    assert!(!plain.to_string().contains("cache_control"));
+    m.cache = true;
+    let b = body_for(&m, &msgs);
+    assert_eq!(b["system"][0]["text"], "rules");
+    assert_eq!(b["system"][0]["cache_control"]["type"], "ephemeral");
+    let sent = b["messages"].as_array().unwrap();
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[0]["content"], "task", "earlier messages stay as they were");
+    assert_eq!(sent[2]["content"][0]["text"], "failures");
+    assert_eq!(sent[2]["content"][0]["cache_control"]["type"], "ephemeral");
+    assert_eq!(b.to_string().matches("cache_control").count(), 2, "two of the four breakpoints allowed");
+}

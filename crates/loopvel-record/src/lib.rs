@@ -114,8 +114,15 @@ pub struct Turn {
     pub output_tokens: Option<u64>,
     /// Whether `output_tokens` is an estimate (the server sent no usage).
     pub output_tokens_estimated: bool,
-    /// Input tokens.
+    /// Input tokens (every prompt token, cached or not).
     pub input_tokens: Option<u64>,
+    /// Of `input_tokens`, those the server read from its prompt cache;
+    /// `None` when it did not say (or the record is older than the field).
+    #[serde(default)]
+    pub cached_input_tokens: Option<u64>,
+    /// Of `input_tokens`, those written to the prompt cache (Anthropic).
+    #[serde(default)]
+    pub cache_write_tokens: Option<u64>,
     /// Output tokens per second after the first token.
     pub tokens_per_s: Option<f64>,
     /// Waiting on rate limits and retries.
@@ -142,6 +149,10 @@ pub struct Turn {
     pub wall_s: f64,
     /// Cost of the turn.
     pub usd: f64,
+    /// What the turn would have cost with every input token at the uncached
+    /// price; `None` in records older than the field.
+    #[serde(default)]
+    pub usd_uncached: Option<f64>,
 }
 
 /// How a run ended, as the loop reports it. Times in seconds, cost in US dollars.

@@ -196,6 +196,8 @@ const MODEL_KEYS: &[&str] = &[
     "input_growth_tokens",
     "usd_per_mtok_in",
     "usd_per_mtok_out",
+    "cached_share",
+    "usd_per_mtok_cached_in",
     "p_first",
     "p_retry",
     "ceiling",
@@ -282,6 +284,9 @@ fn read_model(t: &TableReader, lp: &RawLoop, mode: Mode) -> Result<RawModel, Sce
         t.f64_req("usd_per_mtok_in", Check::NonNegative, "input price, US dollars per million tokens")?;
     let usd_per_mtok_out =
         t.f64_req("usd_per_mtok_out", Check::NonNegative, "output price, US dollars per million tokens")?;
+    // Without a cached price, cached tokens cost what any input token costs (no saving is assumed).
+    let cached_share = t.f64_opt("cached_share", 0.0, Check::Probability)?;
+    let usd_per_mtok_cached_in = t.f64_opt("usd_per_mtok_cached_in", usd_per_mtok_in, Check::NonNegative)?;
     let ceiling = t.f64_opt("ceiling", 1.0, Check::Probability)?;
     let quality_kind = t.string_opt("quality")?.unwrap_or("hazard");
     let (hazard_needed, tests_needed) = match (mode, quality_kind) {
@@ -325,6 +330,8 @@ fn read_model(t: &TableReader, lp: &RawLoop, mode: Mode) -> Result<RawModel, Sce
             input_growth_tokens,
             usd_per_mtok_in,
             usd_per_mtok_out,
+            cached_share,
+            usd_per_mtok_cached_in,
             p_first: value(p_first.as_ref()?)?,
             p_retry: value(p_retry.as_ref()?)?,
             ceiling,
@@ -356,6 +363,8 @@ fn read_model(t: &TableReader, lp: &RawLoop, mode: Mode) -> Result<RawModel, Sce
         input_growth_tokens,
         usd_per_mtok_in,
         usd_per_mtok_out,
+        cached_share,
+        usd_per_mtok_cached_in,
         quality,
         thrash: t.f64_opt("thrash", 0.0, Check::Probability)?,
         rate_limit_rps: rate_limit_rps.is_finite().then_some(rate_limit_rps),

@@ -106,3 +106,27 @@ fn empty_models_and_bad_names() {
     let e = err("[loop]\ntest_s = 1\nmax_turns = 3\ntests = 2\n", &[]);
     assert!(e.contains("models is missing"), "{e}");
 }
+
+#[test]
+fn cached_share_blends_the_input_price_and_is_a_share() {
+    let s = parse_scenario(TALK, "t", &[]).unwrap();
+    let plain = s.models[1].1.clone();
+    assert_eq!((plain.cached_share, plain.usd_per_mtok_cached_in), (0.0, plain.usd_per_mtok_in));
+    let s = parse_scenario(
+        TALK,
+        "t",
+        &["models.frontier.cached_share=0.75".into(), "models.frontier.usd_per_mtok_cached_in=0.1".into()],
+    )
+    .unwrap();
+    let cached = &s.models[1].1;
+    let input = cached.input_tokens;
+    let want =
+        (input * (0.25 * cached.usd_per_mtok_in + 0.75 * 0.1) + cached.output_tokens * cached.usd_per_mtok_out) / 1e6;
+    assert!((cached.usd_of_turn(1) - want).abs() < 1e-15);
+    assert!(cached.usd_of_turn(1) < plain.usd_of_turn(1));
+    // A share without a cached price saves nothing: cached tokens cost the input price.
+    let s = parse_scenario(TALK, "t", &["models.frontier.cached_share=0.75".into()]).unwrap();
+    assert!((s.models[1].1.usd_of_turn(3) - plain.usd_of_turn(3)).abs() < 1e-15);
+    let e = err(TALK, &["models.frontier.cached_share=1.5"]);
+    assert!(e.contains("models.frontier.cached_share = 1.5 is outside [0, 1]"), "{e}");
+}

@@ -57,7 +57,8 @@ impl ModelRt {
             output_tokens: Sampler::new(&m.output_tokens),
             input_tokens: m.input_tokens,
             input_growth_tokens: m.input_growth_tokens,
-            usd_per_in: m.usd_per_mtok_in / 1e6,
+            // Cached input blended into one input price, as calc does.
+            usd_per_in: ((1.0 - m.cached_share) * m.usd_per_mtok_in + m.cached_share * m.usd_per_mtok_cached_in) / 1e6,
             usd_per_out: m.usd_per_mtok_out / 1e6,
             quality: match &m.quality {
                 Quality::Hazard { p_first, p_retry, ceiling } => QualityRt::Hazard {

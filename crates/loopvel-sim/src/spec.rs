@@ -67,6 +67,10 @@ pub struct SimModel {
     pub usd_per_mtok_in: f64,
     /// USD per million output tokens.
     pub usd_per_mtok_out: f64,
+    /// Share of input tokens read from the prompt cache.
+    pub cached_share: f64,
+    /// USD per million cached input tokens.
+    pub usd_per_mtok_cached_in: f64,
     /// How turns succeed.
     pub quality: Quality,
     /// Chance a turn makes things worse (hazard: the turn cannot pass; tests: one fixed test breaks again).
@@ -154,6 +158,8 @@ impl SimModel {
             input_growth_tokens: m.input_growth_tokens,
             usd_per_mtok_in: m.usd_per_mtok_in,
             usd_per_mtok_out: m.usd_per_mtok_out,
+            cached_share: m.cached_share,
+            usd_per_mtok_cached_in: m.usd_per_mtok_cached_in,
             quality: Quality::Hazard {
                 p_first: Dist::constant(m.p_first),
                 p_retry: Dist::constant(m.p_retry),

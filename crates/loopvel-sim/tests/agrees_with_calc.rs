@@ -30,14 +30,19 @@ fn within_4_se(sim: f64, exact: f64, se: f64, what: &str) -> Result<(), TestCase
 }
 
 fn arb_model() -> impl Strategy<Value = ModelProfile> {
-    (0.05f64..0.95, 0.05f64..0.95, 0.3f64..=1.0, 0.0f64..5.0, 10.0f64..2000.0, 100.0f64..4000.0).prop_map(
-        |(p_first, p_retry, ceiling, ttft_s, tokens_per_s, output_tokens)| ModelProfile {
+    let quality_and_speed =
+        (0.05f64..0.95, 0.05f64..0.95, 0.3f64..=1.0, 0.0f64..5.0, 10.0f64..2000.0, 100.0f64..4000.0);
+    // Prompt caching: any cached share, at any cached price up to the full one.
+    (quality_and_speed, 0.0f64..=1.0, 0.0f64..=1.0).prop_map(
+        |((p_first, p_retry, ceiling, ttft_s, tokens_per_s, output_tokens), cached_share, cached_price)| ModelProfile {
             ttft_s,
             tokens_per_s,
             output_tokens,
             p_first,
             p_retry,
             ceiling,
+            cached_share,
+            usd_per_mtok_cached_in: cached_price * ModelProfile::example().usd_per_mtok_in,
             ..ModelProfile::example()
         },
     )

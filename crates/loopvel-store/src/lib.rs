@@ -94,12 +94,19 @@ pub enum StoreError {
 /// 1: the first schema. 2: `runs.sandbox`, the level the run's tests ran at.
 /// 3: `tasks.dir`, where the task's files were when it last ran (for `replay`).
 /// 4: `failed_calls`. 5: `runs.claimed_by` and `runs.lease_until`, the queue of workers.
-const SCHEMA_VERSION: i64 = 5;
+/// 6: `turns.cached_input_tokens`, `turns.cache_write_tokens`, `turns.usd_uncached` (prompt caching).
+const SCHEMA_VERSION: i64 = 6;
 
 /// Columns added in schema 5: which worker holds a run, and until when
 /// (seconds since 1970 by the database's clock).
 const QUEUE_COLUMNS: &str =
     "ALTER TABLE runs ADD COLUMN claimed_by TEXT; ALTER TABLE runs ADD COLUMN lease_until REAL;";
+
+/// Columns added in schema 6: a turn's cached input tokens as the server
+/// reported them, the tokens written to the cache, and its cost had nothing
+/// been cached. NULL in turns recorded before (or when the server said nothing).
+const CACHE_COLUMNS: &str = "ALTER TABLE turns ADD COLUMN cached_input_tokens INTEGER; \
+     ALTER TABLE turns ADD COLUMN cache_write_tokens INTEGER; ALTER TABLE turns ADD COLUMN usd_uncached REAL;";
 
 /// A plan as recorded, with the models and tasks its runs used.
 #[derive(Debug, Clone, PartialEq)]
@@ -368,7 +375,7 @@ impl Store {
         }
         if version < 1 {
             conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA} {FAILED_CALLS} {QUEUE_COLUMNS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {SCHEMA} {FAILED_CALLS} {QUEUE_COLUMNS} {CACHE_COLUMNS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
             .map_err(err)?;
         } else {
@@ -385,6 +392,9 @@ impl Store {
             }
             if version < 5 {
                 steps.push_str(QUEUE_COLUMNS);
+            }
+            if version < 6 {
+                steps.push_str(CACHE_COLUMNS);
             }
             if !steps.is_empty() {
                 conn.execute_batch(&format!("BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
@@ -423,7 +433,7 @@ impl Store {
             v.rows.first().and_then(|r| r.first()).and_then(Value::int).unwrap_or(0)
         } else if create {
             let ddl = db::pg_schema(&format!(
-                "{SCHEMA} {FAILED_CALLS} {QUEUE_COLUMNS} CREATE TABLE loopvel_meta (version INTEGER NOT NULL);"
+                "{SCHEMA} {FAILED_CALLS} {QUEUE_COLUMNS} {CACHE_COLUMNS} CREATE TABLE loopvel_meta (version INTEGER NOT NULL);"
             ));
             for statement in ddl.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                 db.exec(statement, &[]).map_err(err)?;
@@ -436,8 +446,9 @@ impl Store {
         if version > SCHEMA_VERSION {
             return Err(StoreError::TooNew { path, found: version, known: SCHEMA_VERSION });
         }
-        let version = if version < 5 && create {
-            for statement in db::pg_schema(QUEUE_COLUMNS).split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let version = if version < SCHEMA_VERSION && create {
+            let added = format!("{QUEUE_COLUMNS} {CACHE_COLUMNS}");
+            for statement in db::pg_schema(&added).split(';').map(str::trim).filter(|s| !s.is_empty()) {
                 db.exec(&statement.replace("ADD COLUMN", "ADD COLUMN IF NOT EXISTS"), &[]).map_err(err)?;
             }
             db.exec("UPDATE loopvel_meta SET version = ?1", args![SCHEMA_VERSION]).map_err(err)?;
@@ -552,9 +563,19 @@ impl Store {
         }
     }
 
+    /// The schema-6 cache columns of `turns u`, or NULLs in a database from before them.
+    fn cache_columns(&self) -> &'static str {
+        if self.version >= 6 {
+            "u.cached_input_tokens, u.cache_write_tokens, u.usd_uncached"
+        } else {
+            "NULL AS cached_input_tokens, NULL AS cache_write_tokens, NULL AS usd_uncached"
+        }
+    }
+
     /// Every finished run with its turns, in run order.
     pub fn read_runs(&self) -> Result<Vec<Run>, StoreError> {
         let sandbox = self.sandbox_column();
+        let cache = self.cache_columns();
         self.with(|db| {
             let found = db.query(
                 &format!(
@@ -588,12 +609,14 @@ impl Store {
                 .collect();
             let index: HashMap<i64, usize> = runs.iter().enumerate().map(|(i, r)| (r.run_id, i)).collect();
             let turns = db.query(
-                "SELECT u.run_id, u.turn, u.ttft_s, u.tokens_per_s, u.output_tokens, COALESCE(u.model_s, 0),
+                &format!(
+                    "SELECT u.run_id, u.turn, u.ttft_s, u.tokens_per_s, u.output_tokens, COALESCE(u.model_s, 0),
                         COALESCE(u.test_s, 0), COALESCE(u.overhead_s, 0), COALESCE(u.retry_wait_s, 0),
                         COALESCE(u.wall_s, 0), COALESCE(u.usd, 0), u.score, u.grade, u.started_s,
                         COALESCE(u.output_tokens_estimated, 0), u.input_tokens, COALESCE(u.edits_applied, 0),
-                        COALESCE(u.edits_refused, 0), u.refusals, u.tests_passed, u.tests_total
-                 FROM turns u JOIN runs r ON r.id = u.run_id WHERE r.status = 'done' ORDER BY u.run_id, u.turn",
+                        COALESCE(u.edits_refused, 0), u.refusals, u.tests_passed, u.tests_total, {cache}
+                 FROM turns u JOIN runs r ON r.id = u.run_id WHERE r.status = 'done' ORDER BY u.run_id, u.turn"
+                ),
                 &[],
             )?;
             for r in &turns.rows {
@@ -620,6 +643,9 @@ impl Store {
                     refusals: r[18].text().and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
                     tests_passed: r[19].int().map(|v| v as u32),
                     tests_total: r[20].int().map(|v| v as u32),
+                    cached_input_tokens: r[21].int().map(|v| v.max(0) as u64),
+                    cache_write_tokens: r[22].int().map(|v| v.max(0) as u64),
+                    usd_uncached: r[23].real(),
                 });
             }
             Ok(runs)
@@ -879,8 +905,9 @@ impl Store {
             let turn_id = db.insert(
                 "INSERT INTO turns(run_id, turn, started_s, ttft_s, gen_s, model_s, output_tokens, output_tokens_estimated,
                   input_tokens, tokens_per_s, retry_wait_s, edits_applied, edits_refused, refusals, test_s, tests_passed,
-                  tests_total, score, grade, overhead_s, wall_s, usd)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                  tests_total, score, grade, overhead_s, wall_s, usd, cached_input_tokens, cache_write_tokens, usd_uncached)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
+                         ?22, ?23, ?24)",
                 args![
                     run,
                     t.turn,
@@ -902,7 +929,10 @@ impl Store {
                     t.grade.as_str(),
                     t.overhead_s,
                     t.wall_s,
-                    t.usd
+                    t.usd,
+                    t.cached_input_tokens.map(|n| n as i64),
+                    t.cache_write_tokens.map(|n| n as i64),
+                    t.usd_uncached
                 ],
             )?;
             db.exec(
@@ -981,13 +1011,14 @@ impl Store {
 
     /// One record per turn of a finished run.
     pub fn export_turns(&self) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, StoreError> {
-        self.rows(
+        self.rows(&format!(
             "SELECT u.run_id, r.plan_id, t.name AS task, m.name AS model, u.turn, u.ttft_s, u.gen_s, u.output_tokens, u.input_tokens,
-                    u.tokens_per_s, u.edits_applied, u.edits_refused, u.test_s, u.tests_passed, u.tests_total, u.score,
+                    {}, u.tokens_per_s, u.edits_applied, u.edits_refused, u.test_s, u.tests_passed, u.tests_total, u.score,
                     u.grade, u.retry_wait_s, u.overhead_s, u.wall_s, u.usd
              FROM turns u JOIN runs r ON r.id = u.run_id JOIN tasks t ON t.id = r.task_id JOIN models m ON m.id = r.model_id
              WHERE r.status = 'done' ORDER BY u.run_id, u.turn",
-        )
+            self.cache_columns()
+        ))
     }
 
     /// Finished runs per sandbox level, model and plan (level `None`: not recorded,
@@ -1385,6 +1416,8 @@ mod tests {
             output_tokens: Some(10),
             output_tokens_estimated: false,
             input_tokens: Some(100),
+            cached_input_tokens: Some(60),
+            cache_write_tokens: Some(5),
             tokens_per_s: Some(20.0),
             retry_wait_s: 0.0,
             edits_applied: 1,
@@ -1398,6 +1431,7 @@ mod tests {
             overhead_s: 0.01,
             wall_s: 0.7,
             usd: 0.001,
+            usd_uncached: Some(0.0012),
         }
     }
 
@@ -1416,7 +1450,7 @@ mod tests {
         // Make it a version-1 file, as loopvel wrote before the sandbox column.
         let c = Connection::open(&path).unwrap();
         c.execute_batch(
-            "ALTER TABLE runs DROP COLUMN sandbox; ALTER TABLE tasks DROP COLUMN dir; ALTER TABLE runs DROP COLUMN claimed_by; ALTER TABLE runs DROP COLUMN lease_until; PRAGMA user_version = 1;",
+            "ALTER TABLE turns DROP COLUMN cached_input_tokens; ALTER TABLE turns DROP COLUMN cache_write_tokens; ALTER TABLE turns DROP COLUMN usd_uncached; ALTER TABLE runs DROP COLUMN sandbox; ALTER TABLE tasks DROP COLUMN dir; ALTER TABLE runs DROP COLUMN claimed_by; ALTER TABLE runs DROP COLUMN lease_until; PRAGMA user_version = 1;",
         )
         .unwrap();
         drop(c);
@@ -1464,7 +1498,7 @@ mod tests {
         drop(s);
         // A version-2 file: read as it is (no folders), migrated when written.
         let c = Connection::open(&path).unwrap();
-        c.execute_batch("ALTER TABLE tasks DROP COLUMN dir; ALTER TABLE runs DROP COLUMN claimed_by; ALTER TABLE runs DROP COLUMN lease_until; PRAGMA user_version = 2;").unwrap();
+        c.execute_batch("ALTER TABLE turns DROP COLUMN cached_input_tokens; ALTER TABLE turns DROP COLUMN cache_write_tokens; ALTER TABLE turns DROP COLUMN usd_uncached; ALTER TABLE tasks DROP COLUMN dir; ALTER TABLE runs DROP COLUMN claimed_by; ALTER TABLE runs DROP COLUMN lease_until; PRAGMA user_version = 2;").unwrap();
         drop(c);
         assert!(Store::open_existing(&path).unwrap().task_dirs().unwrap().is_empty());
         let s = Store::open(&path).unwrap();
