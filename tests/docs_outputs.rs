@@ -5,7 +5,10 @@
 //! <!-- output: ARGS [| head N] [| from TEXT] [| skip N] -->
 //! ```
 //!
-//! must be what `loopvel ARGS` prints today (run in the repository root):
+//! must be what `loopvel ARGS` prints today (run in the repository root).
+//! Markdown that loopvel prints (`--markdown`) is pasted unfenced, to render
+//! as tables, between `<!-- output-md: ARGS [| …] -->` and `<!-- end output -->`.
+//! Options:
 //! `head N` keeps the first N lines, `from TEXT` starts at the first line
 //! holding TEXT, `skip N` leaves the first N lines out of the comparison
 //! (a wall time that differs per run). Relative links in those files must
@@ -41,8 +44,17 @@ struct Marker {
     skip: usize,
 }
 
-fn parse_marker(line: &str) -> Option<Marker> {
-    let inner = line.trim().strip_prefix("<!-- output:")?.strip_suffix("-->")?;
+/// Where a marker's pasted text ends: a closing fence, or for unfenced
+/// markdown the end marker.
+const END_MD: &str = "<!-- end output -->";
+
+fn parse_marker(line: &str) -> Option<(Marker, bool)> {
+    let line = line.trim();
+    let (inner, markdown) = match line.strip_prefix("<!-- output-md:") {
+        Some(rest) => (rest, true),
+        None => (line.strip_prefix("<!-- output:")?, false),
+    };
+    let inner = inner.strip_suffix("-->")?;
     let mut parts = inner.split(" | ");
     let args = parts.next()?.split_whitespace().map(String::from).collect();
     let mut m = Marker { args, head: None, from: None, skip: 0 };
@@ -58,7 +70,7 @@ fn parse_marker(line: &str) -> Option<Marker> {
             panic!("unknown marker option {p:?} in {line:?}");
         }
     }
-    Some(m)
+    Some((m, markdown))
 }
 
 fn produce(m: &Marker) -> Vec<String> {
@@ -93,20 +105,34 @@ fn pasted_outputs_are_what_the_binary_prints() {
         let mut i = 0;
         while i < lines.len() {
             rewritten.push(lines[i].to_string());
-            let Some(m) = parse_marker(lines[i]) else {
+            let Some((m, markdown)) = parse_marker(lines[i]) else {
                 i += 1;
                 continue;
             };
             let open = i + 1;
-            assert!(
-                lines.get(open).is_some_and(|l| l.starts_with("```")),
-                "{}:{}: a fence must follow",
-                doc.display(),
-                open
-            );
-            let close = open + 1 + lines[open + 1..].iter().position(|l| l.starts_with("```")).expect("closed fence");
-            let pasted: Vec<String> = lines[open + 1..close].iter().map(|l| l.trim_end().to_string()).collect();
-            let produced = produce(&m);
+            let close = if markdown {
+                // The pasted markdown sits between blank lines, so it renders on its own.
+                open + lines[open..].iter().position(|l| l.trim() == END_MD).expect("an end-of-output marker")
+            } else {
+                assert!(
+                    lines.get(open).is_some_and(|l| l.starts_with("```")),
+                    "{}:{}: a fence must follow",
+                    doc.display(),
+                    open
+                );
+                open + 1 + lines[open + 1..].iter().position(|l| l.starts_with("```")).expect("closed fence")
+            };
+            // Fenced: the lines inside the fences. Markdown: every line up to the end marker.
+            let first = if markdown { open } else { open + 1 };
+            let pasted: Vec<String> = lines[first..close].iter().map(|l| l.trim_end().to_string()).collect();
+            let produced = if markdown {
+                let mut p = vec![String::new()];
+                p.extend(produce(&m));
+                p.push(String::new());
+                p
+            } else {
+                produce(&m)
+            };
             checked += 1;
             let same = pasted.iter().skip(m.skip).eq(produced.iter().skip(m.skip));
             if !same {
@@ -119,7 +145,9 @@ fn pasted_outputs_are_what_the_binary_prints() {
                     produced.join("\n")
                 ));
             }
-            rewritten.push(lines[open].to_string());
+            if !markdown {
+                rewritten.push(lines[open].to_string());
+            }
             // The skipped lines stay as pasted (a new block takes them from this run).
             let head_from = if pasted.len() >= m.skip { &pasted } else { &produced };
             let kept: Vec<String> = head_from.iter().take(m.skip).cloned().collect();

@@ -222,14 +222,14 @@ fn check_reports_hold_out_coverage_near_95_percent() {
 }
 
 #[test]
-fn html_is_self_contained_with_five_charts_and_the_table() {
+fn html_is_self_contained_with_its_charts_and_the_table() {
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("report.html");
     let o = loopvel(&["report", "--db", db().to_str().unwrap(), "--html", html.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let page = std::fs::read_to_string(&html).unwrap();
-    assert_eq!(page.matches("<svg").count(), 5, "five inline charts");
-    for id in ["chart-km", "chart-fit", "chart-score", "chart-time", "chart-pareto"] {
+    assert_eq!(page.matches("<svg").count(), 6, "six inline charts");
+    for id in ["chart-km", "chart-passk", "chart-fit", "chart-score", "chart-time", "chart-pareto"] {
         assert!(page.contains(&format!("id=\"{id}\"")), "{id}");
     }
     assert!(page.contains("<table>") && page.contains("<figcaption>How to read it"));
@@ -240,8 +240,30 @@ fn html_is_self_contained_with_five_charts_and_the_table() {
         "runs passed (% of runs)",
         "mean time per turn (s)",
         "cost per solved task (USD)",
+        "wall-clock budget (s)",
+        "tasks green by then (%, mean over tasks)",
     ] {
         assert!(page.contains(axis), "axis label {axis:?}");
+    }
+    // With --compare, a chart of the per-task differences, each task named on it.
+    let o = loopvel(&[
+        "report",
+        "--db",
+        db().to_str().unwrap(),
+        "--compare",
+        "fast",
+        "smart",
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(page.matches("<svg").count(), 7, "and the comparison");
+    let figure = &page[page.find("id=\"chart-compare\"").expect("compare chart")..];
+    let figure = &figure[..figure.find("</figure>").unwrap()];
+    assert!(figure.contains("fast − smart pass rate (percentage points)"), "{figure}");
+    for task in ["task0", "task9"] {
+        assert!(figure.contains(&format!("\n{task}\n</text>")), "{task} labelled");
     }
 }
 

@@ -12,7 +12,7 @@ use loopvel_sim::SimReport;
 /// 16 → 12.9 px tick labels and legend, 18 → 14.5 px axis titles, 22 → 17.7 px
 /// title; at least 12 px, readable at 100% zoom.
 pub(crate) const LABEL_PT: u32 = 16;
-const DESC_PT: u32 = 18;
+pub(crate) const DESC_PT: u32 = 18;
 pub(crate) const TITLE_PT: u32 = 22;
 
 /// Width and height of a chart's SVG; the bottom `CAPTION_H` pixels hold the caption.

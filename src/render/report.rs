@@ -287,7 +287,7 @@ pub fn hazard_grid(models: &[ModelSummary]) -> Grid {
     let mut header = vec!["turn".to_string()];
     header.extend(models.iter().map(|m| format!("{} passed / going", m.model)));
     Grid {
-        title: "Per-turn pass rate among runs still going (Wilson 95%)".into(),
+        title: "Per-turn pass rate among runs still going (95% intervals resample tasks, then runs)".into(),
         header,
         rows: (0..max_turn)
             .map(|i| {
@@ -662,7 +662,7 @@ th,td{border-bottom:1px solid #ddd;padding:4px 6px;text-align:right}th:first-chi
 thead th{background:#f4f4f4}figure{margin:2em 0}figcaption{font-size:0.9em;color:#444;margin-top:0.3em}\
 svg{max-width:100%;height:auto}.notes li{margin:0.3em 0}";
 
-/// The self-contained HTML page: tables, five charts, notes. No scripts, no network.
+/// The self-contained HTML page: tables, charts, notes. No scripts, no network.
 pub fn html(report: &Report) -> Result<String, String> {
     let mut body = String::new();
     if let Some(line) = sandbox_line(report) {
@@ -670,7 +670,11 @@ pub fn html(report: &Report) -> Result<String, String> {
     }
     let g = grids(report);
     body.push_str(&html_table(&g[0]));
-    for (id, chart) in report_plot::all(&report.models)? {
+    let mut charts = report_plot::all(&report.models)?;
+    if let Some(c) = report.compare.as_ref().map(report_plot::compare_bars).transpose()?.flatten() {
+        charts.push(("chart-compare", c));
+    }
+    for (id, chart) in charts {
         body.push_str(&format!(
             "<figure id=\"{id}\">\n{}\n<figcaption>{}</figcaption>\n</figure>\n",
             chart.svg,

@@ -18,15 +18,139 @@ pub struct Chart {
 
 const SIZE: (u32, u32) = (960, 540);
 
-/// All five charts with their element ids, in page order.
+/// All charts with their element ids, in page order (pass@k by time only
+/// when some run passed).
 pub fn all(models: &[ModelSummary]) -> Result<Vec<(&'static str, Chart)>, String> {
-    Ok(vec![
-        ("chart-km", km_by_time(models)?),
+    let mut charts = vec![("chart-km", km_by_time(models)?)];
+    if let Some(c) = pass_k_by_time(models)? {
+        charts.push(("chart-passk", c));
+    }
+    charts.extend([
         ("chart-fit", fit_check(models)?),
         ("chart-score", score_by_turn(models)?),
         ("chart-time", time_split(models)?),
         ("chart-pareto", pareto(models)?),
-    ])
+    ]);
+    Ok(charts)
+}
+
+/// pass@k within a wall-clock budget T as a curve over T: per model, one
+/// loop (k = 1, faint) and k loops started together (k the most every task
+/// allows, solid). Evaluated at every passing time, so the steps are the data's.
+pub fn pass_k_by_time(models: &[ModelSummary]) -> Result<Option<Chart>, String> {
+    use loopvel_analysis::passk::pass_at_k_within;
+    let mut times: Vec<f64> = models.iter().flat_map(|m| m.task_times.iter().flatten().flatten().copied()).collect();
+    times.retain(|t| t.is_finite());
+    times.sort_by(f64::total_cmp);
+    times.dedup();
+    // At most 400 points (evenly spaced in rank): each is a pass over every run,
+    // and a chart 960 pixels wide shows no more.
+    if times.len() > 400 {
+        let n = times.len();
+        times = (0..400).map(|i| times[(i * (n - 1)) / 399]).collect();
+    }
+    let Some(&last) = times.last() else { return Ok(None) };
+    let end = last.max(1e-3) * 1.05;
+    let curve = |m: &ModelSummary, k: u64| -> Vec<(f64, f64)> {
+        let points = times.iter().filter_map(|&t| Some((t, 100.0 * pass_at_k_within(&m.task_times, k, t)?)));
+        steps(points, end)
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "pass@k within a wall-clock budget (k loops started together, any green by then)",
+                ("sans-serif", TITLE_PT),
+            )
+            .margin(16)
+            .x_label_area_size(56)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..end, 0f64..100f64)
+            .map_err(err)?;
+        readable(&mut chart.configure_mesh())
+            .x_desc("wall-clock budget (s)")
+            .y_desc("tasks green by then (%, mean over tasks)")
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
+            .draw()
+            .map_err(err)?;
+        for (i, m) in models.iter().enumerate() {
+            let Some(k_max) = m.pass_k.last().map(|p| p.k) else { continue };
+            let faint = color(i).mix(0.45);
+            chart
+                .draw_series(LineSeries::new(curve(m, 1), faint.stroke_width(2)))
+                .map_err(err)?
+                .label(format!("{}, k = 1", m.model))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], faint.stroke_width(2)));
+            if k_max > 1 {
+                draw_line(&mut chart, &format!("{}, k = {k_max}", m.model), i, curve(m, k_max))?;
+            }
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+        root.present().map_err(err)?;
+    }
+    Ok(Some(Chart {
+        svg,
+        caption: "How to read it: at a budget T, the share of tasks (mean over tasks, unbiased from each task's runs) on which one loop (faint) or k loops started together (solid) had all tests passing by T. Where the solid line rises above the faint one, running k loops at once buys speed, not only a higher pass rate.".into(),
+    }))
+}
+
+/// Per task, the difference in pass rate between the two compared models
+/// (A − B, percentage points), one bar per task.
+pub fn compare_bars(c: &loopvel_analysis::compare::Comparison) -> Result<Option<Chart>, String> {
+    if c.tasks.is_empty() {
+        return Ok(None);
+    }
+    let n = c.tasks.len();
+    let height = (120 + 28 * n as u32).max(240);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (SIZE.0, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let label_width = c.tasks.iter().map(|t| t.task.chars().count()).max().unwrap_or(4).clamp(4, 40) as u32 * 9;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("Pass rate by task: {} − {} (percentage points)", c.a, c.b), ("sans-serif", TITLE_PT))
+            .margin(16)
+            .x_label_area_size(56)
+            .y_label_area_size(label_width + 16)
+            .build_cartesian_2d(-100f64..100f64, (0..n).into_segmented())
+            .map_err(err)?;
+        let names: Vec<String> = c.tasks.iter().map(|t| t.task.clone()).collect();
+        chart
+            .configure_mesh()
+            .label_style(("sans-serif", crate::render::plot::LABEL_PT))
+            .axis_desc_style(("sans-serif", crate::render::plot::DESC_PT))
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(BLACK.mix(0.12))
+            .x_labels(9)
+            .y_labels(n)
+            .x_desc(format!("{} − {} pass rate (percentage points)", c.a, c.b))
+            .y_label_formatter(&|y: &SegmentValue<usize>| match y {
+                SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .x_label_formatter(&tick)
+            .draw()
+            .map_err(err)?;
+        for (i, t) in c.tasks.iter().enumerate() {
+            let d = 100.0 * t.pass_rate_diff;
+            let fill = if d >= 0.0 { color(0) } else { color(1) };
+            let mut bar =
+                Rectangle::new([(0.0, SegmentValue::Exact(i)), (d, SegmentValue::Exact(i + 1))], fill.filled());
+            bar.set_margin(5, 5, 0, 0);
+            chart.draw_series(std::iter::once(bar)).map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(Some(Chart {
+        svg,
+        caption: format!(
+            "How to read it: a bar to the right is a task {a} passed more often than {b}, to the left one {b} passed more often; no bar, a tie. {a} passes more often on {am} tasks, {b} on {bm}, tied on {tied} (exact sign test p = {p:.3}).",
+            a = c.a, b = c.b, am = c.a_more, bm = c.b_more, tied = c.tied, p = c.sign_test_p
+        ),
+    }))
 }
 
 /// A shaded band between an upper and a lower line.

@@ -142,14 +142,27 @@ pub fn bootstrap_clustered<const K: usize>(
     seed: u64,
     stat: impl Fn(&[u32]) -> [Option<f64>; K] + Sync,
 ) -> [Option<(f64, f64)>; K] {
+    let cis = bootstrap_clustered_many(groups, reps, seed, K, |idx| stat(idx).to_vec());
+    std::array::from_fn(|k| cis.get(k).copied().flatten())
+}
+
+/// [`bootstrap_clustered`] for `width` statistics known only at run time
+/// (one per turn, say): `stat` returns `width` values per resample.
+pub fn bootstrap_clustered_many(
+    groups: &[Vec<u32>],
+    reps: usize,
+    seed: u64,
+    width: usize,
+    stat: impl Fn(&[u32]) -> Vec<Option<f64>> + Sync,
+) -> Vec<Option<(f64, f64)>> {
     use rayon::prelude::*;
     let groups: Vec<&Vec<u32>> = groups.iter().filter(|g| !g.is_empty()).collect();
     let total: usize = groups.iter().map(|g| g.len()).sum();
     if groups.is_empty() || reps == 0 {
-        return [None; K];
+        return vec![None; width];
     }
     let below = |rng: &mut Xoshiro256PlusPlus, n: usize| ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize;
-    let draws: Vec<[Option<f64>; K]> = (0..reps)
+    let draws: Vec<Vec<Option<f64>>> = (0..reps)
         .into_par_iter()
         .map_init(
             || Vec::with_capacity(total * 2),
@@ -167,11 +180,14 @@ pub fn bootstrap_clustered<const K: usize>(
             },
         )
         .collect();
-    std::array::from_fn(|k| {
-        let mut values: Vec<f64> = draws.iter().filter_map(|d| d[k]).filter(|v| v.is_finite()).collect();
-        values.sort_by(f64::total_cmp);
-        Some((quantile_sorted(&values, 0.025)?, quantile_sorted(&values, 0.975)?))
-    })
+    (0..width)
+        .map(|k| {
+            let mut values: Vec<f64> =
+                draws.iter().filter_map(|d| d.get(k).copied().flatten()).filter(|v| v.is_finite()).collect();
+            values.sort_by(f64::total_cmp);
+            Some((quantile_sorted(&values, 0.025)?, quantile_sorted(&values, 0.975)?))
+        })
+        .collect()
 }
 
 /// The type-7 `level` quantile of `values`, reordering them (linear time, no full sort).

@@ -38,8 +38,10 @@ pub struct HazardRow {
     pub passed: u64,
     /// `passed / at_risk`.
     pub rate: f64,
-    /// Wilson 95% interval of the rate.
+    /// Task-aware 95% interval of the rate (tasks resampled, then runs).
     pub ci: Option<[f64; 2]>,
+    /// Wilson 95% interval over runs, as if runs were independent.
+    pub ci_wilson: Option<[f64; 2]>,
 }
 
 /// Distribution of the score after `turn` turns over all runs (a run that
@@ -376,8 +378,29 @@ pub fn summarize_model(name: &str, runs: &[&Run]) -> ModelSummary {
         runs.iter().map(|r| Observation { time: f64::from(r.turn_count()), passed: r.passed() }).collect();
     let km_turn = KaplanMeier::fit(&by_turn);
 
-    // Hazard by turn.
+    // Hazard by turn, each turn's interval from the same task-then-run resamples.
     let max_turn = runs.iter().map(|r| r.turn_count()).max().unwrap_or(0);
+    let hazard_of = |idx: &[u32]| -> Vec<Option<f64>> {
+        let mut at_risk = vec![0u32; max_turn as usize + 1];
+        let mut passed = vec![0u32; max_turn as usize + 1];
+        for &i in idx {
+            let r = runs[i as usize];
+            at_risk[r.turn_count() as usize] += 1;
+            if r.passed() {
+                passed[r.turn_count() as usize] += 1;
+            }
+        }
+        // Runs that reached turn k: those that stopped at k or later.
+        let mut going = 0u32;
+        let mut out = vec![None; max_turn as usize];
+        for k in (1..=max_turn as usize).rev() {
+            going += at_risk[k];
+            out[k - 1] = (going > 0).then(|| f64::from(passed[k]) / f64::from(going));
+        }
+        out
+    };
+    let hazard_cis =
+        crate::interval::bootstrap_clustered_many(&groups, BOOTSTRAP_REPS, seed(2), max_turn as usize, hazard_of);
     let hazard = (1..=max_turn)
         .map(|k| {
             let at_risk = runs.iter().filter(|r| r.turn_count() >= k).count() as u64;
@@ -387,7 +410,13 @@ pub fn summarize_model(name: &str, runs: &[&Run]) -> ModelSummary {
                 at_risk,
                 passed,
                 rate: if at_risk > 0 { passed as f64 / at_risk as f64 } else { 0.0 },
-                ci: wilson(passed, at_risk).map(|(a, b)| [a, b]),
+                ci: task_aware_rate(
+                    passed,
+                    at_risk,
+                    crate::trace::task_names(runs.iter().copied().filter(|r| r.turn_count() >= k)).len(),
+                    hazard_cis[k as usize - 1],
+                ),
+                ci_wilson: wilson(passed, at_risk).map(|(a, b)| [a, b]),
             }
         })
         .collect();
