@@ -569,8 +569,8 @@ pub struct PredictArgs {
     pub max_turns: Option<u32>,
     /// Change the fitted world: models.NAME.FIELD=VALUE or loop.FIELD=VALUE;
     /// VALUE is a number, or xF to multiply (models.fast.tokens_per_s=x10).
-    /// Model fields: tokens_per_s, ttft_s, output_tokens, usd_per_turn, p_first,
-    /// p_retry, ceiling; loop fields: test_s, overhead_s. Repeatable.
+    /// Model fields: tokens_per_s, ttft_s, prefill_tokens_per_s, output_tokens,
+    /// usd_per_turn, p_first, p_retry, ceiling; loop fields: test_s, overhead_s. Repeatable.
     #[arg(long = "what-if", value_name = "KEY=VALUE")]
     pub what_if: Vec<String>,
     /// Largest k for best-of-k (1 to 8).
@@ -585,6 +585,14 @@ pub struct PredictArgs {
     /// Seed for resampling and simulation.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Also check the predictions against held-out runs: fit on part of the
+    /// runs (half of each task's runs; half of the tasks), predict the rest,
+    /// and count how often what happened falls inside the 95% interval.
+    #[arg(long)]
+    pub check: bool,
+    /// Splits of each kind for --check.
+    #[arg(long, default_value_t = 50, requires = "check")]
+    pub splits: usize,
     /// Print the answer as one JSON object.
     #[arg(long)]
     pub json: bool,

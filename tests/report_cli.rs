@@ -304,7 +304,7 @@ fn html_opens_in_headless_chromium_without_console_errors() {
     assert!(o.status.success());
     let (dom, console) = chromium(&html).expect("chromium ran before");
     assert!(console.is_empty(), "console messages: {console:?}");
-    assert_eq!(dom.matches("<svg").count(), 5, "charts in the rendered DOM");
+    assert_eq!(dom.matches("<svg").count(), 6, "charts in the rendered DOM");
     assert!(dom.contains("<table>") && dom.contains("fast") && dom.contains("smart"));
     assert!(dom.contains("Runs passed by time"), "chart title rendered");
 }

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use loopvel_analysis::predict::{self, Change, Prediction, Question, WhatIf, LOOP_FIELDS, MODEL_FIELDS};
+use loopvel_analysis::predict_check;
 use loopvel_math::units::{count, percent, seconds, usd, with_interval};
 use serde_json::json;
 
@@ -86,12 +87,32 @@ pub fn run(args: &PredictArgs, out: &mut impl Write) -> Result<(), CliError> {
         max_k: args.max_k,
         what_ifs,
     };
+    if args.check && !(1..=1000).contains(&args.splits) {
+        return Err(CliError::Usage(format!("--splits {}: give 1 to 1,000", args.splits)));
+    }
     let err = |e: predict::PredictError| CliError::Usage(format!("{}: {e}", crate::commands::shown(&args.db)));
     let baseline = predict::predict(&runs, &question(Vec::new())).map_err(err)?;
     let changed =
         if what_ifs.is_empty() { None } else { Some(predict::predict(&runs, &question(what_ifs)).map_err(err)?) };
+    let check = args.check.then(|| {
+        let fitted: Vec<&str> = baseline.models.iter().map(|m| m.model.as_str()).collect();
+        let mine: Vec<loopvel_analysis::trace::Run> =
+            runs.iter().filter(|r| fitted.contains(&r.model.as_str())).cloned().collect();
+        predict_check::check(
+            &mine,
+            &predict_check::CheckQuestion {
+                splits: args.splits,
+                // Fewer resamples and runs per split than a prediction: each split is one of many.
+                resamples: args.resamples.min(20),
+                runs: args.runs.min(2000),
+                seed: args.seed,
+                max_turns: baseline.max_turns,
+                max_wall_s: args.max_wall_s,
+            },
+        )
+    });
     if args.json {
-        let v = json!({ "db": crate::commands::shown(&args.db).to_string(), "plans": plans.json, "as_recorded": baseline, "what_if": changed.as_ref().map(|c| json!({ "changes": args.what_if, "prediction": c })) });
+        let v = json!({ "db": crate::commands::shown(&args.db).to_string(), "plans": plans.json, "as_recorded": baseline, "what_if": changed.as_ref().map(|c| json!({ "changes": args.what_if, "prediction": c })), "check": check });
         writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
         return Ok(());
     }
@@ -117,7 +138,110 @@ pub fn run(args: &PredictArgs, out: &mut impl Write) -> Result<(), CliError> {
             write!(out, "{}", text(c, &format!("What if {}", args.what_if.join(", ")), layout))?;
         }
     }
+    write!(out, "\n{}", fitted_text(&baseline, layout))?;
+    if let Some(c) = &check {
+        write!(out, "\n{}", check_text(c, args.splits, layout))?;
+    }
     Ok(())
+}
+
+/// What was fitted per model: the pass model over tasks, time by turn, and
+/// the plain loop as predicted against as recorded.
+fn fitted_text(p: &Prediction, layout: Layout) -> String {
+    let width = layout.text_width();
+    let mut t = Table::new(["model", "pass rate recorded", "predicted", "mean time to pass recorded", "predicted"]);
+    for m in &p.models {
+        let row = p.policies.iter().find(|r| r.policy == m.model);
+        t.row(vec![
+            m.model.clone(),
+            percent(m.observed_pass_rate),
+            row.map_or("n/a".into(), |r| range(Some(r.pass_rate), percent)),
+            m.observed_mean_time_to_pass_s.map_or("n/a".into(), seconds),
+            row.map_or("n/a".into(), |r| range(r.mean_time_to_pass_s, seconds)),
+        ]);
+    }
+    let mut s = format!(
+        "{}\n{}\n",
+        wrap("Predicted against recorded: each model's plain loop as it ran (95% prediction intervals)", width),
+        t.render(layout)
+    );
+    let mut by_turn =
+        Table::new(["model", "turn", "prompt", "first token fitted", "recorded", "model time fitted", "recorded"]);
+    for m in &p.models {
+        for turn in &m.turns {
+            by_turn.row(vec![
+                m.model.clone(),
+                turn.turn.to_string(),
+                loopvel_math::units::tokens(turn.input_tokens),
+                seconds(turn.ttft_s),
+                turn.recorded_ttft_s.map_or("n/a".into(), seconds),
+                seconds(turn.model_s),
+                turn.recorded_model_s
+                    .map_or("n/a".into(), |x| format!("{} ({})", seconds(x), count(turn.recorded as u64, "turn"))),
+            ]);
+        }
+    }
+    s.push_str(&format!(
+        "\n{}\n{}\n",
+        wrap(
+            "Time by turn: the prompt fitted by turn, the first token waiting for its prefill, a failing reply's decode (means; recorded: every turn at that index)",
+            width
+        ),
+        by_turn.render(layout)
+    ));
+    for m in &p.models {
+        let [p_first, p_retry, ceiling] = m.pass_model;
+        let line = format!(
+            "{}: over tasks, {} of tasks solvable; on those, the first attempt passes {} of the time and a later turn {}; {}; replies of {} when they fail{}.",
+            m.model,
+            percent(ceiling),
+            percent(p_first),
+            percent(p_retry),
+            m.prefill_tokens_per_s.map_or("the first token does not wait longer for a longer prompt".into(), |v| format!("prompts prefill at {}", loopvel_math::units::tokens_per_s(v))),
+            m.output_tokens[0].map_or("n/a".into(), loopvel_math::units::tokens),
+            m.output_tokens[1].map_or(String::new(), |n| format!(", {} when they pass", loopvel_math::units::tokens(n)))
+        );
+        s.push_str(&format!("{}\n", bullet(&line, width)));
+    }
+    s
+}
+
+/// `predict --check`: coverage of the held-out statistics.
+fn check_text(c: &[predict_check::PredictCoverage], splits: usize, layout: Layout) -> String {
+    let mut t = Table::new(["model", "policy", "held out", "inside, by run", "inside, by task"]);
+    let mut keys: Vec<(&str, &str, &str)> = Vec::new();
+    for x in c {
+        let k = (x.model.as_str(), x.policy.as_str(), x.metric.as_str());
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let cell = |k: &(&str, &str, &str), split: &str| {
+        c.iter().find(|x| (x.model.as_str(), x.policy.as_str(), x.metric.as_str()) == *k && x.split == split).map_or(
+            "n/a".to_string(),
+            |x| {
+                if x.checked == 0 {
+                    "n/a".into()
+                } else {
+                    format!("{}/{} ({})", x.inside, x.checked, percent(x.inside as f64 / x.checked as f64))
+                }
+            },
+        )
+    };
+    for k in &keys {
+        let policy = if k.1 == "plain" { "plain loop".to_string() } else { k.1.replace('_', "-") };
+        t.row(vec![k.0.to_string(), policy, k.2.to_string(), cell(k, "runs"), cell(k, "tasks")]);
+    }
+    format!(
+        "{}\n{}\n",
+        wrap(
+            &format!(
+                "Hold-out check of predict: {splits} splits of each kind, fit on the rest, predict what the held-out part shows; by run holds out half of each task's runs, by task half of the tasks. A 95% prediction interval should hold about 95% (splits whose held-out part has no pass do not count for the mean time)."
+            ),
+            layout.text_width()
+        ),
+        t.render(layout)
+    )
 }
 
 /// One answer: `- lowest mean time to pass: fast, 12.3 s (10.1–14.6 s); best in 80.0% of resamples`.

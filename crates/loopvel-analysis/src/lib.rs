@@ -20,9 +20,12 @@ pub mod passfit;
 pub mod passk;
 pub mod plan_table;
 pub mod predict;
+pub mod predict_check;
 pub mod scorefit;
 pub mod summary;
+pub mod taskfit;
 pub mod trace;
+pub mod turntime;
 
 /// The standard normal 97.5% point, `scipy.stats.norm.ppf(0.975)`; 95% two-sided intervals.
 pub const Z95: f64 = 1.959963984540054;

@@ -8,6 +8,14 @@
 //! 2.5–97.5% range of a metric over resamples, so it carries both the
 //! uncertainty of the fit and (a little) Monte Carlo noise.
 //!
+//! What is fitted per model (and refitted per resample):
+//! - the pass model with tasks in it ([`crate::taskfit`]): a task is solvable
+//!   or not, shared by every run of it, so best-of-k and escalations gain only
+//!   on the tasks a model can solve at all;
+//! - time by turn ([`crate::turntime`]): the prompt grows by turn, the first
+//!   token waits for its prefill, and a passing reply has its own length, so a
+//!   turn-1 pass costs a turn-1 time.
+//!
 //! Simplifications, stated so a reader can weigh them:
 //! - cost per turn is the observed mean cost per turn of that model (prompt
 //!   growth across turns is inside that mean, not modelled apart);
@@ -26,7 +34,9 @@ use crate::interval::{mean, quantile_sorted};
 use crate::lognormal::LognormalFit;
 use crate::passfit;
 use crate::summary::turn_outcomes;
+use crate::taskfit::{self, RunOutcome};
 use crate::trace::Run;
+use crate::turntime::TurnTime;
 
 /// What the user asks.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,8 +80,16 @@ pub enum Change {
 }
 
 /// Model fields a what-if may change.
-pub const MODEL_FIELDS: [&str; 7] =
-    ["tokens_per_s", "ttft_s", "output_tokens", "usd_per_turn", "p_first", "p_retry", "ceiling"];
+pub const MODEL_FIELDS: [&str; 8] = [
+    "tokens_per_s",
+    "ttft_s",
+    "prefill_tokens_per_s",
+    "output_tokens",
+    "usd_per_turn",
+    "p_first",
+    "p_retry",
+    "ceiling",
+];
 /// Loop fields a what-if may change.
 pub const LOOP_FIELDS: [&str; 2] = ["test_s", "overhead_s"];
 
@@ -110,11 +128,42 @@ pub struct PolicyPrediction {
     pub tied_best_cost_share: f64,
 }
 
+/// One turn of a model's fitted time profile, beside what was recorded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TurnProfile {
+    /// The turn.
+    pub turn: u32,
+    /// Fitted prompt tokens.
+    pub input_tokens: f64,
+    /// Fitted mean time to first token, s.
+    pub ttft_s: f64,
+    /// Fitted mean model time of a failing turn, s.
+    pub model_s: f64,
+    /// Recorded turns at this index.
+    pub recorded: usize,
+    /// Their mean time to first token, s.
+    pub recorded_ttft_s: Option<f64>,
+    /// Their mean model time, s.
+    pub recorded_model_s: Option<f64>,
+}
+
 /// Per-model facts that shape the answer.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ModelFacts {
     /// Model name.
     pub model: String,
+    /// Fitted pass model over tasks: `[p_first, p_retry, ceiling]`.
+    pub pass_model: [f64; 3],
+    /// Fitted prompt processing speed, tokens/s (`None`: no growth of the first token's wait with the prompt).
+    pub prefill_tokens_per_s: Option<f64>,
+    /// Fitted mean output tokens of failing and of passing turns.
+    pub output_tokens: [Option<f64>; 2],
+    /// Time by turn, fitted and recorded.
+    pub turns: Vec<TurnProfile>,
+    /// The recorded runs' pass rate (the plain loop, as run).
+    pub observed_pass_rate: f64,
+    /// The recorded runs' mean time to pass, s.
+    pub observed_mean_time_to_pass_s: Option<f64>,
     /// Fitted model time per turn (TTFT + generation), s.
     pub model_s_per_turn: f64,
     /// Test time per turn, s.
@@ -163,27 +212,35 @@ impl std::fmt::Display for PredictError {
 
 /// One model's parameters as fitted from one (re)sample of its runs.
 #[derive(Debug, Clone)]
-struct Fitted {
-    pass: passfit::Params,
-    ttft: LognormalFit,
-    speed: LognormalFit,
-    output_tokens: f64,
-    usd_per_turn: f64,
+pub(crate) struct Fitted {
+    pub(crate) pass: passfit::Params,
+    pub(crate) time: TurnTime,
+    pub(crate) usd_per_turn: f64,
 }
 
-fn fit_runs(runs: &[&Run]) -> Option<Fitted> {
-    let outcomes = turn_outcomes(runs.iter().copied());
-    let mut pass = passfit::estimate(&outcomes)?;
-    if !outcomes.retries_seen() {
-        // No run reached turn 2: the data say nothing of p_retry; assume it is p_first (noted).
-        pass.p_retry = pass.p_first;
-    }
-    let turns: Vec<_> = runs.iter().flat_map(|r| r.turns.iter()).collect();
-    let ttft = LognormalFit::fit(&turns.iter().filter_map(|t| t.ttft_s).collect::<Vec<_>>())?;
-    let speed = LognormalFit::fit(&turns.iter().filter_map(|t| t.tokens_per_s).collect::<Vec<_>>())?;
-    let output_tokens = mean(&turns.iter().filter_map(|t| t.output_tokens.map(|n| n as f64)).collect::<Vec<_>>())?;
-    let usd_per_turn = mean(&turns.iter().map(|t| t.usd).collect::<Vec<_>>())?;
-    Some(Fitted { pass, ttft, speed, output_tokens, usd_per_turn })
+/// The fit over tasks, each a list of its runs (a task drawn twice in a
+/// resample is two tasks). No run reaching turn 2 leaves `p_retry` at `p_first`.
+pub(crate) fn fit_runs(tasks: &[Vec<&Run>]) -> Option<Fitted> {
+    let outcomes: Vec<Vec<RunOutcome>> = tasks
+        .iter()
+        .map(|t| {
+            t.iter()
+                .map(|r| RunOutcome { passed_at: r.passed().then(|| r.turn_count()), turns: r.turn_count() })
+                .collect()
+        })
+        .collect();
+    let pass = taskfit::estimate(&outcomes)?;
+    let time = TurnTime::fit(tasks.iter().flatten().copied())?;
+    let usd_per_turn = mean(&tasks.iter().flatten().flat_map(|r| r.turns.iter().map(|t| t.usd)).collect::<Vec<_>>())?;
+    Some(Fitted { pass, time, usd_per_turn })
+}
+
+/// A model's runs as its tasks, each a list of its runs.
+pub(crate) fn by_task<'a>(runs: &[&'a Run]) -> Vec<Vec<&'a Run>> {
+    crate::trace::task_names(runs.iter().copied())
+        .iter()
+        .map(|t| runs.iter().copied().filter(|r| r.task == *t).collect())
+        .collect()
 }
 
 fn lognormal_dist(f: &LognormalFit, scale: f64) -> Dist {
@@ -228,7 +285,7 @@ pub fn predict(runs: &[Run], q: &Question) -> Result<Prediction, PredictError> {
                     crate::MIN_PASSES_TO_FIT
                 ));
                 None
-            } else if fit_runs(&mine).is_none() {
+            } else if fit_runs(&by_task(&mine)).is_none() {
                 // Enough passes, but no spread to fit times from (e.g. every reply
                 // arrived in one chunk, so no decode speed was measured).
                 notes.push(format!(
@@ -272,54 +329,20 @@ pub fn predict(runs: &[Run], q: &Question) -> Result<Prediction, PredictError> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(q.seed);
     let mut per_policy: Vec<Vec<[f64; 3]>> = vec![Vec::new(); policies.len()];
     let mut facts = Vec::new();
+    let tasks_of: Vec<Vec<Vec<&Run>>> = by_model.iter().map(|(_, mine)| by_task(mine)).collect();
+    let all_tasks = by_task(&all);
     for rep in 0..q.resamples.max(1) {
         let mut models = Vec::new();
         let mut complete = true;
-        for (name, mine) in &by_model {
-            let sample = pick(mine, rep, &mut rng);
+        for ((name, mine), tasks) in by_model.iter().zip(&tasks_of) {
+            let sample = pick(tasks, rep, &mut rng);
             let Some(f) = fit_runs(&sample) else {
                 complete = false;
                 break;
             };
-            let c = |field| model_change(name, field);
-            let speed_scale = apply(
-                1.0,
-                c("tokens_per_s").map(|ch| match ch {
-                    Change::Scale(x) => Change::Scale(x),
-                    Change::Set(v) => Change::Scale(v / f.speed.median()),
-                }),
-            );
-            let ttft_scale = apply(
-                1.0,
-                c("ttft_s").map(|ch| match ch {
-                    Change::Scale(x) => Change::Scale(x),
-                    Change::Set(v) => Change::Scale(v / f.ttft.median()),
-                }),
-            );
-            let output_tokens = apply(f.output_tokens, c("output_tokens"));
-            let usd_per_turn = apply(f.usd_per_turn, c("usd_per_turn"));
-            let model = SimModel {
-                ttft_s: lognormal_dist(&f.ttft, ttft_scale),
-                tokens_per_s: lognormal_dist(&f.speed, speed_scale),
-                output_tokens: Dist::constant(output_tokens.max(0.0)),
-                input_tokens: 0.0,
-                input_growth_tokens: 0.0,
-                usd_per_mtok_in: 0.0,
-                // The observed mean cost per turn, spread over the output tokens.
-                usd_per_mtok_out: if output_tokens > 0.0 { usd_per_turn * 1e6 / output_tokens } else { 0.0 },
-                // The observed cost per turn is as billed: caching is already in it.
-                cached_share: 0.0,
-                usd_per_mtok_cached_in: 0.0,
-                quality: Quality::Hazard {
-                    p_first: Dist::constant(apply(f.pass.p_first, c("p_first")).clamp(0.0, 1.0)),
-                    p_retry: Dist::constant(apply(f.pass.p_retry, c("p_retry")).clamp(0.0, 1.0)),
-                    ceiling: apply(f.pass.ceiling, c("ceiling")).clamp(0.0, 1.0),
-                },
-                thrash: 0.0,
-                rate_limit_rps: None,
-                max_concurrent: None,
-                profile: None,
-            };
+            let c = |field: &str| model_change(name, field);
+            let (model, scales) = build_model(&f, &c);
+            let Scales { ttft: ttft_scale, speed: speed_scale, output: out_scale } = scales;
             if rep == 0 {
                 // The recorded mean split into first-token and generation time (the
                 // lognormal means overstate it when a few long prompts make a heavy tail).
@@ -328,12 +351,32 @@ pub fn predict(runs: &[Run], q: &Question) -> Result<Prediction, PredictError> {
                 let gen_mean =
                     mean(&turns.iter().map(|t| (t.model_s - t.ttft_s.unwrap_or(0.0)).max(0.0)).collect::<Vec<_>>())
                         .unwrap_or(0.0)
-                        * output_tokens
-                        / f.output_tokens.max(f64::MIN_POSITIVE);
+                        * out_scale;
                 let model_s = ttft_mean * ttft_scale + gen_mean / speed_scale;
                 let test = apply(mean(&test_times).unwrap_or(0.0), loop_change("test_s"));
+                let profile = (1..=max_turns)
+                    .map(|n| {
+                        let at: Vec<_> = turns.iter().filter(|t| t.turn == n).collect();
+                        TurnProfile {
+                            turn: n,
+                            input_tokens: f.time.input_of_turn(n),
+                            ttft_s: f.time.ttft_of_turn(n),
+                            model_s: f.time.model_s_of_turn(n, false),
+                            recorded: at.len(),
+                            recorded_ttft_s: mean(&at.iter().filter_map(|t| t.ttft_s).collect::<Vec<_>>()),
+                            recorded_model_s: mean(&at.iter().map(|t| t.model_s).collect::<Vec<_>>()),
+                        }
+                    })
+                    .collect();
+                let passing: Vec<f64> = mine.iter().filter(|r| r.passed()).filter_map(|r| r.time_to_pass_s).collect();
                 facts.push(ModelFacts {
                     model: name.clone(),
+                    pass_model: [f.pass.p_first, f.pass.p_retry, f.pass.ceiling],
+                    prefill_tokens_per_s: f.time.prefill_tokens_per_s,
+                    output_tokens: [Some(f.time.output_tokens), f.time.output_tokens_on_pass],
+                    turns: profile,
+                    observed_pass_rate: mine.iter().filter(|r| r.passed()).count() as f64 / mine.len().max(1) as f64,
+                    observed_mean_time_to_pass_s: mean(&passing),
                     model_s_per_turn: model_s,
                     test_s_per_turn: test,
                     tests_bound: test > model_s,
@@ -345,7 +388,7 @@ pub fn predict(runs: &[Run], q: &Question) -> Result<Prediction, PredictError> {
         if !complete {
             continue;
         }
-        let sample_all = pick(&all, rep, &mut rng);
+        let sample_all: Vec<&Run> = pick(&all_tasks, rep, &mut rng).into_iter().flatten().collect();
         let tests_fit =
             LognormalFit::fit(&sample_all.iter().flat_map(|r| r.turns.iter().map(|t| t.test_s)).collect::<Vec<_>>());
         let test_s = match (tests_fit, loop_change("test_s")) {
@@ -386,21 +429,107 @@ pub fn predict(runs: &[Run], q: &Question) -> Result<Prediction, PredictError> {
     Ok(assemble(&policies, &per_policy, facts, max_turns, notes))
 }
 
-/// The runs as recorded for resample 0, otherwise a resample of tasks, then
+/// How a model's what-ifs scale its times and its replies.
+#[derive(Debug, Clone, Copy)]
+struct Scales {
+    ttft: f64,
+    speed: f64,
+    output: f64,
+}
+
+/// The simulator's model from a fit, with what-ifs `c(field)` applied.
+fn build_model(f: &Fitted, c: &dyn Fn(&str) -> Option<Change>) -> (SimModel, Scales) {
+    let speed_scale = apply(
+        1.0,
+        c("tokens_per_s").map(|ch| match ch {
+            Change::Scale(x) => Change::Scale(x),
+            Change::Set(v) => Change::Scale(v / f.time.speed.median()),
+        }),
+    );
+    let ttft_scale = apply(
+        1.0,
+        c("ttft_s").map(|ch| match ch {
+            Change::Scale(x) => Change::Scale(x),
+            Change::Set(v) => Change::Scale(v / f.time.ttft_of_turn(1).max(1e-9)),
+        }),
+    );
+    let prefill_changed = c("prefill_tokens_per_s").is_some();
+    let prefill = f.time.prefill_tokens_per_s.map(|p| apply(p, c("prefill_tokens_per_s"))).or_else(|| {
+        c("prefill_tokens_per_s").and_then(|ch| match ch {
+            Change::Set(v) => Some(v),
+            Change::Scale(_) => None,
+        })
+    });
+    // An output what-if scales passing and failing replies alike.
+    let out_scale = apply(
+        1.0,
+        c("output_tokens").map(|ch| match ch {
+            Change::Scale(x) => Change::Scale(x),
+            Change::Set(v) => Change::Scale(v / f.time.output_tokens.max(1e-9)),
+        }),
+    );
+    let output_tokens = f.time.output_tokens * out_scale;
+    let usd_per_turn = apply(f.usd_per_turn, c("usd_per_turn"));
+    let model = SimModel {
+        // The profile by turn as recorded; a what-if on ttft_s or the speed scales every turn's.
+        // A prefill what-if replaces it with the fitted line: the fixed part plus the prompt's prefill.
+        ttft_s: lognormal_dist(&f.time.ttft_fixed, ttft_scale),
+        ttft_by_turn: if prefill_changed {
+            Vec::new()
+        } else {
+            f.time.ttft_by_turn.iter().map(|l| lognormal_dist(l, ttft_scale)).collect()
+        },
+        tokens_per_s_by_turn: f.time.speed_by_turn.iter().map(|l| lognormal_dist(l, speed_scale)).collect(),
+        prefill_tokens_per_s: if prefill_changed { prefill.filter(|p| *p > 0.0).map(|p| p / ttft_scale) } else { None },
+        decode_slowdown: None,
+        // Reply lengths vary (and with them a turn's time): lognormals of the recorded lengths.
+        output_tokens_on_pass: f.time.output_tokens_on_pass.map(|n| match &f.time.output_spread_on_pass {
+            Some(l) => lognormal_dist(l, out_scale),
+            None => Dist::constant((n * out_scale).max(0.0)),
+        }),
+        tokens_per_s: lognormal_dist(&f.time.speed, speed_scale),
+        output_tokens: match &f.time.output_spread {
+            Some(l) => lognormal_dist(l, out_scale),
+            None => Dist::constant(output_tokens.max(0.0)),
+        },
+        input_tokens: f.time.input_tokens,
+        input_growth_tokens: f.time.input_growth_tokens,
+        usd_per_mtok_in: 0.0,
+        // The observed mean cost per turn, spread over the output tokens.
+        usd_per_mtok_out: if output_tokens > 0.0 { usd_per_turn * 1e6 / output_tokens } else { 0.0 },
+        // The observed cost per turn is as billed: caching is already in it.
+        cached_share: 0.0,
+        usd_per_mtok_cached_in: 0.0,
+        quality: Quality::Hazard {
+            p_first: Dist::constant(apply(f.pass.p_first, c("p_first")).clamp(0.0, 1.0)),
+            p_retry: Dist::constant(apply(f.pass.p_retry, c("p_retry")).clamp(0.0, 1.0)),
+            ceiling: apply(f.pass.ceiling, c("ceiling")).clamp(0.0, 1.0),
+        },
+        thrash: 0.0,
+        rate_limit_rps: None,
+        max_concurrent: None,
+        profile: None,
+    };
+    (model, Scales { ttft: ttft_scale, speed: speed_scale, output: out_scale })
+}
+
+/// The simulator's model from a fit, as fitted (`predict --check`).
+pub(crate) fn sim_model(f: &Fitted) -> SimModel {
+    build_model(f, &|_| None).0
+}
+
+/// The tasks as recorded for resample 0, otherwise a resample of tasks, then
 /// of the runs within each drawn task (see [`crate::interval::bootstrap_clustered`]).
-fn pick<'a>(items: &[&'a Run], rep: usize, rng: &mut Xoshiro256PlusPlus) -> Vec<&'a Run> {
-    if rep == 0 {
-        return items.to_vec();
+pub(crate) fn pick<'a>(groups: &[Vec<&'a Run>], rep: usize, rng: &mut Xoshiro256PlusPlus) -> Vec<Vec<&'a Run>> {
+    if rep == 0 || groups.is_empty() {
+        return groups.to_vec();
     }
-    let tasks = crate::trace::task_names(items.iter().copied());
-    let groups: Vec<Vec<&'a Run>> =
-        tasks.iter().map(|t| items.iter().copied().filter(|r| r.task == *t).collect()).collect();
-    let mut out = Vec::with_capacity(items.len());
-    for _ in 0..groups.len() {
-        let g = &groups[rng.random_range(0..groups.len())];
-        out.extend((0..g.len()).map(|_| g[rng.random_range(0..g.len())]));
-    }
-    out
+    (0..groups.len())
+        .map(|_| {
+            let g = &groups[rng.random_range(0..groups.len())];
+            (0..g.len()).map(|_| g[rng.random_range(0..g.len())]).collect()
+        })
+        .collect()
 }
 
 fn assemble(

@@ -108,7 +108,8 @@ impl<T: Serialize> Serialize for Named<T> {
 /// Times in seconds, costs in US dollars, rates and shares in `[0, 1]`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelReport {
-    /// Cycle time of one turn, s.
+    /// Cycle time of one turn, s (the first turn's, when a prefill speed
+    /// makes later turns with longer prompts slower).
     pub cycle_s: f64,
     /// Generation part of the cycle (first token + decode), s.
     pub generation_s: f64,
@@ -118,7 +119,8 @@ pub struct ModelReport {
     pub verification_share: f64,
     /// Napkin math: turns until all tests pass; `None` if never.
     pub turns_to_target: Option<u64>,
-    /// Napkin math: `turns_to_target · cycle_s`, s.
+    /// Napkin math: the time of `turns_to_target` turns (`turns_to_target · cycle_s`
+    /// when every turn takes the same time), s.
     pub time_to_target_s: Option<f64>,
     /// Whether `turns_to_target` fits in `max_turns`.
     pub target_within_max_turns: bool,
@@ -295,7 +297,10 @@ pub fn model_report(model: &ModelProfile, lp: &LoopProfile) -> ModelReport {
         verification_s: v,
         verification_share: if c > 0.0 { v / c } else { 0.0 },
         turns_to_target: turns,
-        time_to_target_s: turns.map(|n| n as f64 * c),
+        time_to_target_s: turns.map(|n| match u32::try_from(n) {
+            Ok(n) if model.prefill_tokens_per_s.is_some() => crate::cycle::elapsed_s(model, lp, 1, n),
+            _ => n as f64 * c,
+        }),
         target_within_max_turns: turns.is_some_and(|n| n <= u64::from(lp.max_turns)),
         velocity_per_s: velocity.is_finite().then_some(velocity),
         pass_rate: outcome.pass_rate,

@@ -7,9 +7,30 @@
 
 use crate::{LoopProfile, ModelProfile};
 
-/// Generation time of one attempt: first token, then the rest at decode speed, in seconds.
+/// Generation time of one attempt on the first turn: first token (with the
+/// first prompt's prefill), then the rest at decode speed, in seconds.
 pub fn generation_s(model: &ModelProfile) -> f64 {
-    model.ttft_s + model.output_tokens / model.tokens_per_s
+    generation_s_at(model, 1)
+}
+
+/// Generation time of an attempt on overall turn `turn`: the prompt's
+/// prefill grows with it when the model has a prefill speed.
+pub fn generation_s_at(model: &ModelProfile, turn: u32) -> f64 {
+    model.ttft_s + model.prefill_s(turn) + model.output_tokens / model.tokens_per_s
+}
+
+/// Cycle time of overall turn `turn`, s.
+pub fn cycle_s_at(model: &ModelProfile, lp: &LoopProfile, turn: u32) -> f64 {
+    lp.overhead_s + generation_s_at(model, turn) + lp.test_s
+}
+
+/// Time from the start of the run to the end of turn `n` (turns `from..from+n`
+/// of the prompt's growth), s: `n · cycle_s` when no prefill time grows.
+pub fn elapsed_s(model: &ModelProfile, lp: &LoopProfile, first_turn: u32, n: u32) -> f64 {
+    if model.prefill_s(1) == 0.0 && model.prefill_s(2) == 0.0 {
+        return f64::from(n) * cycle_s(model, lp);
+    }
+    (first_turn..first_turn + n).map(|t| cycle_s_at(model, lp, t)).sum()
 }
 
 /// Verification time of one turn: tests plus fixed overhead, in seconds.
@@ -17,7 +38,8 @@ pub fn verification_s(lp: &LoopProfile) -> f64 {
     lp.test_s + lp.overhead_s
 }
 
-/// Cycle time c = overhead + ttft + output_tokens / tokens_per_s + test_s, in seconds.
+/// Cycle time c = overhead + ttft + output_tokens / tokens_per_s + test_s, in
+/// seconds (of the first turn, when the prompt's prefill grows by turn).
 pub fn cycle_s(model: &ModelProfile, lp: &LoopProfile) -> f64 {
     lp.overhead_s + generation_s(model) + lp.test_s
 }

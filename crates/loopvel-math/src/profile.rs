@@ -8,8 +8,14 @@ use serde::Serialize;
 /// million tokens, probabilities and shares in `[0, 1]`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelProfile {
-    /// Time to first token of a reply, in seconds.
+    /// Time to first token of a reply, in seconds: the part that does not
+    /// grow with the prompt when `prefill_tokens_per_s` is set.
     pub ttft_s: f64,
+    /// Prompt processing speed, tokens per second: each turn's first token
+    /// also waits `input tokens of that turn / prefill_tokens_per_s`, so a
+    /// prompt that grows by turn makes later turns slower. `None`: the time to
+    /// first token is `ttft_s` on every turn.
+    pub prefill_tokens_per_s: Option<f64>,
     /// Decode speed after the first token, in tokens per second.
     pub tokens_per_s: f64,
     /// Output tokens per attempt.
@@ -44,6 +50,7 @@ impl ModelProfile {
     pub fn example() -> Self {
         ModelProfile {
             ttft_s: 1.0,
+            prefill_tokens_per_s: None,
             tokens_per_s: 100.0,
             output_tokens: 1000.0,
             input_tokens: 5000.0,
@@ -64,8 +71,17 @@ impl ModelProfile {
     /// the prompt grows by `input_growth_tokens` each turn, and
     /// `cached_share` of it is billed at the cached price.
     pub fn usd_of_turn(&self, turn: u32) -> f64 {
-        let input = self.input_tokens + self.input_growth_tokens * f64::from(turn.saturating_sub(1));
-        (input * self.usd_per_mtok_input() + self.output_tokens * self.usd_per_mtok_out) / 1e6
+        (self.input_of_turn(turn) * self.usd_per_mtok_input() + self.output_tokens * self.usd_per_mtok_out) / 1e6
+    }
+
+    /// Prompt tokens of overall turn `turn` (1-based).
+    pub fn input_of_turn(&self, turn: u32) -> f64 {
+        self.input_tokens + self.input_growth_tokens * f64::from(turn.saturating_sub(1))
+    }
+
+    /// Prompt processing time of overall turn `turn`, s: 0 without a prefill speed.
+    pub fn prefill_s(&self, turn: u32) -> f64 {
+        self.prefill_tokens_per_s.filter(|p| *p > 0.0).map_or(0.0, |p| self.input_of_turn(turn) / p)
     }
 
     /// The price of an input token with caching blended in, US dollars per

@@ -15,7 +15,7 @@
 
 use serde::Serialize;
 
-use crate::cycle::{cycle_s, generation_s};
+use crate::cycle::{elapsed_s, generation_s, generation_s_at};
 use crate::hazard::PassModel;
 use crate::{pow_q, LoopProfile, ModelProfile};
 
@@ -184,15 +184,28 @@ impl LoopSchedule {
     /// stops at the first green candidate (the `j`-th with chance
     /// `p(1−p)^(j−1)`). Cost is `k` attempts per turn.
     pub fn best_of(model: &ModelProfile, lp: &LoopProfile, k: u32) -> Self {
+        Self::best_of_from(model, lp, k, 1)
+    }
+
+    /// [`LoopSchedule::best_of`] whose first turn is overall turn
+    /// `first_turn` (an escalation's second model): the prompt, and with a
+    /// prefill speed the time to first token, are those of the overall turn.
+    fn best_of_from(model: &ModelProfile, lp: &LoopProfile, k: u32, first_turn: u32) -> Self {
         let k = k.max(1);
         let kf = f64::from(k);
-        let before_tests = lp.overhead_s + generation_s(model);
         let tests_s = if lp.parallel_tests { lp.test_s } else { kf * lp.test_s };
-        let turn_s = before_tests + tests_s;
+        // Without a prefill speed every turn takes the same time, and the start of
+        // turn t is (t − 1)·turn_s exactly (no running sum's rounding).
+        let constant = model.prefill_tokens_per_s.is_none();
+        let before_tests_at = |t: u32| lp.overhead_s + generation_s_at(model, first_turn + t - 1);
         let mut turns = Vec::with_capacity(lp.max_turns as usize);
         let mut solvable_unpassed = 1.0; // P(no pass yet | task solvable)
+        let mut next_start = 0.0;
         for t in 1..=lp.max_turns {
-            let start_s = f64::from(t - 1) * turn_s;
+            let before_tests = if constant { lp.overhead_s + generation_s(model) } else { before_tests_at(t) };
+            let turn_s = before_tests + tests_s;
+            let start_s = if constant { f64::from(t - 1) * turn_s } else { next_start };
+            next_start = start_s + turn_s;
             let p = if t == 1 { model.p_first } else { model.p_retry };
             let mut passes = Vec::new();
             if lp.parallel_tests || k == 1 {
@@ -206,7 +219,12 @@ impl LoopSchedule {
                 }
             }
             solvable_unpassed *= pow_q(p, kf);
-            turns.push(ScheduledTurn { start_s, end_s: start_s + turn_s, usd: kf * model.usd_of_turn(t), passes });
+            turns.push(ScheduledTurn {
+                start_s,
+                end_s: start_s + turn_s,
+                usd: kf * model.usd_of_turn(first_turn + t - 1),
+                passes,
+            });
         }
         LoopSchedule { turns }
     }
@@ -220,12 +238,11 @@ impl LoopSchedule {
         let a_loop = LoopProfile { max_turns: after, ..lp.clone() };
         let mut schedule = Self::plain(a, &a_loop);
         let a_survival = 1.0 - PassModel::of(a).pass_by_turn(after);
-        let shift = f64::from(after) * cycle_s(a, lp);
+        let shift = elapsed_s(a, lp, 1, after);
         let b_loop = LoopProfile { max_turns: lp.max_turns - after, ..lp.clone() };
-        for (i, mut turn) in Self::plain(b, &b_loop).turns.into_iter().enumerate() {
+        for mut turn in Self::best_of_from(b, &b_loop, 1, after + 1).turns {
             turn.start_s += shift;
             turn.end_s += shift;
-            turn.usd = b.usd_of_turn(after + i as u32 + 1);
             for pass in &mut turn.passes {
                 pass.0 += shift;
                 pass.1 *= a_survival;
@@ -290,6 +307,7 @@ pub fn race(a: &LoopSchedule, b: &LoopSchedule) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cycle::cycle_s;
     use proptest::prelude::*;
 
     fn lp(max_turns: u32) -> LoopProfile {

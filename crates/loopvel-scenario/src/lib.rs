@@ -190,6 +190,7 @@ const LOOP_KEYS: &[&str] =
 const SIM_ONLY_LOOP_KEYS: &[&str] = &["flaky", "max_wall_s", "max_usd"];
 const MODEL_KEYS: &[&str] = &[
     "ttft_s",
+    "prefill_tokens_per_s",
     "tokens_per_s",
     "output_tokens",
     "input_tokens",
@@ -277,6 +278,9 @@ fn read_model(t: &TableReader, lp: &RawLoop, mode: Mode) -> Result<RawModel, Sce
     refuse_sim_only(t, SIM_ONLY_MODEL_KEYS, mode)?;
     let ttft_s = param(t, "ttft_s", Domain::NonNegative, "time to first token, in seconds", mode)?;
     let tokens_per_s = param(t, "tokens_per_s", Domain::Positive, "decode speed, in tokens per second", mode)?;
+    // Prompt processing: the first token of turn n also waits input(n) / prefill_tokens_per_s.
+    let prefill = t.f64_opt("prefill_tokens_per_s", f64::INFINITY, Check::Positive)?;
+    let prefill_tokens_per_s = prefill.is_finite().then_some(prefill);
     let output_tokens = param(t, "output_tokens", Domain::NonNegative, "output tokens per attempt", mode)?;
     let input_tokens = t.f64_req("input_tokens", Check::NonNegative, "prompt tokens of the first attempt")?;
     let input_growth_tokens = t.f64_opt("input_growth_tokens", 0.0, Check::NonNegative)?;
@@ -324,6 +328,7 @@ fn read_model(t: &TableReader, lp: &RawLoop, mode: Mode) -> Result<RawModel, Sce
     let profile_with = |value: &dyn Fn(&Dist) -> Option<f64>| -> Option<ModelProfile> {
         Some(ModelProfile {
             ttft_s: value(&ttft_s)?,
+            prefill_tokens_per_s,
             tokens_per_s: value(&tokens_per_s)?,
             output_tokens: value(&output_tokens)?,
             input_tokens,
@@ -357,6 +362,11 @@ fn read_model(t: &TableReader, lp: &RawLoop, mode: Mode) -> Result<RawModel, Sce
     }
     let sim = SimModel {
         ttft_s,
+        prefill_tokens_per_s,
+        decode_slowdown: None,
+        ttft_by_turn: Vec::new(),
+        tokens_per_s_by_turn: Vec::new(),
+        output_tokens_on_pass: None,
         tokens_per_s,
         output_tokens,
         input_tokens,

@@ -130,3 +130,12 @@ fn cached_share_blends_the_input_price_and_is_a_share() {
     let e = err(TALK, &["models.frontier.cached_share=1.5"]);
     assert!(e.contains("models.frontier.cached_share = 1.5 is outside [0, 1]"), "{e}");
 }
+
+#[test]
+fn a_prefill_speed_is_read_and_must_be_positive() {
+    let s = parse_scenario(TALK, "t", &["models.fast.prefill_tokens_per_s=2000".into()]).unwrap();
+    assert_eq!(s.models[0].1.prefill_tokens_per_s, Some(2000.0));
+    assert_eq!(s.models[1].1.prefill_tokens_per_s, None);
+    let e = err(TALK, &["models.fast.prefill_tokens_per_s=0"]);
+    assert!(e.contains("models.fast.prefill_tokens_per_s"), "{e}");
+}

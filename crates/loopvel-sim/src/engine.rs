@@ -26,12 +26,23 @@ use crate::sampler::{unit, Sampler};
 use crate::spec::{Quality, SimLoop, SimModel};
 use crate::stats::{RunRecord, Stop};
 
+/// The entry for overall turn `turn` (1-based) of a per-turn list, the last
+/// one past its end; `None` for an empty list.
+fn by_turn<T>(list: &[T], turn: u32) -> Option<&T> {
+    list.get((turn.max(1) as usize - 1).min(list.len().saturating_sub(1)))
+}
+
 /// A model ready to simulate.
 #[derive(Debug, Clone)]
 pub struct ModelRt {
     ttft: Sampler,
+    prefill_tokens_per_s: Option<f64>,
+    decode_slowdown: Option<f64>,
+    ttft_by_turn: Vec<Sampler>,
+    tokens_per_s_by_turn: Vec<Sampler>,
     tokens_per_s: Sampler,
     output_tokens: Sampler,
+    output_tokens_on_pass: Option<Sampler>,
     input_tokens: f64,
     input_growth_tokens: f64,
     usd_per_in: f64,
@@ -49,10 +60,48 @@ enum QualityRt {
 }
 
 impl ModelRt {
+    /// Time to first token of an attempt whose prompt is `input` tokens:
+    /// a draw of the part that does not grow with the prompt, plus the
+    /// prompt's prefill at the model's prefill speed.
+    fn first_token_s<R: Rng + ?Sized>(&self, rng: &mut R, turn: u32, input: f64) -> f64 {
+        let fixed = by_turn(&self.ttft_by_turn, turn).unwrap_or(&self.ttft).sample(rng).max(0.0);
+        match self.prefill_tokens_per_s {
+            Some(p) => fixed + input / p,
+            None => fixed,
+        }
+    }
+
+    /// The decode speed's sampler on overall turn `turn`.
+    fn speed(&self, turn: u32) -> &Sampler {
+        by_turn(&self.tokens_per_s_by_turn, turn).unwrap_or(&self.tokens_per_s)
+    }
+
+    /// Decode time of `out` tokens at a drawn `speed` with a prompt of `input` tokens.
+    fn decode_s(&self, out: f64, speed: f64, input: f64) -> f64 {
+        match self.decode_slowdown {
+            Some(s) => out * (1.0 / speed + s * input),
+            None => out / speed,
+        }
+    }
+
+    /// The reply's length: `drawn` (from `output_tokens`), or, for an attempt
+    /// that passes when passing replies have their own length, a draw of that.
+    fn reply_tokens<R: Rng + ?Sized>(&self, rng: &mut R, drawn: f64, correct: bool) -> f64 {
+        match &self.output_tokens_on_pass {
+            Some(on_pass) if correct => on_pass.sample(rng).max(0.0),
+            _ => drawn,
+        }
+    }
+
     /// Build samplers for a model.
     pub fn new(m: &SimModel) -> Self {
         ModelRt {
             ttft: Sampler::new(&m.ttft_s),
+            prefill_tokens_per_s: m.prefill_tokens_per_s.filter(|p| *p > 0.0 && p.is_finite()),
+            decode_slowdown: m.decode_slowdown.filter(|s| *s > 0.0 && s.is_finite()),
+            ttft_by_turn: m.ttft_by_turn.iter().map(Sampler::new).collect(),
+            tokens_per_s_by_turn: m.tokens_per_s_by_turn.iter().map(Sampler::new).collect(),
+            output_tokens_on_pass: m.output_tokens_on_pass.as_ref().map(Sampler::new),
             tokens_per_s: Sampler::new(&m.tokens_per_s),
             output_tokens: Sampler::new(&m.output_tokens),
             input_tokens: m.input_tokens,
@@ -228,10 +277,8 @@ fn turn<R: Rng + ?Sized>(
         st.wait_s += request - wave_start;
         st.next_request_s = request + model.min_request_gap_s;
         let out = model.output_tokens.sample(rng).max(0.0);
-        let gen = model.ttft.sample(rng).max(0.0) + out / model.tokens_per_s.sample(rng).max(1e-9);
-        wave_end = wave_end.max(request + gen);
-        in_wave += 1;
-        usd += input * model.usd_per_in + out * model.usd_per_out;
+        let ttft = model.first_token_s(rng, turn_no, input);
+        let speed = model.speed(turn_no).sample(rng).max(1e-9);
 
         let thrash = model.thrash > 0.0 && unit(rng) < model.thrash;
         let correct = match &model.quality {
@@ -256,6 +303,11 @@ fn turn<R: Rng + ?Sized>(
                 failing == 0
             }
         };
+        let out = model.reply_tokens(rng, out, correct);
+        let gen = ttft + model.decode_s(out, speed, input);
+        wave_end = wave_end.max(request + gen);
+        in_wave += 1;
+        usd += input * model.usd_per_in + out * model.usd_per_out;
         any_correct |= correct;
         correct_in_order |= u64::from(correct) << c;
     }
@@ -417,12 +469,15 @@ fn run_simple<R: Rng + ?Sized>(model: &ModelRt, task: &Task, lp: &LoopRt, rng: &
     for turn_no in 1..=lp.max_turns {
         let input = model.input_tokens + model.input_growth_tokens * f64::from(turn_no - 1);
         let out = model.output_tokens.sample(rng).max(0.0);
-        let gen = model.ttft.sample(rng).max(0.0) + out / model.tokens_per_s.sample(rng).max(1e-9);
-        usd += input * model.usd_per_in + out * model.usd_per_out;
+        let ttft = model.first_token_s(rng, turn_no, input);
+        let speed = model.speed(turn_no).sample(rng).max(1e-9);
         let correct = solved || {
             let p = if turn_no == 1 { task.first } else { task.retry };
             task.solvable && unit(rng) < p
         };
+        let out = model.reply_tokens(rng, out, correct);
+        let gen = ttft + model.decode_s(out, speed, input);
+        usd += input * model.usd_per_in + out * model.usd_per_out;
         // Same order of additions as `turn`, so the clocks agree to the last bit.
         t = (t + lp.overhead_s) + gen;
         t += lp.test_s.sample(rng).max(0.0);

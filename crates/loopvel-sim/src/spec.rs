@@ -53,8 +53,24 @@ pub enum Quality {
 /// One model as the simulator sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimModel {
-    /// Time to first token, s.
+    /// Time to first token, s (the part that does not grow with the prompt).
     pub ttft_s: Dist,
+    /// Prompt processing speed, tokens/s: turn n's first token also waits
+    /// `input(n) / prefill_tokens_per_s`. `None`: no such wait.
+    pub prefill_tokens_per_s: Option<f64>,
+    /// A time to first token per overall turn (index 0: turn 1; the last one
+    /// for every later turn), replacing `ttft_s` where given: a recorded
+    /// loop's turns as they were. Empty: `ttft_s` on every turn.
+    pub ttft_by_turn: Vec<Dist>,
+    /// A decode speed per overall turn, as `ttft_by_turn`. Empty: `tokens_per_s`.
+    pub tokens_per_s_by_turn: Vec<Dist>,
+    /// Seconds each output token's decode takes longer per prompt token (a
+    /// longer context decodes slower); `None`: the speed does not depend on the prompt.
+    pub decode_slowdown: Option<f64>,
+    /// Output tokens of an attempt that passes, when they differ from a
+    /// failing attempt's (`output_tokens`): a recorded loop whose passing
+    /// replies are shorter passes sooner than its mean turn says.
+    pub output_tokens_on_pass: Option<Dist>,
     /// Decode speed, tokens/s.
     pub tokens_per_s: Dist,
     /// Output tokens per attempt.
@@ -152,6 +168,11 @@ impl SimModel {
     pub fn from_profile(m: &ModelProfile) -> Self {
         SimModel {
             ttft_s: Dist::constant(m.ttft_s),
+            prefill_tokens_per_s: m.prefill_tokens_per_s,
+            decode_slowdown: None,
+            ttft_by_turn: Vec::new(),
+            tokens_per_s_by_turn: Vec::new(),
+            output_tokens_on_pass: None,
             tokens_per_s: Dist::constant(m.tokens_per_s),
             output_tokens: Dist::constant(m.output_tokens),
             input_tokens: m.input_tokens,

@@ -32,18 +32,23 @@ fn within_4_se(sim: f64, exact: f64, se: f64, what: &str) -> Result<(), TestCase
 fn arb_model() -> impl Strategy<Value = ModelProfile> {
     let quality_and_speed =
         (0.05f64..0.95, 0.05f64..0.95, 0.3f64..=1.0, 0.0f64..5.0, 10.0f64..2000.0, 100.0f64..4000.0);
-    // Prompt caching: any cached share, at any cached price up to the full one.
-    (quality_and_speed, 0.0f64..=1.0, 0.0f64..=1.0).prop_map(
-        |((p_first, p_retry, ceiling, ttft_s, tokens_per_s, output_tokens), cached_share, cached_price)| ModelProfile {
-            ttft_s,
-            tokens_per_s,
-            output_tokens,
-            p_first,
-            p_retry,
-            ceiling,
-            cached_share,
-            usd_per_mtok_cached_in: cached_price * ModelProfile::example().usd_per_mtok_in,
-            ..ModelProfile::example()
+    // Prompt caching: any cached share, at any cached price up to the full one;
+    // and a prefill speed or none, so later turns with longer prompts take longer.
+    let prefill = proptest::option::of(200.0f64..20_000.0);
+    (quality_and_speed, 0.0f64..=1.0, 0.0f64..=1.0, prefill).prop_map(
+        |((p_first, p_retry, ceiling, ttft_s, tokens_per_s, output_tokens), cached_share, cached_price, prefill)| {
+            ModelProfile {
+                ttft_s,
+                tokens_per_s,
+                output_tokens,
+                p_first,
+                p_retry,
+                ceiling,
+                cached_share,
+                usd_per_mtok_cached_in: cached_price * ModelProfile::example().usd_per_mtok_in,
+                prefill_tokens_per_s: prefill,
+                ..ModelProfile::example()
+            }
         },
     )
 }
@@ -252,4 +257,44 @@ fn heterogeneous_tasks_make_more_turns_buy_less() {
     };
     let spread = simulate(&s, 20_000, 5, 10).models[0].1.summary.pass_rate;
     assert!(spread < even - 0.05, "{spread} vs {even}");
+}
+
+#[test]
+fn a_passing_reply_of_its_own_length_and_a_profile_by_turn_set_the_time_of_each_turn() {
+    // Constant times: turn 1 fails (1000 tokens at 100 tokens/s, first token 1 s), turn 2
+    // passes with a 100-token reply, its first token after 3 s at 50 tokens/s.
+    let lp = LoopProfile { test_s: 0.5, overhead_s: 0.25, max_turns: 2, tests: 1, parallel_tests: true };
+    let m = ModelProfile { p_first: 0.0, p_retry: 1.0, ceiling: 1.0, output_tokens: 1000.0, ..ModelProfile::example() };
+    let mut sim = SimModel::from_profile(&m);
+    sim.output_tokens_on_pass = Some(Dist::constant(100.0));
+    sim.ttft_by_turn = vec![Dist::constant(1.0), Dist::constant(3.0)];
+    sim.tokens_per_s_by_turn = vec![Dist::constant(100.0), Dist::constant(50.0)];
+    let scenario = SimScenario {
+        loop_profile: SimLoop::from_profile(&lp),
+        models: vec![("m".into(), sim)],
+        policies: vec![SimPolicy::Plain { model: "m".into() }],
+    };
+    let r = simulate(&scenario, 200, 3, 2);
+    let s = &r.models[0].1.summary;
+    let want = (0.25 + 1.0 + 10.0 + 0.5) + (0.25 + 3.0 + 2.0 + 0.5);
+    assert_eq!(s.pass_rate, 1.0);
+    assert!((s.mean_time_to_pass_s.unwrap() - want).abs() < 1e-9, "{:?} against {want}", s.mean_time_to_pass_s);
+}
+
+#[test]
+fn a_prefill_speed_makes_later_turns_slower_in_calc_and_in_the_simulator() {
+    let lp = LoopProfile { test_s: 1.0, overhead_s: 0.0, max_turns: 3, tests: 1, parallel_tests: true };
+    // Turn n's prompt: 5000 + 1000 (n − 1) tokens, prefilled at 1000 tokens/s.
+    let m = ModelProfile {
+        p_first: 0.0,
+        p_retry: 1.0,
+        ceiling: 1.0,
+        prefill_tokens_per_s: Some(1000.0),
+        ..ModelProfile::example()
+    };
+    let exact = LoopSchedule::plain(&m, &lp).outcome();
+    // Turn 1: 1 + 5 + 10 + 1 = 17 s; turn 2: 1 + 6 + 10 + 1 = 18 s; passes at 35 s.
+    assert!((exact.mean_time_to_pass_s.unwrap() - 35.0).abs() < 1e-9, "{exact:?}");
+    let r = simulate(&scenario(&[("m", m)], &lp, vec![SimPolicy::Plain { model: "m".into() }]), 100, 1, 2);
+    assert!((r.models[0].1.summary.mean_time_to_pass_s.unwrap() - 35.0).abs() < 1e-9);
 }
