@@ -577,7 +577,7 @@ pub struct PredictArgs {
     #[arg(long, default_value_t = 8)]
     pub max_k: u32,
     /// Parameter resamples (bootstrap) behind each prediction interval.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 100)]
     pub resamples: usize,
     /// Simulated runs per policy and resample.
     #[arg(long, default_value_t = 4000)]

@@ -393,3 +393,48 @@ fn two_models_compare_on_the_tasks_both_ran_with_pass_at_k_beside() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("no runs of gpt-9") && text(&o.stderr).contains("qwen-0.5b"));
 }
+
+#[test]
+fn predict_check_holds_out_runs_and_tasks_and_predicted_time_follows_the_turn() {
+    let experiment = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/experiment.db");
+    let db = experiment.to_str().unwrap();
+    let o =
+        loopvel(&["predict", "--db", db, "--resamples", "20", "--runs", "1000", "--check", "--splits", "4", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let check = v["check"].as_array().expect("check");
+    for split in ["runs", "tasks"] {
+        let plain_rate = check
+            .iter()
+            .find(|c| {
+                c["model"] == "qwen-1.5b" && c["policy"] == "plain" && c["metric"] == "pass rate" && c["split"] == split
+            })
+            .unwrap_or_else(|| panic!("qwen-1.5b pass rate by {split}: {check:?}"));
+        let (inside, checked) = (plain_rate["inside"].as_u64().unwrap(), plain_rate["checked"].as_u64().unwrap());
+        assert!(checked >= 3 && inside <= checked, "{plain_rate}");
+    }
+    assert!(check.iter().any(|c| c["metric"] == "pass@5" && c["split"] == "tasks"), "{check:?}");
+    // A turn-1 pass costs a turn-1 time: qwen-0.5b's passes (all on turn 1, 18.8 s) sit inside its prediction.
+    let models = v["as_recorded"]["models"].as_array().unwrap();
+    let small = models.iter().find(|m| m["model"] == "qwen-0.5b").unwrap();
+    let observed = small["observed_mean_time_to_pass_s"].as_f64().unwrap();
+    let plain = v["as_recorded"]["policies"].as_array().unwrap().iter().find(|p| p["policy"] == "qwen-0.5b").unwrap();
+    let [lo, hi] = [
+        plain["mean_time_to_pass_s"]["interval"][0].as_f64().unwrap(),
+        plain["mean_time_to_pass_s"]["interval"][1].as_f64().unwrap(),
+    ];
+    assert!(lo <= observed && observed <= hi, "{observed} in {lo}–{hi}");
+    // Later turns wait longer for their first token than turn 1 did, fitted as recorded.
+    let turns = small["turns"].as_array().unwrap();
+    assert!(turns[1]["ttft_s"].as_f64().unwrap() > 2.0 * turns[0]["ttft_s"].as_f64().unwrap(), "{turns:?}");
+    // Tasks in the fit: best-of-8 gains only on the tasks qwen-0.5b ever solved (pass@5 = 25%).
+    let best8 = v["as_recorded"]["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["policy"] == "best_of_8(qwen-0.5b)")
+        .unwrap();
+    assert!(best8["pass_rate"]["value"].as_f64().unwrap() < 0.35, "{best8}");
+    let o = loopvel(&["predict", "--db", db, "--splits", "3"]);
+    assert_eq!(o.status.code(), Some(2), "--splits needs --check");
+}

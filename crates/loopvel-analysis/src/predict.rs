@@ -426,7 +426,27 @@ pub fn predict(runs: &[Run], q: &Question) -> Result<Prediction, PredictError> {
             }
         }
     }
-    Ok(assemble(&policies, &per_policy, facts, max_turns, notes))
+    let expand = expansion(crate::trace::task_names(runs.iter()).len());
+    Ok(assemble(&policies, &per_policy, facts, max_turns, notes, expand))
+}
+
+/// How much a percentile interval from resampling `tasks` tasks is widened
+/// about its median: `sqrt(n/(n−1)) · t(0.975, n−1) / z(0.975)`, the
+/// "expanded percentile" interval (Hesterberg 2015, "What Teachers Should
+/// Know About the Bootstrap"). A percentile bootstrap over a dozen tasks runs
+/// narrow — the resampled spread is (n−1)/n of the real one, and a normal
+/// quantile stands where a t quantile belongs: measured by
+/// `tests/predict_recovery.rs`, 40 resamples over 12 tasks held the true pass
+/// rate 87.5% of the time instead of 95%. 1 with fewer than 2 tasks.
+fn expansion(tasks: usize) -> f64 {
+    if tasks < 2 {
+        return 1.0;
+    }
+    let n = tasks as f64;
+    let t = statrs::distribution::StudentsT::new(0.0, 1.0, n - 1.0)
+        .map(|d| statrs::distribution::ContinuousCDF::inverse_cdf(&d, 0.975))
+        .unwrap_or(1.959_964);
+    (n / (n - 1.0)).sqrt() * t / 1.959_964
 }
 
 /// How a model's what-ifs scale its times and its replies.
@@ -538,6 +558,7 @@ fn assemble(
     facts: Vec<ModelFacts>,
     max_turns: u32,
     notes: Vec<String>,
+    expand: f64,
 ) -> Prediction {
     let reps = per_policy.iter().map(Vec::len).min().unwrap_or(0);
     let mut wins = vec![[0usize; 3]; policies.len()];
@@ -581,10 +602,11 @@ fn assemble(
             return None;
         }
         v.sort_by(f64::total_cmp);
-        Some(Predicted {
-            value: quantile_sorted(&v, 0.5)?,
-            interval: [quantile_sorted(&v, 0.025)?, quantile_sorted(&v, 0.975)?],
-        })
+        let value = quantile_sorted(&v, 0.5)?;
+        let (lo, hi) = (quantile_sorted(&v, 0.025)?, quantile_sorted(&v, 0.975)?);
+        // Expanded about the median (see `expansion`); a rate stays in [0, 1], a time or cost ≥ 0.
+        let (lo, hi) = (value - expand * (value - lo), value + expand * (hi - value));
+        Some(Predicted { value, interval: [lo.max(0.0), hi] })
     };
     let share = |w: usize| if reps > 0 { w as f64 / reps as f64 } else { 0.0 };
     let rows: Vec<PolicyPrediction> = policies
@@ -593,6 +615,10 @@ fn assemble(
         .map(|(i, p)| PolicyPrediction {
             policy: label(p),
             pass_rate: summarize(per_policy[i].iter().map(|m| m[0]).collect())
+                .map(|mut p| {
+                    p.interval[1] = p.interval[1].min(1.0);
+                    p
+                })
                 .unwrap_or(Predicted { value: 0.0, interval: [0.0, 0.0] }),
             mean_time_to_pass_s: summarize(per_policy[i].iter().map(|m| m[1]).collect()),
             usd_per_solved: summarize(per_policy[i].iter().map(|m| m[2]).collect()),
@@ -704,7 +730,7 @@ mod tests {
             vec![[1.0, 11.0, 0.0], [1.0, 11.0, 0.0], [1.0, 12.0, 0.0]],
             vec![[0.5, 20.0, 0.0], [0.6, 20.0, 0.0], [0.4, 20.0, 0.0]],
         ];
-        let p = assemble(&policies, &per_policy, Vec::new(), 3, Vec::new());
+        let p = assemble(&policies, &per_policy, Vec::new(), 3, Vec::new(), 1.0);
         assert_eq!(p.best_pass_rate.as_deref(), Some("a"), "the first of equals is named");
         assert_eq!(p.best_pass_rate_tied_with, ["b"]);
         assert_eq!(p.policies[0].best_pass_rate_share, 0.0);
