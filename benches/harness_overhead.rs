@@ -19,7 +19,7 @@ mod fake_server;
 
 use loopvel_harness::run::{play_run, Clock, History, Live, RunJob, RunOptions};
 use loopvel_harness::task::Task;
-use loopvel_provider::{Api, Limiter, ModelConfig};
+use loopvel_provider::{Limiter, ModelConfig};
 use loopvel_store::Store;
 
 const REPLIES: [&str; 3] = [
@@ -96,24 +96,10 @@ fn main() {
         let dir = tempfile::tempdir().expect("tempdir");
         let task = task(dir.path());
         let model = ModelConfig {
-            name: "instant".into(),
-            api: Api::OpenAi,
-            base_url: url.clone(),
-            model: "instant".into(),
-            api_key_env: None,
-            api_key: None,
-            usd_per_mtok_in: 0.0,
-            usd_per_mtok_out: 0.0,
-            temperature: None,
             max_tokens: 100,
-            extra: Default::default(),
-            max_concurrent: None,
-            rps: None,
             max_attempts: 3,
             read_timeout_s: 30.0,
-            usd_per_mtok_cached_in: None,
-            usd_per_mtok_cache_write: None,
-            cache: false,
+            ..ModelConfig::local("instant", &url)
         };
         let options = RunOptions {
             max_turns: 5,

@@ -54,26 +54,7 @@ fn key_from_env(name: &str, var: &str, origin: &str) -> Result<Secret, CliError>
 }
 
 fn defaults(name: String, api: Api, base_url: String, model: String) -> ModelConfig {
-    ModelConfig {
-        name,
-        api,
-        base_url,
-        model,
-        api_key_env: None,
-        api_key: None,
-        usd_per_mtok_in: 0.0,
-        usd_per_mtok_out: 0.0,
-        temperature: None,
-        max_tokens: 4096,
-        extra: Default::default(),
-        max_concurrent: None,
-        rps: None,
-        max_attempts: 5,
-        read_timeout_s: 300.0,
-        usd_per_mtok_cached_in: None,
-        usd_per_mtok_cache_write: None,
-        cache: false,
-    }
+    ModelConfig { api, model, ..ModelConfig::local(&name, &base_url) }
 }
 
 /// The `base_url` prefix that marks a replay model: no HTTP, answers from a database.

@@ -270,21 +270,13 @@ mod tests {
         Completion {
             text: "x".into(),
             ttft_s: Some(ttft),
-            reasoning_ttft_s: None,
-            reasoning_chars: 0,
             ttlt_s: ttlt,
             output_tokens: 100,
             output_tokens_estimated: false,
             input_tokens: 10,
             input_tokens_estimated: false,
-            cached_input_tokens: None,
-            cache_write_tokens: None,
             tokens_per_s: Some(10.0),
-            retry_wait_s: 0.0,
-            attempts: 1,
-            retries: Vec::new(),
-            finish_reason: None,
-            unreadable_events: 0,
+            ..Completion::empty()
         }
     }
 

@@ -666,21 +666,13 @@ mod tests {
             Ok(Completion {
                 text: self.reply.clone(),
                 ttft_s: Some(0.1),
-                reasoning_ttft_s: None,
-                reasoning_chars: 0,
                 ttlt_s: 0.2,
                 output_tokens: self.chunks * 10,
                 output_tokens_estimated: false,
                 input_tokens: 100,
                 input_tokens_estimated: false,
-                cached_input_tokens: None,
-                cache_write_tokens: None,
-                tokens_per_s: None,
-                retry_wait_s: 0.0,
-                attempts: 1,
-                retries: Vec::new(),
                 finish_reason: Some("stop".into()),
-                unreadable_events: 0,
+                ..Completion::empty()
             })
         }
         fn usd(&self, _: &Completion) -> f64 {

@@ -140,8 +140,9 @@ impl ModelConfig {
         (t.input as f64 * self.usd_per_mtok_in + t.output as f64 * self.usd_per_mtok_out) / 1e6
     }
 
-    /// A keyless OpenAI-compatible model with default settings and no prices
-    /// (a local server), for examples and tests.
+    /// A keyless OpenAI-compatible model with no prices (a local server) and
+    /// the defaults a `loopvel.toml` block leaves unset: 4,096 output tokens,
+    /// 5 attempts, a 300 s read timeout.
     pub fn local(name: &str, base_url: &str) -> ModelConfig {
         ModelConfig {
             name: name.into(),
@@ -327,6 +328,30 @@ pub enum ProviderError {
 }
 
 impl Completion {
+    /// A reply not yet read: no text, no times, token counts to be estimated
+    /// unless the server reports them, one attempt.
+    pub fn empty() -> Completion {
+        Completion {
+            text: String::new(),
+            ttft_s: None,
+            reasoning_ttft_s: None,
+            reasoning_chars: 0,
+            ttlt_s: 0.0,
+            output_tokens: 0,
+            output_tokens_estimated: true,
+            input_tokens: 0,
+            input_tokens_estimated: true,
+            cached_input_tokens: None,
+            cache_write_tokens: None,
+            tokens_per_s: None,
+            retry_wait_s: 0.0,
+            attempts: 1,
+            retries: Vec::new(),
+            finish_reason: None,
+            unreadable_events: 0,
+        }
+    }
+
     /// The call's tokens, for pricing.
     pub fn tokens(&self) -> Tokens {
         Tokens {
@@ -532,25 +557,7 @@ fn read_stream(
     input_chars: usize,
     on_tokens: &dyn Fn(u64),
 ) -> Attempt {
-    let mut c = Completion {
-        text: String::new(),
-        ttft_s: None,
-        reasoning_ttft_s: None,
-        reasoning_chars: 0,
-        ttlt_s: 0.0,
-        output_tokens: 0,
-        output_tokens_estimated: true,
-        input_tokens: 0,
-        input_tokens_estimated: true,
-        cached_input_tokens: None,
-        cache_write_tokens: None,
-        tokens_per_s: None,
-        retry_wait_s: 0.0,
-        attempts: 1,
-        retries: Vec::new(),
-        finish_reason: None,
-        unreadable_events: 0,
-    };
+    let mut c = Completion::empty();
     let mut finished = false;
     let mut last_token = 0.0;
     // Tokens so far, about 4 bytes each (usage arrives only at the end); O(1)
@@ -771,28 +778,10 @@ fn whole_reply(
     if let Some(message) = error_message(&v) {
         return Attempt::Retry { reason: format!("error in the reply: {message}"), retry_after: None };
     }
-    let mut usage = Completion {
-        text: String::new(),
-        ttft_s: None,
-        reasoning_ttft_s: None,
-        reasoning_chars: 0,
-        ttlt_s: 0.0,
-        output_tokens: 0,
-        output_tokens_estimated: true,
-        input_tokens: 0,
-        input_tokens_estimated: true,
-        cached_input_tokens: None,
-        cache_write_tokens: None,
-        tokens_per_s: None,
-        retry_wait_s: 0.0,
-        attempts: 1,
-        retries: Vec::new(),
-        finish_reason: None,
-        unreadable_events: 0,
-    };
+    let mut c = Completion::empty();
     match cfg.api {
-        Api::OpenAi => usage.cached_input_tokens = openai_cached(&v),
-        Api::Anthropic => anthropic_usage(&v["usage"], &mut usage),
+        Api::OpenAi => c.cached_input_tokens = openai_cached(&v),
+        Api::Anthropic => anthropic_usage(&v["usage"], &mut c),
     }
     let (reply, reasoning, finish, input, output) = match cfg.api {
         Api::OpenAi => {
@@ -816,7 +805,7 @@ fn whole_reply(
                 (!blocks.is_empty()).then_some(text),
                 thinking,
                 v["stop_reason"].as_str().map(str::to_string),
-                (!usage.input_tokens_estimated).then_some(usage.input_tokens),
+                (!c.input_tokens_estimated).then_some(c.input_tokens),
                 v["usage"]["output_tokens"].as_u64(),
             )
         }
@@ -825,25 +814,15 @@ fn whole_reply(
         return Attempt::Retry { reason: "a JSON reply without a message".into(), retry_after: None };
     };
     let estimated_out = estimate_tokens(&reply) + (reasoning as u64).div_ceil(4);
-    let mut c = Completion {
-        ttft_s: (!reply.is_empty()).then_some(arrived),
-        reasoning_ttft_s: (reasoning > 0).then_some(arrived),
-        reasoning_chars: reasoning,
-        ttlt_s: arrived,
-        output_tokens: output.unwrap_or(estimated_out),
-        output_tokens_estimated: output.is_none(),
-        input_tokens: input.unwrap_or((input_chars as u64).div_ceil(4)),
-        input_tokens_estimated: input.is_none(),
-        cached_input_tokens: usage.cached_input_tokens,
-        cache_write_tokens: usage.cache_write_tokens,
-        tokens_per_s: None,
-        retry_wait_s: 0.0,
-        attempts: 1,
-        retries: Vec::new(),
-        finish_reason: finish,
-        unreadable_events: 0,
-        text: String::new(),
-    };
+    c.ttft_s = (!reply.is_empty()).then_some(arrived);
+    c.reasoning_ttft_s = (reasoning > 0).then_some(arrived);
+    c.reasoning_chars = reasoning;
+    c.ttlt_s = arrived;
+    c.output_tokens = output.unwrap_or(estimated_out);
+    c.output_tokens_estimated = output.is_none();
+    c.input_tokens = input.unwrap_or((input_chars as u64).div_ceil(4));
+    c.input_tokens_estimated = input.is_none();
+    c.finish_reason = finish;
     push_capped(&mut c, &reply);
     Attempt::Done(c)
 }
@@ -1050,26 +1029,8 @@ mod tests {
     fn secrets_do_not_print() {
         let s = Secret::new("sk-live-123".into());
         assert_eq!(format!("{s:?}"), "Secret(***)");
-        let cfg = ModelConfig {
-            name: "m".into(),
-            api: Api::OpenAi,
-            base_url: "http://x".into(),
-            model: "m".into(),
-            api_key_env: Some("K".into()),
-            api_key: Some(s),
-            usd_per_mtok_in: 0.0,
-            usd_per_mtok_out: 0.0,
-            temperature: None,
-            max_tokens: 10,
-            extra: Default::default(),
-            max_concurrent: None,
-            rps: None,
-            max_attempts: 3,
-            read_timeout_s: 60.0,
-            usd_per_mtok_cached_in: None,
-            usd_per_mtok_cache_write: None,
-            cache: false,
-        };
+        let cfg =
+            ModelConfig { api_key_env: Some("K".into()), api_key: Some(s), ..ModelConfig::local("m", "http://x") };
         assert!(!format!("{cfg:?}").contains("sk-live"));
         assert!(!serde_json::to_string(&cfg).unwrap().contains("sk-live"));
         // A server that echoes the key gets it blanked out of what loopvel prints and stores.
@@ -1092,24 +1053,10 @@ mod tests {
         let mut cfg_msgs = vec![Message { role: Role::System, content: "rules".into() }];
         cfg_msgs.push(Message { role: Role::User, content: "hi".into() });
         let cfg = ModelConfig {
-            name: "a".into(),
             api: Api::Anthropic,
-            base_url: "http://x/v1/".into(),
             model: "claude".into(),
-            api_key_env: None,
-            api_key: None,
-            usd_per_mtok_in: 0.0,
-            usd_per_mtok_out: 0.0,
             temperature: Some(0.2),
-            max_tokens: 100,
-            extra: Default::default(),
-            max_concurrent: None,
-            rps: None,
-            max_attempts: 1,
-            read_timeout_s: 60.0,
-            usd_per_mtok_cached_in: None,
-            usd_per_mtok_cache_write: None,
-            cache: false,
+            ..ModelConfig::local("a", "http://x/v1/")
         };
         let b = body_for(&cfg, &cfg_msgs);
         assert_eq!(b["system"], "rules");
