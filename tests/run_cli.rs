@@ -7,27 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+#[path = "support/abc_task.rs"]
+mod abc_task;
+use abc_task::abc_task as task;
 #[path = "support/fake_server.rs"]
 mod fake_server;
 use fake_server::{serve, Step};
-
-/// A task of three shell checks over variables A, B, C in calc.sh, counted as TAP.
-fn task(dir: &Path) -> PathBuf {
-    let t = dir.join("abc");
-    std::fs::create_dir_all(&t).unwrap();
-    std::fs::write(
-        t.join("task.toml"),
-        "prompt = \"Set A, B and C so every check passes.\"\nedit = [\"calc.sh\"]\nshow = [\"test.sh\"]\ntest = \"sh test.sh\"\ntest_timeout_s = 10\nreport = \"tap\"\n",
-    )
-    .unwrap();
-    std::fs::write(t.join("calc.sh"), "A=0\nB=0\nC=0\n").unwrap();
-    std::fs::write(
-        t.join("test.sh"),
-        ". ./calc.sh\necho 1..3\nfor v in A B C; do eval x=\\$$v; if [ \"$x\" = 1 ]; then echo \"ok $v\"; else echo \"not ok $v\"; fi; done\n",
-    )
-    .unwrap();
-    t
-}
 
 const KEY: &str = "sk-e2e-secret-4242-do-not-store";
 
