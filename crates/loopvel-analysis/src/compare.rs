@@ -13,7 +13,7 @@
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
-use crate::interval::{mean, quantile_sorted, BOOTSTRAP_REPS};
+use crate::interval::{mean, BOOTSTRAP_REPS};
 use crate::trace::Run;
 
 /// Two-sided exact sign test: the chance, with no difference between the
@@ -134,10 +134,7 @@ pub fn compare(runs: &[Run], a: &str, b: &str, seed: u64) -> Option<Comparison> 
             time_draws.push(m);
         }
     }
-    let interval = |mut v: Vec<f64>| -> Option<[f64; 2]> {
-        v.sort_by(f64::total_cmp);
-        Some([quantile_sorted(&v, 0.025)?, quantile_sorted(&v, 0.975)?])
-    };
+    let interval = crate::interval::percentile_95;
     let a_more = diffs.iter().filter(|d| **d > 0.0).count();
     let b_more = diffs.iter().filter(|d| **d < 0.0).count();
     Some(Comparison {

@@ -108,11 +108,15 @@ pub fn bootstrap_indexed<const K: usize>(
             },
         )
         .collect();
-    std::array::from_fn(|k| {
-        let mut values: Vec<f64> = draws.iter().filter_map(|d| d[k]).filter(|v| v.is_finite()).collect();
-        values.sort_by(f64::total_cmp);
-        Some((quantile_sorted(&values, 0.025)?, quantile_sorted(&values, 0.975)?))
-    })
+    std::array::from_fn(|k| percentile_95(draws.iter().filter_map(|d| d[k]).collect()).map(|[a, b]| (a, b)))
+}
+
+/// The 2.5% and 97.5% points (type 7) of `values`' finite members: a
+/// percentile bootstrap's 95% interval from its draws; `None` without any.
+pub fn percentile_95(values: Vec<f64>) -> Option<[f64; 2]> {
+    let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    Some([quantile_sorted(&v, 0.025)?, quantile_sorted(&v, 0.975)?])
 }
 
 /// The percentile bootstrap of [`bootstrap_indexed`], resampling in two
@@ -181,12 +185,7 @@ pub fn bootstrap_clustered_many(
         )
         .collect();
     (0..width)
-        .map(|k| {
-            let mut values: Vec<f64> =
-                draws.iter().filter_map(|d| d.get(k).copied().flatten()).filter(|v| v.is_finite()).collect();
-            values.sort_by(f64::total_cmp);
-            Some((quantile_sorted(&values, 0.025)?, quantile_sorted(&values, 0.975)?))
-        })
+        .map(|k| percentile_95(draws.iter().filter_map(|d| d.get(k).copied().flatten()).collect()).map(|[a, b]| (a, b)))
         .collect()
 }
 

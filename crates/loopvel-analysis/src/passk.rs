@@ -16,7 +16,7 @@
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
-use crate::interval::{quantile_sorted, BOOTSTRAP_REPS};
+use crate::interval::BOOTSTRAP_REPS;
 
 /// pass@k from `n` runs with `c` passes: `1 − C(n−c, k) / C(n, k)`, in the
 /// product form `1 − Π_{i=0}^{k−1} (n−c−i)/(n−i)`: k factors in [0, 1], so it
@@ -101,11 +101,7 @@ pub fn pass_k_table(tasks: &[TaskCounts], seed: u64) -> Vec<PassK> {
             .collect();
         draws.push(ks.iter().map(|&k| (mean_over(&sample, k, pass_at_k), mean_over(&sample, k, pass_hat_k))).collect());
     }
-    let interval = |values: Vec<f64>| -> Option<[f64; 2]> {
-        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
-        v.sort_by(f64::total_cmp);
-        Some([quantile_sorted(&v, 0.025)?, quantile_sorted(&v, 0.975)?])
-    };
+    let interval = crate::interval::percentile_95;
     // No task passed ever, or every run of every task did: resampling cannot
     // vary, and a zero-width interval would read as certainty. Wilson's over
     // tasks instead, as if each task's runs all agreed (see summary's rule).

@@ -25,7 +25,7 @@ use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Binomial, Distribution, Normal};
 
-use crate::interval::{mean, quantile_sorted};
+use crate::interval::mean;
 use crate::passk::pass_at_k;
 use crate::predict::{by_task, fit_runs, pick, sim_model};
 use crate::trace::Run;
@@ -260,13 +260,12 @@ fn predictive(
     if drawn.is_empty() {
         return None;
     }
-    let interval = |mut v: Vec<f64>| -> Option<[f64; 2]> {
+    let interval = |v: Vec<f64>| -> Option<[f64; 2]> {
         // A statistic undefined in most draws (no held-out pass) is not predicted.
         if v.len() * 2 < drawn.len() {
             return None;
         }
-        v.sort_by(f64::total_cmp);
-        Some([quantile_sorted(&v, 0.025)?, quantile_sorted(&v, 0.975)?])
+        crate::interval::percentile_95(v)
     };
     Some(Predictive {
         pass_rate: interval(drawn.iter().map(|d| d.pass_rate).collect()),
