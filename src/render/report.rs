@@ -129,11 +129,16 @@ pub fn pass_k_grid(models: &[ModelSummary]) -> Grid {
 /// quartiles and the largest of every passing run's time to pass (all models
 /// pooled, so the columns are the same for every model). Empty without passes.
 pub fn budgets_s(models: &[ModelSummary]) -> Vec<f64> {
-    let times: Vec<f64> = models.iter().flat_map(|m| m.task_times.iter().flatten().flatten().copied()).collect();
+    let times = passing_times(models);
     let mut b: Vec<f64> =
         [0.25, 0.5, 0.75, 1.0].iter().filter_map(|&q| loopvel_analysis::interval::quantile(&times, q)).collect();
     b.dedup();
     b
+}
+
+/// Every passing run's time to pass, over all models, s.
+pub fn passing_times(models: &[ModelSummary]) -> Vec<f64> {
+    models.iter().flat_map(|m| m.task_times.iter().flatten().flatten().copied()).collect()
 }
 
 /// pass@k within a wall-clock budget T: k loops started together, any green by T.

@@ -39,7 +39,7 @@ pub fn all(models: &[ModelSummary]) -> Result<Vec<(&'static str, Chart)>, String
 /// allows, solid). Evaluated at every passing time, so the steps are the data's.
 pub fn pass_k_by_time(models: &[ModelSummary]) -> Result<Option<Chart>, String> {
     use loopvel_analysis::passk::pass_at_k_within;
-    let mut times: Vec<f64> = models.iter().flat_map(|m| m.task_times.iter().flatten().flatten().copied()).collect();
+    let mut times = crate::render::report::passing_times(models);
     times.retain(|t| t.is_finite());
     times.sort_by(f64::total_cmp);
     times.dedup();
