@@ -501,7 +501,6 @@ fn build_model(f: &Fitted, c: &dyn Fn(&str) -> Option<Change>) -> (SimModel, Sca
         },
         tokens_per_s_by_turn: f.time.speed_by_turn.iter().map(|l| lognormal_dist(l, speed_scale)).collect(),
         prefill_tokens_per_s: if prefill_changed { prefill.filter(|p| *p > 0.0).map(|p| p / ttft_scale) } else { None },
-        decode_slowdown: None,
         // Reply lengths vary (and with them a turn's time): lognormals of the recorded lengths.
         output_tokens_on_pass: f.time.output_tokens_on_pass.map(|n| match &f.time.output_spread_on_pass {
             Some(l) => lognormal_dist(l, out_scale),

@@ -363,7 +363,6 @@ fn read_model(t: &TableReader, lp: &RawLoop, mode: Mode) -> Result<RawModel, Sce
     let sim = SimModel {
         ttft_s,
         prefill_tokens_per_s,
-        decode_slowdown: None,
         ttft_by_turn: Vec::new(),
         tokens_per_s_by_turn: Vec::new(),
         output_tokens_on_pass: None,

@@ -37,7 +37,6 @@ fn by_turn<T>(list: &[T], turn: u32) -> Option<&T> {
 pub struct ModelRt {
     ttft: Sampler,
     prefill_tokens_per_s: Option<f64>,
-    decode_slowdown: Option<f64>,
     ttft_by_turn: Vec<Sampler>,
     tokens_per_s_by_turn: Vec<Sampler>,
     tokens_per_s: Sampler,
@@ -76,14 +75,6 @@ impl ModelRt {
         by_turn(&self.tokens_per_s_by_turn, turn).unwrap_or(&self.tokens_per_s)
     }
 
-    /// Decode time of `out` tokens at a drawn `speed` with a prompt of `input` tokens.
-    fn decode_s(&self, out: f64, speed: f64, input: f64) -> f64 {
-        match self.decode_slowdown {
-            Some(s) => out * (1.0 / speed + s * input),
-            None => out / speed,
-        }
-    }
-
     /// The reply's length: `drawn` (from `output_tokens`), or, for an attempt
     /// that passes when passing replies have their own length, a draw of that.
     fn reply_tokens<R: Rng + ?Sized>(&self, rng: &mut R, drawn: f64, correct: bool) -> f64 {
@@ -98,7 +89,6 @@ impl ModelRt {
         ModelRt {
             ttft: Sampler::new(&m.ttft_s),
             prefill_tokens_per_s: m.prefill_tokens_per_s.filter(|p| *p > 0.0 && p.is_finite()),
-            decode_slowdown: m.decode_slowdown.filter(|s| *s > 0.0 && s.is_finite()),
             ttft_by_turn: m.ttft_by_turn.iter().map(Sampler::new).collect(),
             tokens_per_s_by_turn: m.tokens_per_s_by_turn.iter().map(Sampler::new).collect(),
             output_tokens_on_pass: m.output_tokens_on_pass.as_ref().map(Sampler::new),
@@ -304,7 +294,7 @@ fn turn<R: Rng + ?Sized>(
             }
         };
         let out = model.reply_tokens(rng, out, correct);
-        let gen = ttft + model.decode_s(out, speed, input);
+        let gen = ttft + out / speed;
         wave_end = wave_end.max(request + gen);
         in_wave += 1;
         usd += input * model.usd_per_in + out * model.usd_per_out;
@@ -476,7 +466,7 @@ fn run_simple<R: Rng + ?Sized>(model: &ModelRt, task: &Task, lp: &LoopRt, rng: &
             task.solvable && unit(rng) < p
         };
         let out = model.reply_tokens(rng, out, correct);
-        let gen = ttft + model.decode_s(out, speed, input);
+        let gen = ttft + out / speed;
         usd += input * model.usd_per_in + out * model.usd_per_out;
         // Same order of additions as `turn`, so the clocks agree to the last bit.
         t = (t + lp.overhead_s) + gen;

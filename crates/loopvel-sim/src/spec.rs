@@ -64,9 +64,6 @@ pub struct SimModel {
     pub ttft_by_turn: Vec<Dist>,
     /// A decode speed per overall turn, as `ttft_by_turn`. Empty: `tokens_per_s`.
     pub tokens_per_s_by_turn: Vec<Dist>,
-    /// Seconds each output token's decode takes longer per prompt token (a
-    /// longer context decodes slower); `None`: the speed does not depend on the prompt.
-    pub decode_slowdown: Option<f64>,
     /// Output tokens of an attempt that passes, when they differ from a
     /// failing attempt's (`output_tokens`): a recorded loop whose passing
     /// replies are shorter passes sooner than its mean turn says.
@@ -169,7 +166,6 @@ impl SimModel {
         SimModel {
             ttft_s: Dist::constant(m.ttft_s),
             prefill_tokens_per_s: m.prefill_tokens_per_s,
-            decode_slowdown: None,
             ttft_by_turn: Vec::new(),
             tokens_per_s_by_turn: Vec::new(),
             output_tokens_on_pass: None,
