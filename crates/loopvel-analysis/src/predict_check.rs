@@ -27,7 +27,7 @@ use rand_distr::{Binomial, Distribution, Normal};
 
 use crate::interval::mean;
 use crate::passk::pass_at_k;
-use crate::predict::{by_task, fit_runs, pick, sim_model};
+use crate::predict::{by_task, sim_model, Resampler};
 use crate::trace::Run;
 
 /// What the check is asked.
@@ -185,9 +185,9 @@ fn predictive(
     let tests: Vec<f64> = train.iter().flatten().flat_map(|r| r.turns.iter().map(|t| t.test_s)).collect();
     let overheads: Vec<f64> =
         train.iter().flatten().flat_map(|r| r.turns.iter().map(|t| t.overhead_s + t.retry_wait_s)).collect();
+    let resampler = Resampler::new(train.to_vec())?;
     for rep in 0..q.resamples.max(1) {
-        let sample = pick(train, rep, &mut rng);
-        let Some(f) = fit_runs(&sample) else { continue };
+        let Some((sample, f)) = resampler.fit(rep, &mut rng) else { continue };
         let mut policies = vec![SimPolicy::Plain { model: model.to_string() }];
         if k >= 2 {
             policies.push(SimPolicy::BestOf { model: model.to_string(), k });

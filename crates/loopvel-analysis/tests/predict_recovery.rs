@@ -7,8 +7,9 @@
 //!
 //! `cargo test -p loopvel-analysis --release --test predict_recovery -- --ignored --nocapture`
 //! runs 200 repetitions and prints the coverage it measured (docs/predict.md):
-//! pass rate 94.0%, mean time to pass 99.5%, best-of-4 91.5% (predict's defaults:
-//! 100 resamples × 4,000 simulated runs).
+//! pass rate 96.5%, mean time to pass 98.5%, best-of-4 94.0% (predict's defaults:
+//! 100 resamples × 4,000 simulated runs; 176 s in release on 2 cores). With the
+//! share of solvable tasks bootstrapped like the rest, best-of-4 held 91.5%.
 
 use loopvel_analysis::predict::{predict, Question};
 use loopvel_analysis::trace::{Outcome, Run, Turn};
@@ -170,11 +171,7 @@ fn predict_holds_the_truth_of_a_world_with_tasks_and_growing_prompts() {
 fn predict_holds_the_truth_200_repetitions() {
     let [rate, time, best4] = coverage(200, 100, 4000);
     println!("coverage over 200 repetitions: pass rate {rate:.3}, mean time to pass {time:.3}, best-of-4 {best4:.3}");
-    for (what, c) in [("pass rate", rate), ("mean time to pass", time)] {
+    for (what, c) in [("pass rate", rate), ("mean time to pass", time), ("best-of-4", best4)] {
         assert!(c >= 0.93, "{what}: {c}");
     }
-    // Measured 91.5% (2026-12-01), short of the 93% asked: best-of-4's pass rate is
-    // about the share of solvable tasks, a proportion over 12 tasks, whose discrete
-    // bootstrap runs narrow even expanded (docs/predict.md says so).
-    assert!(best4 >= 0.90, "best-of-4: {best4}");
 }
