@@ -41,6 +41,10 @@ pub enum Command {
     /// Which model and loop policy to use for a budget, predicted from the
     /// fitted parameters (with their uncertainty) through the simulator.
     Predict(PredictArgs),
+    /// Look inside the runs: a local web server (127.0.0.1 only, read-only)
+    /// with each run turn by turn — prompt, reply, edits, diffs, tests,
+    /// timeline — that shows new turns while a run is recording.
+    View(ViewArgs),
     /// Real small code models on this machine: set up (PyPI, checked by SHA-256),
     /// start and stop llama.cpp servers on 127.0.0.1, print their loopvel.toml tables.
     Local {
@@ -525,6 +529,14 @@ pub struct ReportArgs {
     /// Also write a self-contained HTML report (inline SVG charts, no network) to this file.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Write one run's transcript (turn by turn, as `loopvel view` shows it)
+    /// to the --html file instead of the report.
+    #[arg(long, value_name = "ID", requires = "html")]
+    pub run: Option<i64>,
+    /// Where the tasks are, for a transcript's diffs when the folder the run
+    /// recorded is gone (a task, or a folder of tasks).
+    #[arg(long = "tasks", value_name = "DIR", requires = "run")]
+    pub tasks: Vec<PathBuf>,
     /// Hold out random halves of the runs and report how often the held-out
     /// pass rate and mean time to pass fall inside the predicted intervals.
     #[arg(long)]
@@ -549,6 +561,21 @@ pub struct ReportArgs {
     /// out secondary columns under 100 columns.
     #[arg(long)]
     pub wide: bool,
+}
+
+/// Options of `loopvel view`.
+#[derive(Debug, Args)]
+pub struct ViewArgs {
+    /// The database to show: a SQLite file or a `postgres://` URL. Opened read-only.
+    #[arg(long, env = "LOOPVEL_DB", hide_env_values = true, default_value = "loopvel.db")]
+    pub db: PathBuf,
+    /// Port on 127.0.0.1 (0: any free one; the URL is printed).
+    #[arg(long, default_value_t = 8470)]
+    pub port: u16,
+    /// Where the tasks are, for diffs when the folder a run recorded is gone
+    /// (a task, or a folder of tasks; repeatable; `tasks/examples` is always tried).
+    #[arg(long = "tasks", value_name = "DIR")]
+    pub tasks: Vec<PathBuf>,
 }
 
 /// Options of `loopvel predict`.

@@ -48,6 +48,17 @@ fn the_shipped_experiment_copied_into_postgres_and_back_reports_the_same() {
     assert!(said.contains("copied 1 plan, 180 runs, 967 turns and 967 model calls"), "{said}");
     let original = report_json(&dir, sqlite.to_str().unwrap());
     assert_eq!(report_json(&dir, &pg.url), original, "the same data gives the same report on both engines");
+    // A run's transcript (report --run, as `view` serves it) is the same from either engine.
+    let examples = root.join("tasks/examples");
+    let page = |db: &str, file: &str| {
+        let args = ["report", "--db", db, "--run", "8", "--html", file, "--tasks", examples.to_str().unwrap()];
+        let o = loopvel(&dir, &args, &[]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_to_string(dir.join(file)).unwrap()
+    };
+    let from_sqlite = page(sqlite.to_str().unwrap(), "run-8-sqlite.html");
+    assert!(from_sqlite.contains("THRASH") && from_sqlite.contains("<div class=\"add\">"), "{from_sqlite}");
+    assert_eq!(page(&pg.url, "run-8-pg.html"), from_sqlite);
     // And back into a new file.
     let back = dir.join("back.db");
     let o = loopvel(&dir, &["db", "copy", "--from", &pg.url, "--to", back.to_str().unwrap()], &[]);

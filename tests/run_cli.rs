@@ -102,8 +102,12 @@ fn a_loop_goes_fail_partial_pass_with_timing_refusals_and_no_key_on_disk() {
     // Injected: first piece after 300 ms, two more 100 ms apart.
     let ttft = turns[0]["ttft_s"].as_f64().unwrap();
     let gen = turns[0]["gen_s"].as_f64().unwrap();
-    assert!((ttft - 0.3).abs() < 0.02, "ttft {ttft}");
-    assert!((gen - 0.5).abs() < 0.02, "gen {gen}");
+    // Never shorter than injected; within 20 ms of it when nothing else runs
+    // (.ci/run's timing step runs this test alone with LOOPVEL_TIMING_STRICT=1),
+    // within a second under the load of the whole suite on 2 cores.
+    let slack = if std::env::var_os("LOOPVEL_TIMING_STRICT").is_some() { 0.02 } else { 1.0 };
+    assert!(ttft >= 0.3 - 0.005 && ttft - 0.3 < slack, "ttft {ttft}");
+    assert!(gen >= 0.5 - 0.005 && gen - 0.5 < slack, "gen {gen}");
     assert_eq!(turns[0]["edits_refused"], 2);
     assert_eq!(turns[0]["input_tokens"], 120);
     let run = records.iter().find(|r| r["record"] == "run").unwrap();

@@ -16,6 +16,7 @@ pub mod sandbox;
 pub mod simulate;
 pub mod status;
 pub mod tasks;
+pub mod view;
 pub mod worker;
 
 use crate::cli::{Cli, Command};
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Report(args) => report::run(&args, &mut out),
         Command::Replay(args) => replay::run(&args, &mut out).map(|_| ()),
         Command::Predict(args) => predict::run(&args, &mut out),
+        Command::View(args) => view::run(&args, &mut out),
         Command::Completions { shell } => completions(shell, &mut out),
         Command::Init(args) => init::run(&args, &mut out),
         Command::Db { command } => db::run(&command, &mut out),

@@ -129,6 +129,9 @@ impl Report {
 
 /// Report.
 pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<(), CliError> {
+    if let (Some(id), Some(path)) = (args.run, &args.html) {
+        return crate::commands::view::write_run_page(&args.db, id, &args.tasks, path, out);
+    }
     let plans = select(&args.db, args.plans.choice(), "report")?;
     let runs = load(&args.db, &args.models, &plans)?;
     let mut report = Report::new(&args.db, &runs, args.check.then_some(args.splits)).with_sandbox_levels(

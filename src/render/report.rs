@@ -418,6 +418,45 @@ pub fn compare_grid(c: &loopvel_analysis::compare::Comparison) -> Grid {
     }
 }
 
+const BY_TASK_TITLE: &str =
+    "By task (passed / runs with Wilson 95% interval; mean time to pass over passing runs, bootstrap 95%)";
+
+/// The by-task table whose pass cells link to the commands that write
+/// their runs' transcripts, listed after it (a static page cannot run them;
+/// `loopvel view` serves the same pages).
+fn by_task_html(g: &Grid, rows: &[TaskRow], db: &str) -> String {
+    // Columns: task, then per model "passed" (1 + 2m) and "mean time" (2 + 2m).
+    let anchor = |i: usize, m: usize| format!("runs-{i}-{m}");
+    let mut s = html_table_linked(g, &|i, j| {
+        (j % 2 == 1 && rows.get(i).and_then(|r| r.cells.get(j / 2)).is_some_and(|c| c.runs > 0))
+            .then(|| format!("#{}", anchor(i, j / 2)))
+    });
+    s.push_str(&format!(
+        "<h2>Transcripts</h2>\n<p>Each run turn by turn (prompt, reply, edits, diffs, tests, timeline): <code>loopvel view \
+         --db {db}</code> serves them all; each command below writes one as a page of its own.</p>\n<table>\n\
+         <thead><tr><th>task</th><th>model</th><th>commands</th></tr></thead>\n<tbody>\n",
+        db = esc(db)
+    ));
+    for (i, r) in rows.iter().enumerate() {
+        for (m, c) in r.cells.iter().enumerate().filter(|(_, c)| !c.run_ids.is_empty()) {
+            let commands: Vec<String> = c
+                .run_ids
+                .iter()
+                .map(|id| format!("<code>loopvel report --db {} --run {id} --html run-{id}.html</code>", esc(db)))
+                .collect();
+            s.push_str(&format!(
+                "<tr id=\"{}\"><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                anchor(i, m),
+                esc(&r.task),
+                esc(&c.model),
+                commands.join("<br>")
+            ));
+        }
+    }
+    s.push_str("</tbody>\n</table>\n");
+    s
+}
+
 /// Per task: each model's passes (Wilson 95%) and mean time to pass (bootstrap 95%).
 pub fn by_task_grid(rows: &[TaskRow]) -> Grid {
     let mut header = vec!["task".to_string()];
@@ -429,8 +468,7 @@ pub fn by_task_grid(rows: &[TaskRow]) -> Grid {
     // Narrow, with several models: passes only (where each model wins); the times need --wide.
     let secondary = if cells.len() > 1 { (0..cells.len()).map(|i| 2 + 2 * i).collect() } else { Vec::new() };
     Grid {
-        title: "By task (passed / runs with Wilson 95% interval; mean time to pass over passing runs, bootstrap 95%)"
-            .into(),
+        title: BY_TASK_TITLE.into(),
         header,
         rows: rows
             .iter()
@@ -645,15 +683,23 @@ fn esc(s: &str) -> String {
 }
 
 fn html_table(g: &Grid) -> String {
+    html_table_linked(g, &|_, _| None)
+}
+
+/// [`html_table`] with cell (row, column) a link to `link(row, column)` where that is `Some`.
+fn html_table_linked(g: &Grid, link: &dyn Fn(usize, usize) -> Option<String>) -> String {
     let mut s = format!("<h2>{}</h2>\n<table>\n<thead><tr>", esc(&g.title));
     for h in &g.header {
         s.push_str(&format!("<th>{}</th>", esc(h)));
     }
     s.push_str("</tr></thead>\n<tbody>\n");
-    for r in &g.rows {
+    for (i, r) in g.rows.iter().enumerate() {
         s.push_str("<tr>");
-        for c in r {
-            s.push_str(&format!("<td>{}</td>", esc(c)));
+        for (j, c) in r.iter().enumerate() {
+            match link(i, j) {
+                Some(href) => s.push_str(&format!("<td><a href=\"{}\">{}</a></td>", esc(&href), esc(c))),
+                None => s.push_str(&format!("<td>{}</td>", esc(c))),
+            }
         }
         s.push_str("</tr>\n");
     }
@@ -687,7 +733,10 @@ pub fn html(report: &Report) -> Result<String, String> {
         ));
     }
     for t in &g[1..] {
-        body.push_str(&html_table(t));
+        match &report.by_task {
+            Some(rows) if t.title == BY_TASK_TITLE => body.push_str(&by_task_html(t, rows, &report.db)),
+            _ => body.push_str(&html_table(t)),
+        }
     }
     let notes = notes(report);
     if !notes.is_empty() {

@@ -270,7 +270,13 @@ impl<'a> Resampler<'a> {
     /// Resample `rep`'s tasks and their fit (`None`: this resample cannot be fitted).
     pub(crate) fn fit(&self, rep: usize, rng: &mut Xoshiro256PlusPlus) -> Option<(Vec<Vec<&'a Run>>, Fitted)> {
         let sample = pick(&self.tasks, rep, rng);
-        let ceiling = (rep > 0).then(|| taskfit::draw_ceiling(&self.solvable, rng));
+        // Every task passed at least once: no evidence of an unsolvable task, and the
+        // share is held at 1, as the modified Jeffreys interval puts its upper end at 1
+        // when every unit succeeded (Brown, Cai & DasGupta 2001). Drawing it below 1
+        // would also split policies that are equal here (every one passes every
+        // solvable task) by Monte Carlo noise alone, naming a winner that is not one.
+        let informative = self.solvable.iter().any(|w| *w < 1.0);
+        let ceiling = (rep > 0 && informative).then(|| taskfit::draw_ceiling(&self.solvable, rng));
         let f = fit_runs_with(&sample, ceiling)?;
         Some((sample, f))
     }

@@ -246,6 +246,8 @@ pub struct TaskCell {
     pub mean_time_to_pass_s: Option<f64>,
     /// Seeded bootstrap 95% interval of that mean (over the passing runs).
     pub mean_time_to_pass_ci: Option<[f64; 2]>,
+    /// The runs in this cell, by id (for their transcripts: `report --run ID --html FILE`).
+    pub run_ids: Vec<i64>,
 }
 
 /// One task's row of the by-task table, one cell per model (in the order of
@@ -295,6 +297,7 @@ pub fn by_task(runs: &[Run]) -> Vec<TaskRow> {
                         pass_rate_ci: wilson(passes, n).map(|(a, b)| [a, b]),
                         mean_time_to_pass_s: mean(&times),
                         mean_time_to_pass_ci,
+                        run_ids: mine.iter().map(|r| r.run_id).collect(),
                     }
                 })
                 .collect(),

@@ -421,52 +421,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
             }
         };
         let call_measured_s = call_started.elapsed().as_secs_f64();
-        let mut parsed = parse_edits(&completion.text);
-        let mut refusals: Vec<String> = parsed.problems.clone();
-        // Small models often answer with one bare code block. When the task has
-        // exactly one editable file, that block is taken as its whole new content,
-        // and the turn records that it was.
-        // A block that names another file in its first line ("# conftest.py"),
-        // or that the prose just before it says is for another file ("Add this
-        // to conftest.py:"), was written for that file and is never taken as this one's.
-        if parsed.edits.is_empty() {
-            let editable: Vec<_> = ws.visible_files().into_iter().filter(|(_, _, e)| *e).collect();
-            let blocks = fenced_blocks(&completion.text);
-            // Only a block no path names (one with SEARCH markers is a broken search/replace, already said).
-            let unnamed = refusals.iter().filter(|r| *r == UNNAMED_BLOCK).count();
-            if let ([(path, _, _)], [block], 1) = (editable.as_slice(), blocks.as_slice(), unnamed) {
-                let path = path.display().to_string();
-                refusals.retain(|r| r != UNNAMED_BLOCK);
-                let in_prose = line_before_first_fence(&completion.text).map(mentioned_paths).unwrap_or_default();
-                let other_in_prose =
-                    (!in_prose.iter().any(|p| same_file(p, &path))).then(|| in_prose.into_iter().next()).flatten();
-                match (first_line_path(block).filter(|named| !same_file(named, &path)), other_in_prose) {
-                    (Some(named), _) => refusals.push(format!(
-                        "the only code block names {named} in its first line, so it was not taken as {path}; put \
-                         the path on the line before the fence"
-                    )),
-                    (None, Some(named)) => refusals.push(format!(
-                        "the line before the only code block names {named}, so it was not taken as {path}; put \
-                         the path on a line of its own before the fence"
-                    )),
-                    (None, None) => {
-                        refusals.push(format!("no path line: took the only code block as the whole of {path}"));
-                        parsed.edits.push(Edit { path, op: EditOp::Whole { content: block.clone() } });
-                    }
-                }
-            }
-        }
-        let mut applied = 0u32;
-        for edit in &parsed.edits {
-            match ws.apply(edit) {
-                Ok(_) => applied += 1,
-                Err(r) => refusals.push(r.to_string()),
-            }
-        }
-        let refused = parsed.edits.len() as u32 - applied;
-        if parsed.edits.is_empty() {
-            refusals.push("no applicable edit in the reply".into());
-        }
+        let ApplyReply { applied, refused, refusals } = apply_reply(&ws, &completion.text);
         // Only run the tests when the code changed; otherwise the last result stands.
         let state = ws.state_hash();
         let state_seen_before = applied > 0 && !seen_states.insert(state);
@@ -602,6 +557,70 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         Clock::Virtual { .. } => turn_start,
     };
     summary
+}
+
+/// What one reply did to a workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyReply {
+    /// Edits written.
+    pub applied: u32,
+    /// Edits refused.
+    pub refused: u32,
+    /// Why each refused edit, unreadable block or guess was what it was, in order.
+    pub refusals: Vec<String>,
+}
+
+/// Reads `reply`'s edits and writes them into `ws`, as a turn of the loop
+/// does; the one place that rule lives, so `view` can rebuild what each turn
+/// left in the files by playing the recorded replies again.
+pub fn apply_reply(ws: &Workspace, reply: &str) -> ApplyReply {
+    let mut parsed = parse_edits(reply);
+    let mut refusals: Vec<String> = parsed.problems.clone();
+    // Small models often answer with one bare code block. When the task has
+    // exactly one editable file, that block is taken as its whole new content,
+    // and the turn records that it was.
+    // A block that names another file in its first line ("# conftest.py"),
+    // or that the prose just before it says is for another file ("Add this
+    // to conftest.py:"), was written for that file and is never taken as this one's.
+    if parsed.edits.is_empty() {
+        let editable: Vec<_> = ws.visible_files().into_iter().filter(|(_, _, e)| *e).collect();
+        let blocks = fenced_blocks(reply);
+        // Only a block no path names (one with SEARCH markers is a broken search/replace, already said).
+        let unnamed = refusals.iter().filter(|r| *r == UNNAMED_BLOCK).count();
+        if let ([(path, _, _)], [block], 1) = (editable.as_slice(), blocks.as_slice(), unnamed) {
+            let path = path.display().to_string();
+            refusals.retain(|r| r != UNNAMED_BLOCK);
+            let in_prose = line_before_first_fence(reply).map(mentioned_paths).unwrap_or_default();
+            let other_in_prose =
+                (!in_prose.iter().any(|p| same_file(p, &path))).then(|| in_prose.into_iter().next()).flatten();
+            match (first_line_path(block).filter(|named| !same_file(named, &path)), other_in_prose) {
+                (Some(named), _) => refusals.push(format!(
+                    "the only code block names {named} in its first line, so it was not taken as {path}; put \
+                     the path on the line before the fence"
+                )),
+                (None, Some(named)) => refusals.push(format!(
+                    "the line before the only code block names {named}, so it was not taken as {path}; put \
+                     the path on a line of its own before the fence"
+                )),
+                (None, None) => {
+                    refusals.push(format!("no path line: took the only code block as the whole of {path}"));
+                    parsed.edits.push(Edit { path, op: EditOp::Whole { content: block.clone() } });
+                }
+            }
+        }
+    }
+    let mut applied = 0u32;
+    for edit in &parsed.edits {
+        match ws.apply(edit) {
+            Ok(_) => applied += 1,
+            Err(r) => refusals.push(r.to_string()),
+        }
+    }
+    let refused = parsed.edits.len() as u32 - applied;
+    if parsed.edits.is_empty() {
+        refusals.push("no applicable edit in the reply".into());
+    }
+    ApplyReply { applied, refused, refusals }
 }
 
 #[cfg(test)]

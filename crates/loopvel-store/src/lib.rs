@@ -243,6 +243,101 @@ pub struct TestRecord {
     pub output: String,
 }
 
+/// The columns [`turn_of`] reads, after which come the cache columns (see `Store::cache_columns`).
+const TURN_COLUMNS: &str = "u.turn, u.ttft_s, u.tokens_per_s, u.output_tokens, COALESCE(u.model_s, 0),
+    COALESCE(u.test_s, 0), COALESCE(u.overhead_s, 0), COALESCE(u.retry_wait_s, 0),
+    COALESCE(u.wall_s, 0), COALESCE(u.usd, 0), u.score, u.grade, u.started_s,
+    COALESCE(u.output_tokens_estimated, 0), u.input_tokens, COALESCE(u.edits_applied, 0),
+    COALESCE(u.edits_refused, 0), u.refusals, u.tests_passed, u.tests_total";
+
+/// A turn from a row of [`TURN_COLUMNS`] and the cache columns.
+fn turn_of(r: &[Value]) -> Turn {
+    Turn {
+        turn: r[0].int().unwrap_or(0) as u32,
+        ttft_s: r[1].real(),
+        tokens_per_s: r[2].real(),
+        output_tokens: r[3].int().map(|v| v.max(0) as u64),
+        model_s: r[4].real().unwrap_or(0.0),
+        test_s: r[5].real().unwrap_or(0.0),
+        overhead_s: r[6].real().unwrap_or(0.0),
+        retry_wait_s: r[7].real().unwrap_or(0.0),
+        wall_s: r[8].real().unwrap_or(0.0),
+        usd: r[9].real().unwrap_or(0.0),
+        score: r[10].real(),
+        // Only the harness writes grades; a name it never wrote reads as a FAIL.
+        grade: r[11].text().and_then(|g| Grade::parse(&g)).unwrap_or(Grade::Fail),
+        started_s: r[12].real().unwrap_or(0.0),
+        output_tokens_estimated: r[13].int() == Some(1),
+        input_tokens: r[14].int().map(|v| v.max(0) as u64),
+        edits_applied: r[15].int().unwrap_or(0) as u32,
+        edits_refused: r[16].int().unwrap_or(0) as u32,
+        refusals: r[17].text().and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
+        tests_passed: r[18].int().map(|v| v as u32),
+        tests_total: r[19].int().map(|v| v as u32),
+        cached_input_tokens: r[20].int().map(|v| v.max(0) as u64),
+        cache_write_tokens: r[21].int().map(|v| v.max(0) as u64),
+        usd_uncached: r[22].real(),
+    }
+}
+
+/// One run as a list of runs shows it, in any state (a run still playing included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    /// Run id.
+    pub id: i64,
+    /// Its plan.
+    pub plan_id: i64,
+    /// Task name.
+    pub task: String,
+    /// Model name.
+    pub model: String,
+    /// Replicate, from 0.
+    pub replicate: u32,
+    /// `queued`, `running`, `done` or `interrupted`.
+    pub status: String,
+    /// How it ended, once it did.
+    pub outcome: Option<Outcome>,
+    /// Why it stopped, once it did.
+    pub stop_reason: Option<String>,
+    /// Wall time of the whole run, s, once it ended.
+    pub wall_s: Option<f64>,
+    /// Time to pass, s (passes only).
+    pub time_to_pass_s: Option<f64>,
+    /// The grade of each recorded turn, in order.
+    pub grades: Vec<Grade>,
+    /// When it started (UTC, as the database's clock wrote it).
+    pub started_at: String,
+}
+
+/// Everything recorded about one run: what a transcript shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunDetail {
+    /// The run as listed.
+    pub row: RunRow,
+    /// Its turns, in order.
+    pub turns: Vec<Turn>,
+    /// The model call of each turn.
+    pub calls: Vec<StoredCall>,
+    /// The test runs, by turn (a turn whose code did not change ran none).
+    pub tests: Vec<(u32, TestRecord)>,
+    /// Requests that ended without a reply.
+    pub failed_calls: Vec<FailedCall>,
+    /// The error the run ended with, if any.
+    pub error: Option<String>,
+    /// The sandbox level its tests ran at.
+    pub sandbox: Option<String>,
+    /// The task's prompt as recorded.
+    pub task_prompt: String,
+    /// The task's test command as recorded.
+    pub task_test: String,
+    /// The hash of the task's files when it ran.
+    pub task_files_hash: String,
+    /// The folder the task last ran from, if recorded.
+    pub task_dir: Option<String>,
+    /// The plan's loop options (JSON).
+    pub plan_options: String,
+}
+
 /// The store: a SQLite file, or a PostgreSQL database.
 pub struct Store {
     engine: Mutex<Engine>,
@@ -464,15 +559,35 @@ impl Store {
     /// a missing file, or a file that is not a loopvel database, is an error
     /// that says so and what to do.
     pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        Store::open_existing_as(path, false)
+    }
+
+    /// [`Store::open_existing`] that cannot write: SQLite opened read-only, a
+    /// PostgreSQL session whose transactions are read-only. For `view`, which
+    /// serves pages while a `run` may be writing the same database.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        Store::open_existing_as(path, true)
+    }
+
+    fn open_existing_as(path: &Path, read_only: bool) -> Result<Store, StoreError> {
         if let Some(url) = path.to_str().filter(|p| is_postgres_url(p)) {
-            return Store::open_postgres(url, false);
+            let store = Store::open_postgres(url, false)?;
+            if read_only {
+                store.with(|db| db.exec("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", &[]).map(|_| ()))?;
+            }
+            return Ok(store);
         }
         let shown = path.display().to_string();
         if !path.is_file() {
             return Err(StoreError::Missing { path: shown });
         }
         let err = |source: rusqlite::Error| StoreError::Sql { path: shown.clone(), source: source.into() };
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mode = if read_only {
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+        } else {
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+        };
+        let flags = mode | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
@@ -610,43 +725,14 @@ impl Store {
             let index: HashMap<i64, usize> = runs.iter().enumerate().map(|(i, r)| (r.run_id, i)).collect();
             let turns = db.query(
                 &format!(
-                    "SELECT u.run_id, u.turn, u.ttft_s, u.tokens_per_s, u.output_tokens, COALESCE(u.model_s, 0),
-                        COALESCE(u.test_s, 0), COALESCE(u.overhead_s, 0), COALESCE(u.retry_wait_s, 0),
-                        COALESCE(u.wall_s, 0), COALESCE(u.usd, 0), u.score, u.grade, u.started_s,
-                        COALESCE(u.output_tokens_estimated, 0), u.input_tokens, COALESCE(u.edits_applied, 0),
-                        COALESCE(u.edits_refused, 0), u.refusals, u.tests_passed, u.tests_total, {cache}
+                    "SELECT u.run_id, {TURN_COLUMNS}, {cache}
                  FROM turns u JOIN runs r ON r.id = u.run_id WHERE r.status = 'done' ORDER BY u.run_id, u.turn"
                 ),
                 &[],
             )?;
             for r in &turns.rows {
                 let Some(&i) = r[0].int().and_then(|id| index.get(&id)) else { continue };
-                runs[i].turns.push(Turn {
-                    turn: r[1].int().unwrap_or(0) as u32,
-                    ttft_s: r[2].real(),
-                    tokens_per_s: r[3].real(),
-                    output_tokens: r[4].int().map(|v| v.max(0) as u64),
-                    model_s: r[5].real().unwrap_or(0.0),
-                    test_s: r[6].real().unwrap_or(0.0),
-                    overhead_s: r[7].real().unwrap_or(0.0),
-                    retry_wait_s: r[8].real().unwrap_or(0.0),
-                    wall_s: r[9].real().unwrap_or(0.0),
-                    usd: r[10].real().unwrap_or(0.0),
-                    score: r[11].real(),
-                    // Only the harness writes grades; a name it never wrote reads as a FAIL.
-                    grade: r[12].text().and_then(|g| Grade::parse(&g)).unwrap_or(Grade::Fail),
-                    started_s: r[13].real().unwrap_or(0.0),
-                    output_tokens_estimated: r[14].int() == Some(1),
-                    input_tokens: r[15].int().map(|v| v.max(0) as u64),
-                    edits_applied: r[16].int().unwrap_or(0) as u32,
-                    edits_refused: r[17].int().unwrap_or(0) as u32,
-                    refusals: r[18].text().and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
-                    tests_passed: r[19].int().map(|v| v as u32),
-                    tests_total: r[20].int().map(|v| v as u32),
-                    cached_input_tokens: r[21].int().map(|v| v.max(0) as u64),
-                    cache_write_tokens: r[22].int().map(|v| v.max(0) as u64),
-                    usd_uncached: r[23].real(),
-                });
+                runs[i].turns.push(turn_of(&r[1..]));
             }
             Ok(runs)
         })
@@ -671,6 +757,137 @@ impl Store {
                 detail_json: r[3].text().unwrap_or_default(),
             })
             .collect())
+    }
+
+    /// Every run in any state, newest first, each with its turns' grades.
+    pub fn run_rows(&self) -> Result<Vec<RunRow>, StoreError> {
+        self.run_rows_where("", &[])
+    }
+
+    fn run_rows_where(&self, filter: &str, args: &[Value]) -> Result<Vec<RunRow>, StoreError> {
+        self.with(|db| {
+            let found = db.query(
+                &format!(
+                    "SELECT r.id, r.plan_id, t.name, m.name, r.replicate, r.status, r.outcome, r.stop_reason,
+                            r.wall_s, r.time_to_pass_s, r.started_at
+                     FROM runs r JOIN tasks t ON t.id = r.task_id JOIN models m ON m.id = r.model_id
+                     {filter} ORDER BY r.id DESC"
+                ),
+                args,
+            )?;
+            let mut rows: Vec<RunRow> = found
+                .rows
+                .iter()
+                .map(|r| RunRow {
+                    id: r[0].int().unwrap_or(0),
+                    plan_id: r[1].int().unwrap_or(0),
+                    task: r[2].text().unwrap_or_default(),
+                    model: r[3].text().unwrap_or_default(),
+                    replicate: r[4].int().unwrap_or(0).max(0) as u32,
+                    status: r[5].text().unwrap_or_default(),
+                    outcome: r[6].text().and_then(|o| Outcome::parse(&o)),
+                    stop_reason: r[7].text(),
+                    wall_s: r[8].real(),
+                    time_to_pass_s: r[9].real(),
+                    grades: Vec::new(),
+                    started_at: r[10].text().unwrap_or_default(),
+                })
+                .collect();
+            let index: HashMap<i64, usize> = rows.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+            let run_filter = if filter.is_empty() { String::new() } else { filter.replace("r.id", "u.run_id") };
+            let grades = db.query(
+                &format!("SELECT u.run_id, u.grade FROM turns u {run_filter} ORDER BY u.run_id, u.turn"),
+                args,
+            )?;
+            for g in &grades.rows {
+                if let Some(&i) = g[0].int().and_then(|id| index.get(&id)) {
+                    rows[i].grades.push(g[1].text().and_then(|g| Grade::parse(&g)).unwrap_or(Grade::Fail));
+                }
+            }
+            Ok(rows)
+        })
+    }
+
+    /// One run with everything recorded about it, in any state; `None` when no run has this id.
+    pub fn run_detail(&self, run: i64) -> Result<Option<RunDetail>, StoreError> {
+        let Some(row) = self.run_rows_where("WHERE r.id = ?1", args![run])?.into_iter().next() else {
+            return Ok(None);
+        };
+        let sandbox = self.sandbox_column();
+        let cache = self.cache_columns();
+        let failed_table = self.version >= 4;
+        let dir = if self.version >= 3 { "t.dir" } else { "NULL" };
+        let calls = self.run_calls(run)?;
+        self.with(|db| {
+            let info = db.query(
+                &format!(
+                    "SELECT r.error, {sandbox}, t.prompt, t.test, t.files_hash, {dir}, p.options_json
+                     FROM runs r JOIN tasks t ON t.id = r.task_id JOIN plans p ON p.id = r.plan_id WHERE r.id = ?1"
+                ),
+                args![run],
+            )?;
+            let i = info.rows.into_iter().next().unwrap_or_default();
+            let text = |k: usize| i.get(k).and_then(Value::text);
+            let turns = db.query(
+                &format!("SELECT {TURN_COLUMNS}, {cache} FROM turns u WHERE u.run_id = ?1 ORDER BY u.turn"),
+                args![run],
+            )?;
+            let tests = db.query(
+                "SELECT u.turn, e.exit_code, e.timed_out, e.passed, e.total, e.duration_s, e.output
+                 FROM test_execs e JOIN turns u ON u.id = e.turn_id WHERE u.run_id = ?1 ORDER BY u.turn, e.id",
+                args![run],
+            )?;
+            let failed = if failed_table {
+                db.query(
+                    "SELECT turn, error, attempts, retry_wait_s, retries_json, request_json FROM failed_calls
+                     WHERE run_id = ?1 ORDER BY id",
+                    args![run],
+                )?
+                .rows
+            } else {
+                Vec::new()
+            };
+            Ok(Some(RunDetail {
+                row,
+                turns: turns.rows.iter().map(Vec::as_slice).map(turn_of).collect(),
+                calls,
+                tests: tests
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        (
+                            r[0].int().unwrap_or(0).max(0) as u32,
+                            TestRecord {
+                                exit_code: r[1].int().map(|c| c as i32),
+                                timed_out: r[2].int() == Some(1),
+                                passed: r[3].int().map(|v| v.max(0) as u32),
+                                total: r[4].int().map(|v| v.max(0) as u32),
+                                duration_s: r[5].real().unwrap_or(0.0),
+                                output: r[6].text().unwrap_or_default(),
+                            },
+                        )
+                    })
+                    .collect(),
+                failed_calls: failed
+                    .iter()
+                    .map(|r| FailedCall {
+                        turn: r[0].int().unwrap_or(0).max(0) as u32,
+                        error: r[1].text().unwrap_or_default(),
+                        attempts: r[2].int().unwrap_or(0).max(0) as u32,
+                        retry_wait_s: r[3].real().unwrap_or(0.0),
+                        retries_json: r[4].text().unwrap_or_default(),
+                        request_json: r[5].text().unwrap_or_default(),
+                    })
+                    .collect(),
+                error: text(0),
+                sandbox: text(1),
+                task_prompt: text(2).unwrap_or_default(),
+                task_test: text(3).unwrap_or_default(),
+                task_files_hash: text(4).unwrap_or_default(),
+                task_dir: text(5),
+                plan_options: text(6).unwrap_or_default(),
+            }))
+        })
     }
 
     /// The first column of the first row, if any.
