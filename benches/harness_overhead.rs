@@ -106,6 +106,7 @@ fn main() {
             max_wall_s: None,
             max_usd: None,
             history: History::Full,
+            design: Default::default(),
             feedback_bytes: 8000,
             sandbox: std::sync::Arc::new(sandbox()),
             clock: Clock::Wall,

@@ -426,9 +426,30 @@ pub struct RunArgs {
     /// Cost budget per run, US dollars.
     #[arg(long)]
     pub max_usd: Option<f64>,
-    /// What the model sees of earlier turns: the whole conversation, or only the latest files and feedback.
-    #[arg(long, value_enum, default_value = "full")]
-    pub history: HistoryArg,
+    /// What the model sees of earlier turns: `full` (the whole conversation),
+    /// `last` (only the latest files and feedback) or `window:K` (the task's
+    /// prompt and the latest K exchanges).
+    #[arg(long, default_value = "full", value_parser = loopvel_harness::run::History::parse)]
+    pub history: loopvel_harness::run::History,
+    /// What is fed back after the tests: `raw` (their trimmed output),
+    /// `failures` (only the failing tests: names, messages, lines) or
+    /// `targeted` (failures, the diff of the last edit and how the score moved).
+    #[arg(long, value_enum, default_value = "raw")]
+    pub feedback: FeedbackArg,
+    /// Which files follow the feedback: `all` again, or only those `changed`
+    /// since the model last saw them (a stable prompt prefix servers cache; needs --history full).
+    #[arg(long, value_enum, default_value = "all")]
+    pub files: FilesArg,
+    /// After K turns in a row that were THRASH or passed no more tests than
+    /// the best so far, reset the files to the best state and begin the conversation afresh.
+    #[arg(long, value_name = "K")]
+    pub restart_after: Option<u32>,
+    /// Loop designs to compare, a plan dimension like --model: a name from
+    /// `[arms.NAME]` in loopvel.toml (`raw`, the plain loop, needs none) or
+    /// inline `NAME:feedback=failures,history=last,files=changed,restart_after=2`.
+    /// Runs are labelled `MODEL / NAME`. Replaces --history, --feedback, --files, --restart-after.
+    #[arg(long = "arm", value_name = "NAME")]
+    pub arms: Vec<String>,
     /// Loops at once.
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
@@ -465,13 +486,24 @@ pub struct RunArgs {
     pub wide: bool,
 }
 
-/// `--history`
+/// `--feedback`
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum HistoryArg {
-    /// The whole conversation.
-    Full,
-    /// Only the latest files and feedback.
-    Last,
+pub enum FeedbackArg {
+    /// The tests' trimmed output.
+    Raw,
+    /// Only the failing tests.
+    Failures,
+    /// Failures, the last edit's diff and the score's move.
+    Targeted,
+}
+
+/// `--files`
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FilesArg {
+    /// Every file again.
+    All,
+    /// Only files changed since the model last saw them.
+    Changed,
 }
 
 /// Options of `loopvel export`.

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use loopvel_harness::design::{Feedback, FilesShown, LoopDesign};
+use loopvel_harness::run::History;
 use loopvel_provider::{Api, ModelConfig, Secret};
 use serde::Deserialize;
 
@@ -13,6 +15,137 @@ use crate::error::CliError;
 struct ConfigToml {
     #[serde(default)]
     models: toml::Table,
+    #[serde(default)]
+    arms: toml::Table,
+}
+
+/// `[arms.NAME]`: a loop design, every key optional (the default loop where left out).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArmToml {
+    feedback: Option<String>,
+    history: Option<String>,
+    files: Option<String>,
+    restart_after: Option<u32>,
+}
+
+/// A named loop design: one arm of an experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arm {
+    /// Its name, as runs are labelled (`MODEL / NAME`).
+    pub name: String,
+    /// What it feeds back, which files it re-sends, when it restarts.
+    pub design: LoopDesign,
+    /// What the model sees of earlier turns.
+    pub history: History,
+}
+
+impl Arm {
+    /// The design as a JSON object (recorded with each model variant).
+    pub fn json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(&self.design).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("name".into(), self.name.clone().into());
+            o.insert("history".into(), self.history.name().into());
+        }
+        v
+    }
+}
+
+/// Builds an arm from its keys; `at` names where they came from, for errors.
+fn arm_of(name: &str, a: ArmToml, at: &str) -> Result<Arm, CliError> {
+    let bad =
+        |key: &str, value: &str, fix: &str| CliError::Usage(format!("{at}: {key} = {value:?} is not known; {fix}"));
+    let feedback = match a.feedback.as_deref() {
+        None | Some("raw") => Feedback::Raw,
+        Some("failures") => Feedback::Failures,
+        Some("targeted") => Feedback::Targeted,
+        Some(other) => return Err(bad("feedback", other, "use raw, failures or targeted")),
+    };
+    let files = match a.files.as_deref() {
+        None | Some("all") => FilesShown::All,
+        Some("changed") => FilesShown::Changed,
+        Some(other) => return Err(bad("files", other, "use all or changed")),
+    };
+    let history = match a.history.as_deref() {
+        None => History::Full,
+        Some(h) => History::parse(h).map_err(|e| CliError::Usage(format!("{at}: {e}")))?,
+    };
+    if files == FilesShown::Changed && history != History::Full {
+        return Err(CliError::Usage(format!(
+            "{at}: files = \"changed\" needs history = \"full\" (with {} the files the model saw leave its \
+             context, so every file is sent again anyway); use files = \"all\" or history = \"full\"",
+            history.name()
+        )));
+    }
+    if a.restart_after == Some(0) {
+        return Err(CliError::Usage(format!("{at}: restart_after = 0; give 1 or more turns, or leave it out")));
+    }
+    let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !valid {
+        return Err(CliError::Usage(format!(
+            "{at}: the arm name {name:?} may hold only letters, digits, '-', '_' and '.'"
+        )));
+    }
+    Ok(Arm { name: name.to_string(), design: LoopDesign { feedback, files, restart_after: a.restart_after }, history })
+}
+
+/// The arms `--arm` names: `NAME` from `[arms.NAME]` in loopvel.toml (`raw`,
+/// the loop as it always was, needs no table), or inline as
+/// `NAME:key=value,key=value` (keys as in the table).
+pub fn resolve_arms(given_config: Option<&Path>, specs: &[String]) -> Result<Vec<Arm>, CliError> {
+    let path = config_path(given_config);
+    let table = match &path {
+        Some(p) => {
+            let text = super::commands::read_input(p)?;
+            let c: ConfigToml = toml::from_str(&text)
+                .map_err(|e| CliError::Usage(format!("{}: {}", p.display(), e.to_string().trim())))?;
+            c.arms
+        }
+        None => toml::Table::new(),
+    };
+    let file = path.as_ref().map_or("loopvel.toml".to_string(), |p| p.display().to_string());
+    let mut out: Vec<Arm> = Vec::new();
+    for spec in specs {
+        let arm = if let Some((name, keys)) = spec.split_once(':') {
+            let mut t = toml::Table::new();
+            for pair in keys.split(',').filter(|p| !p.is_empty()) {
+                let Some((k, v)) = pair.split_once('=') else {
+                    return Err(CliError::Usage(format!(
+                        "--arm {spec}: {pair:?} is not key=value; e.g. --arm {name}:feedback=failures,history=last"
+                    )));
+                };
+                let value = match v.parse::<i64>() {
+                    Ok(n) => toml::Value::Integer(n),
+                    Err(_) => toml::Value::String(v.to_string()),
+                };
+                t.insert(k.trim().to_string(), value);
+            }
+            let a: ArmToml = toml::Value::Table(t)
+                .try_into()
+                .map_err(|e: toml::de::Error| CliError::Usage(format!("--arm {spec}: {}", e.to_string().trim())))?;
+            arm_of(name, a, &format!("--arm {spec}"))?
+        } else if let Some(value) = table.get(spec) {
+            let a: ArmToml = value.clone().try_into().map_err(|e: toml::de::Error| {
+                CliError::Usage(format!("{file}: arms.{spec}: {}", e.to_string().trim()))
+            })?;
+            arm_of(spec, a, &format!("{file}: arms.{spec}"))?
+        } else if spec == "raw" {
+            Arm { name: "raw".into(), design: LoopDesign::default(), history: History::Full }
+        } else {
+            let known: Vec<&str> = table.keys().map(String::as_str).collect();
+            return Err(CliError::Usage(format!(
+                "--arm {spec}: {file} has no [arms.{spec}] ({}); define it there, or inline as --arm \
+                 {spec}:feedback=failures,history=last",
+                if known.is_empty() { "it has none".to_string() } else { format!("it has: {}", known.join(", ")) }
+            )));
+        };
+        if out.iter().any(|o| o.name == arm.name) {
+            return Err(CliError::Usage(format!("--arm {}: given twice", arm.name)));
+        }
+        out.push(arm);
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,8 +15,9 @@ use loopvel_math::units::{count, seconds};
 use loopvel_provider::Limiter;
 use loopvel_store::Store;
 
-use crate::cli::{HistoryArg, RunArgs};
+use crate::cli::{FeedbackArg, FilesArg, RunArgs};
 use crate::error::CliError;
+use loopvel_harness::design::{Feedback, FilesShown, LoopDesign};
 
 /// Every recorded call of `model` in `db`, keyed for a replay model.
 fn replay_index(db: &std::path::Path, model: &str) -> Result<ReplayIndex, CliError> {
@@ -77,6 +78,25 @@ fn check(args: &RunArgs) -> Result<(), CliError> {
     if args.concurrency == 0 || args.concurrency > 1024 {
         return bad(format!("--concurrency {}: give 1 to 1024 loops at once", args.concurrency));
     }
+    let designed = !matches!(args.feedback, crate::cli::FeedbackArg::Raw)
+        || !matches!(args.files, crate::cli::FilesArg::All)
+        || args.restart_after.is_some()
+        || args.history != History::Full;
+    if !args.arms.is_empty() && designed {
+        return bad("--arm sets the loop design of each arm; give --history, --feedback, --files and --restart-after \
+             inside the arms instead (--arm NAME:history=last,feedback=failures)"
+            .into());
+    }
+    if matches!(args.files, crate::cli::FilesArg::Changed) && args.history != History::Full {
+        return bad(format!(
+            "--files changed needs --history full (with {} the files the model saw leave its context); use \
+             --files all or --history full",
+            args.history.name()
+        ));
+    }
+    if args.restart_after == Some(0) {
+        return bad("--restart-after 0: give 1 or more turns, or leave it out".into());
+    }
     let positive = |x: f64| x.is_finite() && x > 0.0;
     if args.max_wall_s.is_some_and(|w| !positive(w)) || args.max_usd.is_some_and(|u| !positive(u)) {
         return bad("--max-wall-s and --max-usd must be > 0".into());
@@ -95,17 +115,52 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     let sandbox = Arc::new(super::sandbox::open(args.sandbox, &hide, "run")?);
     super::prepare_python(&mut tasks)?;
     let level = sandbox.level().as_str();
+    let design = LoopDesign {
+        feedback: match args.feedback {
+            FeedbackArg::Raw => Feedback::Raw,
+            FeedbackArg::Failures => Feedback::Failures,
+            FeedbackArg::Targeted => Feedback::Targeted,
+        },
+        files: match args.files {
+            FilesArg::All => FilesShown::All,
+            FilesArg::Changed => FilesShown::Changed,
+        },
+        restart_after: args.restart_after,
+    };
     let options = RunOptions {
         max_turns: args.max_turns,
         max_wall_s: args.max_wall_s,
         max_usd: args.max_usd,
-        history: match args.history {
-            HistoryArg::Full => History::Full,
-            HistoryArg::Last => History::Last,
-        },
+        history: args.history,
         feedback_bytes: args.feedback_bytes,
+        design,
         sandbox: sandbox.clone(),
         clock: Clock::Wall,
+    };
+    // Arms: every model once per loop design, labelled `MODEL / ARM`, each with its own options.
+    let arms = crate::config::resolve_arms(args.config.as_deref(), &args.arms)?;
+    let (models, model_options): (Vec<loopvel_provider::ModelConfig>, Vec<RunOptions>) = if arms.is_empty() {
+        let n = models.len();
+        (models, vec![options.clone(); n])
+    } else {
+        models
+            .iter()
+            .flat_map(|m| {
+                arms.iter().map(|a| {
+                    let mut variant = m.clone();
+                    variant.name = format!("{} / {}", m.name, a.name);
+                    let mut o = options.clone();
+                    o.design = a.design.clone();
+                    o.history = a.history;
+                    (variant, o)
+                })
+            })
+            .unzip()
+    };
+    let arm_json: Vec<Option<serde_json::Value>> = if arms.is_empty() {
+        vec![None; models.len()]
+    } else {
+        (0..models.len()).map(|i| Some(arms[i % arms.len()].json())).collect()
     };
     let store = Arc::new(Store::open(&args.db)?);
     // One writer per database: a second `run` here would replay the same pending runs.
@@ -118,7 +173,18 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     }
     // The plan: which tasks (by content), which models (config without keys), which options.
     let task_hashes: Vec<String> = tasks.iter().map(task_hash).collect();
-    let model_json: Vec<String> = models.iter().map(|m| serde_json::to_string(m).unwrap_or_default()).collect();
+    // A variant's configuration records its arm beside the model's.
+    let model_json: Vec<String> = models
+        .iter()
+        .zip(&arm_json)
+        .map(|(m, arm)| {
+            let mut v = serde_json::to_value(m).unwrap_or_default();
+            if let (Some(o), Some(a)) = (v.as_object_mut(), arm) {
+                o.insert("arm".into(), a.clone());
+            }
+            serde_json::to_string(&v).unwrap_or_default()
+        })
+        .collect();
     let options_json = serde_json::to_string(&options).unwrap_or_default();
     let key = plan_key(&task_hashes, &model_json, &options_json);
     // As recorded in the database: a database URL's password never is.
@@ -279,7 +345,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
                 Some(r) => r,
                 None => &live,
             };
-            let rj = RunJob { task, responder, store: &store, run_id, options: &options };
+            let rj = RunJob { task, responder, store: &store, run_id, options: &model_options[job.model] };
             let label = format!("{} × {} #{}", task.name, model.name, job.replicate + 1);
             let line = bars.add(ProgressBar::new_spinner());
             line.set_message(format!("{label}: turn 1 …"));

@@ -185,7 +185,7 @@ pub fn run(args: &WorkerArgs, out: &mut impl Write) -> Result<(), CliError> {
                 let Some(options) = RecordedOptions::parse(&spec.options_json) else {
                     return refuse(&store, run, format!("run {run}: its plan's options cannot be read"), &stop);
                 };
-                let options = options.into_run_options(sandbox.clone(), Clock::Wall);
+                let options = options.with_arm_of(&spec.model_json).into_run_options(sandbox.clone(), Clock::Wall);
                 let limiter = limiters
                     .lock()
                     .map(|mut l| {

@@ -353,6 +353,8 @@ pub(crate) fn with_unit(key: &str) -> String {
         "tokens"
     } else if field == "max_turns" {
         "turns"
+    } else if field == "restart_after" {
+        "turns without a pass; 0 never"
     } else if field == "max_concurrent" {
         "requests"
     } else if field == "rate_limit_rps" {

@@ -46,11 +46,18 @@ pub fn text(
     }
     out.push_str(&wrap(
         &format!(
-            "{} per model or policy (seed {}). Budget per run: {}; {} must pass.",
+            "{} per model or policy (seed {}). Budget per run: {}; {} must pass.{}",
             count(report.runs, "run"),
             report.seed,
             budgets.join(", "),
-            count(u64::from(lp.tests), "test")
+            count(u64::from(lp.tests), "test"),
+            lp.restart_after
+                .map(|k| format!(
+                    " The loop restarts after {} without a pass (a fresh conversation: a first attempt, a first \
+                     turn's prompt).",
+                    count(u64::from(k), "turn")
+                ))
+                .unwrap_or_default()
         ),
         width,
     ));

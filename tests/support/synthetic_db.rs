@@ -105,6 +105,7 @@ pub fn write(path: &Path, models: &[SynthModel], runs_per_model: u32, max_turns:
                     wall_s: turn_wall,
                     usd: m.usd_per_turn,
                     usd_uncached: Some(if turn > 1 { m.usd_per_turn * 1.5 } else { m.usd_per_turn }),
+                    events: Vec::new(),
                 };
                 let call =
                     CallRecord { request_json: "{}".into(), reply_text: String::new(), detail_json: "{}".into() };

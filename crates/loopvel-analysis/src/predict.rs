@@ -452,6 +452,7 @@ pub fn predict(runs: &[Run], q: &Question) -> Result<Prediction, PredictError> {
                 flaky: 0.0,
                 max_wall_s: q.max_wall_s,
                 max_usd: q.max_usd,
+                restart_after: None,
             },
             models,
             policies: policies.clone(),

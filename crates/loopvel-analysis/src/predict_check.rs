@@ -202,6 +202,7 @@ fn predictive(
                 flaky: 0.0,
                 max_wall_s: q.max_wall_s,
                 max_usd: None,
+                restart_after: None,
             },
             models: vec![(model.to_string(), sim_model(&f))],
             policies,

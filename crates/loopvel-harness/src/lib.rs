@@ -23,7 +23,9 @@
 //! `Responder` and the database only through `loopvel-store`; model output
 //! reaches the file system only through [`workspace::Workspace::apply`].
 
+pub mod design;
 pub mod edits;
+pub mod failures;
 pub mod grade;
 pub mod plan;
 pub mod pool;

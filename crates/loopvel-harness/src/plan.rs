@@ -14,6 +14,7 @@ use std::path::Path;
 
 use loopvel_store::{Store, StoreError};
 
+use crate::design::LoopDesign;
 use crate::run::{Clock, History, RunOptions};
 use crate::task::Task;
 
@@ -93,6 +94,9 @@ pub struct RecordedOptions {
     pub history: History,
     /// Bytes of test output fed back per turn.
     pub feedback_bytes: usize,
+    /// The loop design (absent in plans from before designs: the default).
+    #[serde(flatten)]
+    pub design: LoopDesign,
 }
 
 impl RecordedOptions {
@@ -110,6 +114,22 @@ impl RecordedOptions {
         }
     }
 
+    /// These options with the arm a model variant's configuration records
+    /// (its `"arm"` key, written by `run --arm`): the arm's design and history
+    /// replace the plan's. Unchanged for a model without one.
+    pub fn with_arm_of(mut self, model_json: &str) -> RecordedOptions {
+        let arm = serde_json::from_str::<serde_json::Value>(model_json).ok().and_then(|v| v.get("arm").cloned());
+        if let Some(arm) = arm {
+            if let Ok(design) = serde_json::from_value::<LoopDesign>(arm.clone()) {
+                self.design = design;
+            }
+            if let Some(h) = arm.get("history").and_then(|h| h.as_str()).and_then(|h| History::parse(h).ok()) {
+                self.history = h;
+            }
+        }
+        self
+    }
+
     /// The options to play a run with again, in `sandbox` on `clock`.
     pub fn into_run_options(self, sandbox: std::sync::Arc<loopvel_sandbox::Sandbox>, clock: Clock) -> RunOptions {
         RunOptions {
@@ -118,6 +138,7 @@ impl RecordedOptions {
             max_usd: self.max_usd,
             history: self.history,
             feedback_bytes: self.feedback_bytes,
+            design: self.design,
             sandbox,
             clock,
         }

@@ -253,7 +253,9 @@ pub fn build_jobs<'a>(
             ));
             continue;
         }
-        let recorded = src.plan_options(r.plan_id)?.as_deref().and_then(RecordedOptions::parse);
+        let arm_of = src.model_config(&r.model)?.unwrap_or_default();
+        let recorded =
+            src.plan_options(r.plan_id)?.as_deref().and_then(RecordedOptions::parse).map(|o| o.with_arm_of(&arm_of));
         let Some(options) = recorded.map(|o| o.into_run_options(sandbox.clone(), Clock::Wall)) else {
             skipped.push(format!("run {}: its plan's options cannot be read", r.run_id));
             continue;

@@ -80,7 +80,7 @@ const REPORT_CAP: u64 = 16 * 1024 * 1024;
 
 /// The report file the tests wrote, read safely: model-run tests could have
 /// made it a FIFO (an open would block), a link (to /dev/zero, say) or huge.
-fn read_report_file(path: &Path) -> Option<String> {
+pub(crate) fn read_report_file(path: &Path) -> Option<String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;

@@ -1,6 +1,6 @@
 //! The loop that turns turns: prompt → reply → edits → tests → grade → feedback.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use loopvel_provider::{
@@ -121,6 +121,7 @@ pub enum Clock {
 use loopvel_record::{Outcome, RunSummary, Turn};
 use loopvel_store::{CallRecord, FailedCall, Store, TestRecord};
 
+use crate::design::{Feedback, FilesShown, LoopDesign, RestartClock};
 use crate::edits::{
     fenced_blocks, first_line_path, line_before_first_fence, mentioned_paths, parse_edits, same_file, Edit, EditOp,
     FORMAT_INSTRUCTIONS, UNNAMED_BLOCK,
@@ -139,6 +140,31 @@ pub enum History {
     Full,
     /// A fresh prompt each turn with only the latest files and feedback.
     Last,
+    /// The task's first prompt and the latest K exchanges (`window:K`).
+    Window(u32),
+}
+
+impl History {
+    /// Reads `full`, `last` or `window:K` (K ≥ 1).
+    pub fn parse(s: &str) -> Result<History, String> {
+        match s {
+            "full" => Ok(History::Full),
+            "last" => Ok(History::Last),
+            other => match other.strip_prefix("window:").map(str::parse::<u32>) {
+                Some(Ok(k)) if k >= 1 => Ok(History::Window(k)),
+                _ => Err(format!("history {other:?} is not known; use full, last or window:K with K ≥ 1")),
+            },
+        }
+    }
+
+    /// As `parse` reads it.
+    pub fn name(&self) -> String {
+        match self {
+            History::Full => "full".into(),
+            History::Last => "last".into(),
+            History::Window(k) => format!("window:{k}"),
+        }
+    }
 }
 
 /// Budgets and settings of a run.
@@ -154,6 +180,10 @@ pub struct RunOptions {
     pub history: History,
     /// Bytes of test output fed back per turn (head and tail kept).
     pub feedback_bytes: usize,
+    /// What is fed back, which files follow, when to start over (an arm's
+    /// design); at its default it adds nothing to the plan's options.
+    #[serde(flatten)]
+    pub design: LoopDesign,
     /// Where the tests run. Not part of a plan's options: each run records its level.
     #[serde(skip)]
     pub sandbox: std::sync::Arc<loopvel_sandbox::Sandbox>,
@@ -291,7 +321,18 @@ fn first_prompt(task: &Task, ws: &Workspace) -> String {
     format!("{}\n\nThe files:\n\n{}", task.prompt.trim(), files_block(ws))
 }
 
-fn feedback(test: Option<&TestRun>, refusals: &[String], budget: usize) -> String {
+/// What the feedback of a turn is made from, beside the test run.
+struct FeedbackContext<'a> {
+    design: &'a LoopDesign,
+    report: &'a crate::report::ReportFormat,
+    root: &'a std::path::Path,
+    /// Tests passing before this turn's edits, if counted.
+    passed_before: Option<u32>,
+    /// The unified diff of this turn's edits (targeted feedback).
+    edit_diff: Option<String>,
+}
+
+fn feedback(test: Option<&TestRun>, refusals: &[String], budget: usize, ctx: &FeedbackContext) -> String {
     let mut s = String::new();
     match test {
         Some(t) if t.timed_out => s.push_str("The tests timed out and were killed.\n"),
@@ -310,10 +351,107 @@ fn feedback(test: Option<&TestRun>, refusals: &[String], budget: usize) -> Strin
             s.push_str(&format!("- {r}\n"));
         }
     }
-    if let Some(t) = test {
-        s.push_str(&format!("Test output (trimmed):\n```\n{}\n```\n", trim_middle(t.output.trim_end(), budget)));
+    let Some(t) = test else { return s };
+    let raw = |s: &mut String| {
+        s.push_str(&format!("Test output (trimmed):\n```\n{}\n```\n", trim_middle(t.output.trim_end(), budget)))
+    };
+    match ctx.design.feedback {
+        Feedback::Raw => raw(&mut s),
+        Feedback::Failures | Feedback::Targeted => {
+            let failing = crate::failures::failures(ctx.report, &t.output, ctx.root);
+            if failing.is_empty() {
+                if !t.all_passed() {
+                    s.push_str("(No failing test could be read from the output; here it is.)\n");
+                    raw(&mut s);
+                }
+            } else {
+                let mut list = String::from("Failing tests:\n");
+                for f in &failing {
+                    list.push_str(&format!("- {}\n", f.name));
+                    for line in &f.detail {
+                        list.push_str(&format!("    {line}\n"));
+                    }
+                }
+                s.push_str(&trim_middle(&list, budget));
+            }
+            if ctx.design.feedback == Feedback::Targeted {
+                match (ctx.passed_before, t.counts) {
+                    (Some(before), Some(Counts { passed, total })) => {
+                        let moved = i64::from(passed) - i64::from(before);
+                        s.push_str(&format!(
+                            "Score: {before} → {passed} of {total} tests pass ({moved:+} with your last edit).\n"
+                        ));
+                    }
+                    (None, Some(Counts { passed, total })) => {
+                        s.push_str(&format!("Score: {passed} of {total} tests pass (the first run of the tests).\n"))
+                    }
+                    _ => {}
+                }
+                if let Some(d) = ctx.edit_diff.as_deref().filter(|d| !d.is_empty()) {
+                    s.push_str(&format!(
+                        "Your last edit changed:\n```diff\n{}\n```\n",
+                        trim_middle(d.trim_end(), budget)
+                    ));
+                }
+            }
+        }
     }
     s
+}
+
+/// The unified diff of the editable files from `before` to `after`.
+fn edit_diff(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> String {
+    let empty = String::new();
+    let paths: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let mut out = String::new();
+    for p in paths {
+        let (old, new) = (before.get(p).unwrap_or(&empty), after.get(p).unwrap_or(&empty));
+        if old != new {
+            let d = similar::TextDiff::from_lines(old.as_str(), new.as_str());
+            out.push_str(&d.unified_diff().context_radius(2).header(p, p).to_string());
+        }
+    }
+    out
+}
+
+/// The visible files whose content differs from what the model was last
+/// shown (`shown`, updated), in the shape of [`files_block`]; then the names of the rest.
+fn changed_files_block(ws: &Workspace, shown: &mut BTreeMap<String, String>) -> String {
+    let mut s = String::new();
+    let mut same = Vec::new();
+    for (path, content, editable) in ws.visible_files() {
+        let key = path.display().to_string();
+        if shown.get(&key) == Some(&content) {
+            same.push(key);
+            continue;
+        }
+        let label = if editable { "" } else { " (read-only)" };
+        s.push_str(&format!("{key}{label}\n```\n{content}"));
+        if !content.ends_with('\n') {
+            s.push('\n');
+        }
+        s.push_str("```\n\n");
+        shown.insert(key, content);
+    }
+    if s.is_empty() {
+        s.push_str("No file changed since you last saw it.\n");
+    }
+    if !same.is_empty() {
+        s.push_str(&format!("Unchanged since you last saw them: {}.\n", same.join(", ")));
+    }
+    s
+}
+
+/// Every visible file as the model is shown it in a first prompt.
+fn all_shown(ws: &Workspace) -> BTreeMap<String, String> {
+    ws.visible_files().into_iter().map(|(p, c, _)| (p.display().to_string(), c)).collect()
+}
+
+/// The best state a run reached: where a restart goes back to.
+struct BestState {
+    turn: u32,
+    files: BTreeMap<String, String>,
+    test: Option<TestRun>,
 }
 
 /// The stop reason of a run a signal ended ([`Outcome::Interrupted`]): not
@@ -357,6 +495,12 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
     let system = Message { role: Role::System, content: system_prompt(job.task) };
     let mut messages = vec![system.clone(), Message { role: Role::User, content: first_prompt(job.task, &ws) }];
     let spec = TestSpec::for_task(job.task, &job.options.sandbox);
+    let design = &job.options.design;
+    // What a restart goes back to when no turn did better, and what the model was shown.
+    let original_files = ws.editable_files();
+    let mut shown = all_shown(&ws);
+    let mut restart_clock = RestartClock::default();
+    let mut best: Option<BestState> = None;
     let mut seen_states: HashSet<u64> = HashSet::new();
     let mut previous: Option<TestRun> = None;
     let mut previous_passed: Option<u32> = None;
@@ -421,6 +565,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
             }
         };
         let call_measured_s = call_started.elapsed().as_secs_f64();
+        let files_before = (design.feedback == Feedback::Targeted).then(|| ws.editable_files());
         let ApplyReply { applied, refused, refusals } = apply_reply(&ws, &completion.text);
         // Only run the tests when the code changed; otherwise the last result stands.
         let state = ws.state_hash();
@@ -440,6 +585,24 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         }
         let counts = test.as_ref().or(previous.as_ref()).and_then(|t| if t.timed_out { None } else { t.counts });
         let g = grade(&TurnResult { counts, edits_applied: applied as usize, state_seen_before, previous_passed });
+        let (improved, restart_due) =
+            restart_clock.tick(g == Grade::Thrash, counts.map(|c| c.passed), design.restart_after);
+        if improved {
+            best =
+                Some(BestState { turn, files: ws.editable_files(), test: test.clone().or_else(|| previous.clone()) });
+        }
+        let restart_now = restart_due && g != Grade::Pass && turn < job.options.max_turns;
+        let events: Vec<String> = if restart_now {
+            let passing =
+                best.as_ref().and_then(|b| b.test.as_ref()).and_then(|t| t.counts).map(|c| (c.passed, c.total));
+            vec![crate::design::restart_event(
+                design.restart_after.unwrap_or(0),
+                best.as_ref().map(|b| b.turn),
+                passing,
+            )]
+        } else {
+            Vec::new()
+        };
         let measured = mark.elapsed().as_secs_f64();
         mark = Instant::now();
         let gen_s = completion.ttlt_s;
@@ -479,6 +642,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
             wall_s: wall,
             usd: cost,
             usd_uncached: Some(cost_uncached),
+            events,
         };
         let call = CallRecord {
             request_json,
@@ -525,20 +689,62 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
             summary.stop_reason = "max_usd".into();
             break;
         }
+        let passed_before = previous_passed;
         if let Some(c) = counts {
             previous_passed = Some(c.passed);
         }
         if test.is_some() {
             previous = test;
         }
-        let fb = feedback(previous.as_ref().filter(|_| applied > 0), &refusals, job.options.feedback_bytes);
-        match job.options.history {
-            History::Full => {
-                messages.push(Message { role: Role::Assistant, content: completion.text });
-                messages.push(Message {
+        let ctx = FeedbackContext {
+            design,
+            report: &job.task.report,
+            root: ws.root(),
+            passed_before,
+            edit_diff: files_before.map(|b| edit_diff(&b, &ws.editable_files())),
+        };
+        let fb = feedback(previous.as_ref().filter(|_| applied > 0), &refusals, job.options.feedback_bytes, &ctx);
+        if restart_now {
+            // Back to the best state (its test result stands for it) and a conversation begun
+            // afresh, told what the last attempt left failing.
+            let (files, test) = match best.as_ref() {
+                Some(b) => (&b.files, b.test.clone()),
+                None => (&original_files, None),
+            };
+            if let Err(e) = ws.restore(files) {
+                return fail(summary, format!("cannot reset the files for a restart: {e}"));
+            }
+            previous_passed = test.as_ref().and_then(|t| t.counts).map(|c| c.passed);
+            previous = test;
+            shown = all_shown(&ws);
+            messages = vec![
+                system.clone(),
+                Message {
                     role: Role::User,
-                    content: format!("{fb}\nThe files now:\n\n{}", files_block(&ws)),
-                });
+                    content: format!(
+                        "{}\n\n[loopvel] A fresh start: the last {} attempts did not pass more tests than the best \
+                         so far, so the files above are back to that best state. What the last attempt got back:\n{fb}",
+                        first_prompt(job.task, &ws),
+                        design.restart_after.unwrap_or(0)
+                    ),
+                },
+            ];
+            continue;
+        }
+        let files_now = match design.files {
+            FilesShown::All => files_block(&ws),
+            FilesShown::Changed => changed_files_block(&ws, &mut shown),
+        };
+        match job.options.history {
+            History::Full | History::Window(_) => {
+                messages.push(Message { role: Role::Assistant, content: completion.text });
+                messages.push(Message { role: Role::User, content: format!("{fb}\nThe files now:\n\n{files_now}") });
+                if let History::Window(k) = job.options.history {
+                    // The system prompt, the task's first prompt, then the latest k exchanges.
+                    while messages.len() > 2 + 2 * k as usize {
+                        messages.drain(2..4);
+                    }
+                }
                 cap_conversation(&mut messages, &mut left_out);
             }
             History::Last => {
@@ -723,6 +929,7 @@ mod tests {
             max_wall_s: None,
             max_usd: None,
             history: History::Full,
+            design: LoopDesign::default(),
             feedback_bytes: 1000,
             sandbox: std::sync::Arc::new(sandbox),
             clock: Clock::Wall,

@@ -225,6 +225,25 @@ impl Workspace {
         Ok(rel)
     }
 
+    /// The editable files and their contents (a snapshot a restart can go back to).
+    pub fn editable_files(&self) -> std::collections::BTreeMap<String, String> {
+        self.visible_files().into_iter().filter(|(_, _, e)| *e).map(|(p, c, _)| (p.display().to_string(), c)).collect()
+    }
+
+    /// Put the editable files back to `snapshot` (from [`Workspace::editable_files`]):
+    /// each written through [`Workspace::apply`]'s checks, and an editable file
+    /// made since (not in the snapshot) removed.
+    pub fn restore(&self, snapshot: &std::collections::BTreeMap<String, String>) -> Result<(), Refusal> {
+        for path in self.editable_files().keys().filter(|p| !snapshot.contains_key(*p)) {
+            let rel = self.check_path(path)?;
+            std::fs::remove_file(self.root().join(rel)).map_err(|e| Refusal::Io(path.clone(), e.to_string()))?;
+        }
+        for (path, content) in snapshot {
+            self.apply(&Edit { path: path.clone(), op: EditOp::Whole { content: content.clone() } })?;
+        }
+        Ok(())
+    }
+
     /// Files shown to the model: `(path, content, editable)`, editable first.
     pub fn visible_files(&self) -> Vec<(PathBuf, String, bool)> {
         let mut all = Vec::new();

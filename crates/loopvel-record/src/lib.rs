@@ -153,6 +153,10 @@ pub struct Turn {
     /// price; `None` in records older than the field.
     #[serde(default)]
     pub usd_uncached: Option<f64>,
+    /// What the loop did between this turn and the next beyond feeding back
+    /// (a restart: files reset, conversation begun afresh); empty in most turns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
 }
 
 /// How a run ended, as the loop reports it. Times in seconds, cost in US dollars.

@@ -185,9 +185,18 @@ fn parse_raw(text: &str, file: &str, overrides: &[String], mode: Mode) -> Result
 }
 
 const ROOT_KEYS: &[&str] = &["description", "loop", "models", "policies"];
-const LOOP_KEYS: &[&str] =
-    &["test_s", "overhead_s", "max_turns", "tests", "parallel_tests", "flaky", "max_wall_s", "max_usd"];
-const SIM_ONLY_LOOP_KEYS: &[&str] = &["flaky", "max_wall_s", "max_usd"];
+const LOOP_KEYS: &[&str] = &[
+    "test_s",
+    "overhead_s",
+    "max_turns",
+    "tests",
+    "parallel_tests",
+    "flaky",
+    "max_wall_s",
+    "max_usd",
+    "restart_after",
+];
+const SIM_ONLY_LOOP_KEYS: &[&str] = &["flaky", "max_wall_s", "max_usd", "restart_after"];
 const MODEL_KEYS: &[&str] = &[
     "ttft_s",
     "prefill_tokens_per_s",
@@ -268,6 +277,8 @@ fn read_loop(t: &TableReader, mode: Mode) -> Result<RawLoop, ScenarioError> {
         flaky: t.f64_opt("flaky", 0.0, Check::Probability)?,
         max_wall_s: budget("max_wall_s")?,
         max_usd: budget("max_usd")?,
+        // 0 (the default) never restarts, so a sweep can start from the plain loop.
+        restart_after: t.u32_opt("restart_after", 0, MAX_TURNS_LIMIT)?.filter(|k| *k > 0),
     };
     let profile = |test_s: f64| LoopProfile { test_s, overhead_s, max_turns, tests, parallel_tests };
     Ok(RawLoop { constant: test_s.as_const().map(profile), mean: profile(test_s.mean()), sim })

@@ -149,6 +149,7 @@ pub struct LoopRt {
     flaky: f64,
     max_wall_s: f64,
     max_usd: f64,
+    restart_after: Option<u32>,
 }
 
 impl LoopRt {
@@ -163,6 +164,7 @@ impl LoopRt {
             flaky: l.flaky,
             max_wall_s: l.max_wall_s.unwrap_or(f64::INFINITY),
             max_usd: l.max_usd.unwrap_or(f64::INFINITY),
+            restart_after: l.restart_after.filter(|k| *k > 0),
         }
     }
 }
@@ -184,6 +186,10 @@ struct LoopState {
     wait_s: f64,
     turns: u32,
     model_turns: u32,
+    /// Turns in the current conversation (all of them unless the loop restarts).
+    conv_turns: u32,
+    /// Restarts so far.
+    restarts: u32,
     /// Tests quality: failing tests of the kept code; `None` before the first attempt.
     failing: Option<u32>,
     /// Hazard quality: the kept code is correct (it failed only by flakiness).
@@ -201,6 +207,8 @@ impl LoopState {
             wait_s: 0.0,
             turns: 0,
             model_turns: 0,
+            conv_turns: 0,
+            restarts: 0,
             failing: None,
             solved: false,
             next_request_s: 0.0,
@@ -242,7 +250,9 @@ fn turn<R: Rng + ?Sized>(
     started: &mut Vec<(f64, f64)>,
 ) -> bool {
     let start = st.t;
-    let turn_no = st.turns + 1;
+    // The prompt, and the times that follow it, are those of the turn's place in
+    // its conversation: the overall turn, unless a restart began a new one.
+    let turn_no = if lp.restart_after.is_some() { st.conv_turns + 1 } else { st.turns + 1 };
     let first_of_model = st.model_turns == 0;
     let input = model.input_tokens + model.input_growth_tokens * f64::from(turn_no - 1);
     let mut usd = 0.0;
@@ -350,6 +360,7 @@ fn turn<R: Rng + ?Sized>(
     st.usd += usd;
     st.turns += 1;
     st.model_turns += 1;
+    st.conv_turns += 1;
     passed
 }
 
@@ -379,6 +390,15 @@ fn run_model<R: Rng + ?Sized>(
         } else {
             None
         };
+        if let (None, Some(k)) = (st.stop, lp.restart_after) {
+            // As the harness counts: the first turn sets the best state, then K turns without a pass.
+            let length = if st.restarts == 0 { k + 1 } else { k };
+            if st.conv_turns >= length {
+                st.conv_turns = 0;
+                st.model_turns = 0;
+                st.restarts += 1;
+            }
+        }
     }
 }
 
@@ -447,6 +467,7 @@ fn is_simple(model: &ModelRt, lp: &LoopRt) -> bool {
         && lp.flaky <= 0.0
         && lp.max_wall_s.is_infinite()
         && lp.max_usd.is_infinite()
+        && lp.restart_after.is_none()
 }
 
 /// A plain loop under [`is_simple`]: the same draws in the same order as
@@ -627,5 +648,53 @@ mod tests {
             let general = run_best_of_general(&model, &lp, 1, &mut b, &mut scratch);
             assert_eq!(fast, general, "seed {seed}");
         }
+    }
+
+    #[test]
+    fn a_restart_gives_a_stuck_conversation_a_first_attempt_again() {
+        // p_first 0.5, p_retry 0: a conversation that failed once never passes.
+        // Restart after 1: conversations of 2, then 1, 1, 1, 1 turns over 6, so
+        // turns 1, 3, 4, 5, 6 are first attempts: passes 1 − 0.5⁵ = 96.875%; without, 50%.
+        let mut m = SimModel::from_profile(&ModelProfile::example());
+        m.quality = Quality::Hazard { p_first: Dist::constant(0.5), p_retry: Dist::constant(0.0), ceiling: 1.0 };
+        m.input_tokens = 1000.0;
+        m.input_growth_tokens = 1000.0;
+        m.prefill_tokens_per_s = Some(1000.0);
+        let base = SimLoop::from_profile(&loopvel_math::LoopProfile {
+            test_s: 1.0,
+            overhead_s: 0.0,
+            max_turns: 6,
+            tests: 1,
+            parallel_tests: true,
+        });
+        let model = ModelRt::new(&m);
+        let mut scratch = Scratch::default();
+        let mut rate = |restart_after: Option<u32>| {
+            let lp = LoopRt::new(&SimLoop { restart_after, ..base.clone() });
+            let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(7);
+            let runs = 200_000;
+            let (mut passed, mut last_first_token) = (0u32, 0.0);
+            for _ in 0..runs {
+                let r = run_best_of(&model, &lp, 1, &mut rng, &mut scratch);
+                passed += u32::from(r.stop == Stop::Passed);
+            }
+            // A restarted conversation's first turn waits for a first turn's prompt again.
+            // A sixth turn: the fifth was the last of a conversation (restart) or not.
+            let mut st = LoopState::new();
+            st.turns = 5;
+            st.conv_turns = if lp.restart_after.is_some() { 0 } else { 5 };
+            let task = Task { solvable: true, first: 0.0, retry: 0.0 };
+            turn(&model, &task, &lp, 1, &mut st, &mut rng, &mut Vec::new(), &mut Vec::new());
+            last_first_token += st.t;
+            (f64::from(passed) / f64::from(runs), last_first_token)
+        };
+        let (with, fresh_turn_s) = rate(Some(1));
+        let (without, sixth_turn_s) = rate(None);
+        assert!((with - 0.96875).abs() < 0.004, "{with}");
+        assert!((without - 0.5).abs() < 0.004, "{without}");
+        assert!(
+            sixth_turn_s > fresh_turn_s + 4.0,
+            "a sixth turn prefills 5,000 tokens more: {sixth_turn_s} vs {fresh_turn_s}"
+        );
     }
 }

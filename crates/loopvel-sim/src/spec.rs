@@ -23,6 +23,12 @@ pub struct SimLoop {
     pub max_wall_s: Option<f64>,
     /// Cost budget per run, USD.
     pub max_usd: Option<f64>,
+    /// Restart after this many turns without a pass (`None`: never), as
+    /// `run --restart-after K` does: a fresh conversation, so the next turn
+    /// passes with `p_first` again and pays a first turn's prompt and times.
+    /// The first conversation lasts 1 + K turns (its first turn sets the best
+    /// state), each later one K.
+    pub restart_after: Option<u32>,
 }
 
 /// How a model's turns succeed.
@@ -202,6 +208,7 @@ impl SimLoop {
             flaky: 0.0,
             max_wall_s: None,
             max_usd: None,
+            restart_after: None,
         }
     }
 }

@@ -95,7 +95,12 @@ pub enum StoreError {
 /// 3: `tasks.dir`, where the task's files were when it last ran (for `replay`).
 /// 4: `failed_calls`. 5: `runs.claimed_by` and `runs.lease_until`, the queue of workers.
 /// 6: `turns.cached_input_tokens`, `turns.cache_write_tokens`, `turns.usd_uncached` (prompt caching).
-const SCHEMA_VERSION: i64 = 6;
+/// 7: `turns.events`, what the loop did after a turn (a restart).
+const SCHEMA_VERSION: i64 = 7;
+
+/// Column added in schema 7: the loop's events after a turn (JSON list of
+/// strings; NULL when none, and in turns recorded before).
+const EVENTS_COLUMNS: &str = "ALTER TABLE turns ADD COLUMN events TEXT;";
 
 /// Columns added in schema 5: which worker holds a run, and until when
 /// (seconds since 1970 by the database's clock).
@@ -243,14 +248,14 @@ pub struct TestRecord {
     pub output: String,
 }
 
-/// The columns [`turn_of`] reads, after which come the cache columns (see `Store::cache_columns`).
+/// The columns [`turn_of`] reads, after which come the cache and events columns (`Store::later_turn_columns`).
 const TURN_COLUMNS: &str = "u.turn, u.ttft_s, u.tokens_per_s, u.output_tokens, COALESCE(u.model_s, 0),
     COALESCE(u.test_s, 0), COALESCE(u.overhead_s, 0), COALESCE(u.retry_wait_s, 0),
     COALESCE(u.wall_s, 0), COALESCE(u.usd, 0), u.score, u.grade, u.started_s,
     COALESCE(u.output_tokens_estimated, 0), u.input_tokens, COALESCE(u.edits_applied, 0),
     COALESCE(u.edits_refused, 0), u.refusals, u.tests_passed, u.tests_total";
 
-/// A turn from a row of [`TURN_COLUMNS`] and the cache columns.
+/// A turn from a row of [`TURN_COLUMNS`] and the later columns.
 fn turn_of(r: &[Value]) -> Turn {
     Turn {
         turn: r[0].int().unwrap_or(0) as u32,
@@ -277,6 +282,7 @@ fn turn_of(r: &[Value]) -> Turn {
         cached_input_tokens: r[20].int().map(|v| v.max(0) as u64),
         cache_write_tokens: r[21].int().map(|v| v.max(0) as u64),
         usd_uncached: r[22].real(),
+        events: r.get(23).and_then(Value::text).and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
     }
 }
 
@@ -470,7 +476,7 @@ impl Store {
         }
         if version < 1 {
             conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA} {FAILED_CALLS} {QUEUE_COLUMNS} {CACHE_COLUMNS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {SCHEMA} {FAILED_CALLS} {QUEUE_COLUMNS} {CACHE_COLUMNS} {EVENTS_COLUMNS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
             .map_err(err)?;
         } else {
@@ -490,6 +496,9 @@ impl Store {
             }
             if version < 6 {
                 steps.push_str(CACHE_COLUMNS);
+            }
+            if version < 7 {
+                steps.push_str(EVENTS_COLUMNS);
             }
             if !steps.is_empty() {
                 conn.execute_batch(&format!("BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
@@ -528,7 +537,7 @@ impl Store {
             v.rows.first().and_then(|r| r.first()).and_then(Value::int).unwrap_or(0)
         } else if create {
             let ddl = db::pg_schema(&format!(
-                "{SCHEMA} {FAILED_CALLS} {QUEUE_COLUMNS} {CACHE_COLUMNS} CREATE TABLE loopvel_meta (version INTEGER NOT NULL);"
+                "{SCHEMA} {FAILED_CALLS} {QUEUE_COLUMNS} {CACHE_COLUMNS} {EVENTS_COLUMNS} CREATE TABLE loopvel_meta (version INTEGER NOT NULL);"
             ));
             for statement in ddl.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                 db.exec(statement, &[]).map_err(err)?;
@@ -542,7 +551,7 @@ impl Store {
             return Err(StoreError::TooNew { path, found: version, known: SCHEMA_VERSION });
         }
         let version = if version < SCHEMA_VERSION && create {
-            let added = format!("{QUEUE_COLUMNS} {CACHE_COLUMNS}");
+            let added = format!("{QUEUE_COLUMNS} {CACHE_COLUMNS} {EVENTS_COLUMNS}");
             for statement in db::pg_schema(&added).split(';').map(str::trim).filter(|s| !s.is_empty()) {
                 db.exec(&statement.replace("ADD COLUMN", "ADD COLUMN IF NOT EXISTS"), &[]).map_err(err)?;
             }
@@ -687,10 +696,17 @@ impl Store {
         }
     }
 
+    /// The schema-6 cache columns and the schema-7 events column of `turns u`
+    /// (NULLs in a database from before them): what [`turn_of`] reads after [`TURN_COLUMNS`].
+    fn later_turn_columns(&self) -> String {
+        let events = if self.version >= 7 { "u.events" } else { "NULL AS events" };
+        format!("{}, {events}", self.cache_columns())
+    }
+
     /// Every finished run with its turns, in run order.
     pub fn read_runs(&self) -> Result<Vec<Run>, StoreError> {
         let sandbox = self.sandbox_column();
-        let cache = self.cache_columns();
+        let cache = self.later_turn_columns();
         self.with(|db| {
             let found = db.query(
                 &format!(
@@ -814,7 +830,7 @@ impl Store {
             return Ok(None);
         };
         let sandbox = self.sandbox_column();
-        let cache = self.cache_columns();
+        let cache = self.later_turn_columns();
         let failed_table = self.version >= 4;
         let dir = if self.version >= 3 { "t.dir" } else { "NULL" };
         let calls = self.run_calls(run)?;
@@ -1113,6 +1129,7 @@ impl Store {
         test: Option<&TestRecord>,
     ) -> Result<(), StoreError> {
         let refusals = serde_json::to_string(&t.refusals).unwrap_or_else(|_| "[]".into());
+        let events = (!t.events.is_empty()).then(|| serde_json::to_string(&t.events).unwrap_or_default());
         let mut lost = false;
         self.tx(|db| {
             if !self.still_held(db, run)? {
@@ -1122,9 +1139,10 @@ impl Store {
             let turn_id = db.insert(
                 "INSERT INTO turns(run_id, turn, started_s, ttft_s, gen_s, model_s, output_tokens, output_tokens_estimated,
                   input_tokens, tokens_per_s, retry_wait_s, edits_applied, edits_refused, refusals, test_s, tests_passed,
-                  tests_total, score, grade, overhead_s, wall_s, usd, cached_input_tokens, cache_write_tokens, usd_uncached)
+                  tests_total, score, grade, overhead_s, wall_s, usd, cached_input_tokens, cache_write_tokens, usd_uncached,
+                  events)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-                         ?22, ?23, ?24)",
+                         ?22, ?23, ?24, ?25)",
                 args![
                     run,
                     t.turn,
@@ -1149,7 +1167,8 @@ impl Store {
                     t.usd,
                     t.cached_input_tokens.map(|n| n as i64),
                     t.cache_write_tokens.map(|n| n as i64),
-                    t.usd_uncached
+                    t.usd_uncached,
+                    &events
                 ],
             )?;
             db.exec(
@@ -1231,10 +1250,11 @@ impl Store {
         self.rows(&format!(
             "SELECT u.run_id, r.plan_id, t.name AS task, m.name AS model, u.turn, u.ttft_s, u.gen_s, u.output_tokens, u.input_tokens,
                     {}, u.tokens_per_s, u.edits_applied, u.edits_refused, u.test_s, u.tests_passed, u.tests_total, u.score,
-                    u.grade, u.retry_wait_s, u.overhead_s, u.wall_s, u.usd
+                    u.grade, u.retry_wait_s, u.overhead_s, u.wall_s, u.usd, {}
              FROM turns u JOIN runs r ON r.id = u.run_id JOIN tasks t ON t.id = r.task_id JOIN models m ON m.id = r.model_id
              WHERE r.status = 'done' ORDER BY u.run_id, u.turn",
-            self.cache_columns()
+            self.cache_columns(),
+            if self.version >= 7 { "u.events" } else { "NULL AS events" }
         ))
     }
 
@@ -1649,6 +1669,10 @@ mod tests {
             wall_s: 0.7,
             usd: 0.001,
             usd_uncached: Some(0.0012),
+            events: vec![
+                "restart after 2 turns without improvement: files reset to turn 1's files, conversation begun afresh"
+                    .into(),
+            ],
         }
     }
 
@@ -1667,7 +1691,7 @@ mod tests {
         // Make it a version-1 file, as loopvel wrote before the sandbox column.
         let c = Connection::open(&path).unwrap();
         c.execute_batch(
-            "ALTER TABLE turns DROP COLUMN cached_input_tokens; ALTER TABLE turns DROP COLUMN cache_write_tokens; ALTER TABLE turns DROP COLUMN usd_uncached; ALTER TABLE runs DROP COLUMN sandbox; ALTER TABLE tasks DROP COLUMN dir; ALTER TABLE runs DROP COLUMN claimed_by; ALTER TABLE runs DROP COLUMN lease_until; PRAGMA user_version = 1;",
+            "ALTER TABLE turns DROP COLUMN cached_input_tokens; ALTER TABLE turns DROP COLUMN cache_write_tokens; ALTER TABLE turns DROP COLUMN usd_uncached; ALTER TABLE turns DROP COLUMN events; ALTER TABLE runs DROP COLUMN sandbox; ALTER TABLE tasks DROP COLUMN dir; ALTER TABLE runs DROP COLUMN claimed_by; ALTER TABLE runs DROP COLUMN lease_until; PRAGMA user_version = 1;",
         )
         .unwrap();
         drop(c);
@@ -1715,7 +1739,7 @@ mod tests {
         drop(s);
         // A version-2 file: read as it is (no folders), migrated when written.
         let c = Connection::open(&path).unwrap();
-        c.execute_batch("ALTER TABLE turns DROP COLUMN cached_input_tokens; ALTER TABLE turns DROP COLUMN cache_write_tokens; ALTER TABLE turns DROP COLUMN usd_uncached; ALTER TABLE tasks DROP COLUMN dir; ALTER TABLE runs DROP COLUMN claimed_by; ALTER TABLE runs DROP COLUMN lease_until; PRAGMA user_version = 2;").unwrap();
+        c.execute_batch("ALTER TABLE turns DROP COLUMN cached_input_tokens; ALTER TABLE turns DROP COLUMN cache_write_tokens; ALTER TABLE turns DROP COLUMN usd_uncached; ALTER TABLE turns DROP COLUMN events; ALTER TABLE tasks DROP COLUMN dir; ALTER TABLE runs DROP COLUMN claimed_by; ALTER TABLE runs DROP COLUMN lease_until; PRAGMA user_version = 2;").unwrap();
         drop(c);
         assert!(Store::open_existing(&path).unwrap().task_dirs().unwrap().is_empty());
         let s = Store::open(&path).unwrap();

@@ -31,6 +31,9 @@ use loopvel_harness::workspace::Workspace;
 pub struct FileStates {
     /// As the task gives them.
     pub before: BTreeMap<String, String>,
+    /// What turn n began from, at index n − 1: the turn before's files, or
+    /// those a restart reset them to.
+    pub start: Vec<BTreeMap<String, String>>,
     /// After turn n, at index n − 1 (only turns whose reply was recorded).
     pub after: Vec<BTreeMap<String, String>>,
 }
@@ -75,19 +78,24 @@ impl TaskSearch {
     }
 }
 
-/// The editable files of a workspace.
-fn editable(ws: &Workspace) -> BTreeMap<String, String> {
-    ws.visible_files().into_iter().filter(|(_, _, e)| *e).map(|(p, c, _)| (p.display().to_string(), c)).collect()
-}
-
 /// Plays `replies` (each with the count of edits the run applied) into a
 /// copy of `task`. `Err` says where the replay disagreed with the record.
-pub fn rebuild(task: &Task, replies: &[(String, u32)]) -> Result<FileStates, String> {
+///
+/// A turn whose events hold a restart ([`loopvel_harness::design::restart_target`])
+/// is followed by the reset it made, as the loop did: the next turn's diff is
+/// against the files it was reset to.
+pub fn rebuild(task: &Task, replies: &[(String, u32, Vec<String>)]) -> Result<FileStates, String> {
     let ws =
         Workspace::create(task).map_err(|e| format!("cannot copy task {} to rebuild its files: {e}", task.name))?;
-    let before = editable(&ws);
+    let before = ws.editable_files();
     let mut after = Vec::with_capacity(replies.len());
-    for (i, (reply, recorded_applied)) in replies.iter().enumerate() {
+    let mut start = Vec::with_capacity(replies.len());
+    let mut reset_to: Option<std::collections::BTreeMap<String, String>> = None;
+    for (i, (reply, recorded_applied, events)) in replies.iter().enumerate() {
+        if let Some(files) = reset_to.take() {
+            ws.restore(&files).map_err(|e| format!("cannot replay the restart after turn {i}: {e}"))?;
+        }
+        start.push(ws.editable_files());
         let done = apply_reply(&ws, reply);
         if done.applied != *recorded_applied {
             return Err(format!(
@@ -98,7 +106,13 @@ pub fn rebuild(task: &Task, replies: &[(String, u32)]) -> Result<FileStates, Str
                 recorded_applied
             ));
         }
-        after.push(editable(&ws));
+        after.push(ws.editable_files());
+        if let Some(target) = events.iter().find_map(|e| loopvel_harness::design::restart_target(e)) {
+            reset_to = Some(match target {
+                Some(n) => after.get((n as usize).saturating_sub(1)).cloned().unwrap_or_else(|| before.clone()),
+                None => before.clone(),
+            });
+        }
     }
-    Ok(FileStates { before, after })
+    Ok(FileStates { before, start, after })
 }

@@ -250,12 +250,12 @@ impl Pages {
         let Some(detail) = store.run_detail(id).map_err(|e: StoreError| e.to_string())? else {
             return Ok(None);
         };
-        let replies: Vec<(String, u32)> = detail
+        let replies: Vec<(String, u32, Vec<String>)> = detail
             .turns
             .iter()
             .map(|t| {
                 let reply = detail.calls.iter().find(|c| c.turn == t.turn).map(|c| c.reply_text.clone());
-                (reply.unwrap_or_default(), t.edits_applied)
+                (reply.unwrap_or_default(), t.edits_applied, t.events.clone())
             })
             .collect();
         let files = search

@@ -95,6 +95,8 @@ pub struct TurnView {
     pub same_files: bool,
     /// The tests this turn ran (none when the code did not change).
     pub test: Option<TestView>,
+    /// What the loop did after this turn (a restart).
+    pub events: Vec<String>,
 }
 
 /// One part of a turn's timeline bar.
@@ -296,7 +298,7 @@ pub fn transcript(run: &RunDetail, files: Result<&FileStates, &str>) -> Transcri
             }
             let diffs = match files {
                 Ok(states) => {
-                    let before = if i == 0 { Some(&states.before) } else { states.after.get(i - 1) };
+                    let before = states.start.get(i);
                     match (before, states.after.get(i)) {
                         (Some(b), Some(a)) => {
                             let empty = String::new();
@@ -342,6 +344,7 @@ pub fn transcript(run: &RunDetail, files: Result<&FileStates, &str>) -> Transcri
                 same_files: files.is_ok() && diffs.is_empty(),
                 diffs,
                 test,
+                events: t.events.clone(),
             }
         })
         .collect();

@@ -1,0 +1,223 @@
+//! End-to-end: loop designs (`run --arm`, `--feedback`, `--files`,
+//! `--history window:K`, `--restart-after`) against a fake model, checked in
+//! the requests the model received and in what was recorded.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+#[path = "support/fake_server.rs"]
+mod fake_server;
+use fake_server::{serve, FakeServer, Step};
+
+fn scratch(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("arms-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn loopvel(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loopvel")).args(args).current_dir(dir).env("COLUMNS", "120").output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Three checks over A, B and C in calc.sh, reported as TAP with a diagnostic
+/// line under each failing one.
+fn task(dir: &Path) -> PathBuf {
+    let t = dir.join("abc");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::write(
+        t.join("task.toml"),
+        "prompt = \"Set A, B and C to 1.\"\nedit = [\"calc.sh\"]\nshow = [\"test.sh\"]\ntest = \"sh test.sh\"\nreport = \"tap\"\n",
+    )
+    .unwrap();
+    std::fs::write(t.join("calc.sh"), "A=0\nB=0\nC=0\n").unwrap();
+    std::fs::write(
+        t.join("test.sh"),
+        ". ./calc.sh\necho 1..3\nn=0\nfor v in A B C; do n=$((n+1)); eval x=\\$$v; if [ \"$x\" = 1 ]; then echo \"ok $n - $v is set\"; \
+         else echo \"not ok $n - $v is set\"; echo \"  # $v is $x, want 1\"; fi; done\n",
+    )
+    .unwrap();
+    t
+}
+
+fn reply(a: u8, b: u8, c: u8) -> Step {
+    Step::Reply { pieces: vec![format!("calc.sh\n```sh\nA={a}\nB={b}\nC={c}\n```\n")], first_ms: 5, gap_ms: 0 }
+}
+
+fn config(dir: &Path, url: &str) {
+    std::fs::write(
+        dir.join("loopvel.toml"),
+        format!(
+            "[models.fake]\napi = \"openai\"\nbase_url = \"{url}\"\nmodel = \"m\"\n\n\
+             [arms.lean]\nfeedback = \"failures\"\nhistory = \"last\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// The messages of each request the server received.
+fn requests(server: &FakeServer) -> Vec<Vec<(String, String)>> {
+    server
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, body)| {
+            let v: Value = serde_json::from_str(body).unwrap();
+            v["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| (m["role"].as_str().unwrap().to_string(), m["content"].as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Plays one run of the task with `args` against a model that answers `script`.
+fn play(name: &str, script: Vec<Step>, args: &[&str]) -> (PathBuf, FakeServer) {
+    let dir = scratch(name);
+    let t = task(&dir);
+    let server = serve(script, false);
+    config(&dir, &server.url);
+    let mut all = vec!["run", "--tasks", t.to_str().unwrap(), "--model", "fake", "--max-turns", "4"];
+    all.extend_from_slice(args);
+    let o = loopvel(&dir, &all);
+    assert!(o.status.success(), "{}\n{}", text(&o.stdout), text(&o.stderr));
+    (dir, server)
+}
+
+#[test]
+fn failures_feedback_names_the_failing_tests_with_their_messages_and_not_the_passing_ones() {
+    let (_, raw) = play("raw", vec![reply(1, 0, 0), reply(1, 1, 1)], &[]);
+    let (_, failures) = play("failures", vec![reply(1, 0, 0), reply(1, 1, 1)], &["--feedback", "failures"]);
+    let last = |r: &Vec<Vec<(String, String)>>| r[1].last().unwrap().1.clone();
+    let raw_fb = last(&requests(&raw));
+    assert!(raw_fb.contains("ok 1 - A is set"), "raw feedback is the output, passing tests too:\n{raw_fb}");
+    let fb = last(&requests(&failures));
+    assert!(fb.contains("Failing tests:\n- B is set\n    # B is 0, want 1\n- C is set\n    # C is 0, want 1"), "{fb}");
+    assert!(!fb.contains("A is set"), "the passing test is left out:\n{fb}");
+}
+
+#[test]
+fn targeted_feedback_adds_the_last_edit_and_the_score_move() {
+    let (_, server) =
+        play("targeted", vec![reply(1, 0, 0), reply(1, 1, 0), reply(1, 1, 1)], &["--feedback", "targeted"]);
+    let r = requests(&server);
+    let first = r[1].last().unwrap().1.clone();
+    assert!(first.contains("Score: 1 of 3 tests pass (the first run of the tests)."), "{first}");
+    assert!(first.contains("```diff\n--- calc.sh\n+++ calc.sh\n@@ -1,3 +1,3 @@\n-A=0\n+A=1\n"), "{first}");
+    let fb = r[2].last().unwrap().1.clone();
+    assert!(fb.contains("Score: 1 → 2 of 3 tests pass (+1 with your last edit)."), "{fb}");
+    assert!(fb.contains("-B=0\n+B=1\n") && !fb.contains("-A=0"), "only the last edit:\n{fb}");
+    assert!(fb.contains("- C is set") && !fb.contains("- B is set"), "{fb}");
+}
+
+#[test]
+fn changed_files_resend_only_what_changed_and_a_window_keeps_the_latest_exchanges() {
+    let (_, server) = play("changed", vec![reply(1, 0, 0), reply(1, 1, 0), reply(1, 1, 1)], &["--files", "changed"]);
+    let r = requests(&server);
+    let fb = r[1].last().unwrap().1.clone();
+    assert!(fb.contains("calc.sh\n```\nA=1\nB=0\nC=0\n```"), "the edited file is sent again:\n{fb}");
+    assert!(!fb.contains("echo 1..3"), "the unchanged test file is not:\n{fb}");
+    assert!(fb.contains("Unchanged since you last saw them: test.sh."), "{fb}");
+    // The first prompt and every exchange stay: a prefix the server can cache.
+    assert_eq!(r[2].len(), 6);
+    assert_eq!(r[2][..4], r[1][..], "each request extends the one before");
+
+    let (_, window) = play("window", vec![reply(1, 0, 0), reply(1, 1, 0), reply(1, 1, 1)], &["--history", "window:1"]);
+    let r = requests(&window);
+    assert_eq!(r[2].len(), 4, "system, the task's prompt, the latest exchange");
+    assert!(r[2][1].1.starts_with("Set A, B and C to 1."));
+    assert!(r[2][2].1.contains("B=1"), "the latest reply, not the first");
+}
+
+#[test]
+fn a_restart_resets_the_files_to_the_best_state_and_begins_the_conversation_afresh() {
+    // Turn 1: 1 of 3. Turn 2: 0 of 3, no improvement: restart after 1. Turn 3 sees turn 1's files, fresh.
+    let (dir, server) =
+        play("restart", vec![reply(1, 0, 0), reply(0, 0, 0), reply(1, 1, 1)], &["--restart-after", "1"]);
+    let r = requests(&server);
+    assert_eq!(r.len(), 3);
+    assert_eq!(r[2].len(), 2, "a fresh conversation: system and one prompt");
+    let prompt = &r[2][1].1;
+    assert!(prompt.contains("calc.sh\n```\nA=1\nB=0\nC=0\n```"), "files back to turn 1's:\n{prompt}");
+    assert!(prompt.contains("[loopvel] A fresh start"), "{prompt}");
+    assert!(prompt.contains("Tests: 0 of 3 pass"), "what the last attempt got back:\n{prompt}");
+    // Recorded on the turn after which it happened, and shown in its transcript.
+    let o = loopvel(&dir, &["report", "--run", "1", "--html", "run.html"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let page = std::fs::read_to_string(dir.join("run.html")).unwrap();
+    assert!(
+        page.contains("After this turn: restart after 1 turns without improvement: files reset to turn 1&#x27;s files (1 of 3 tests)"),
+        "{page}"
+    );
+    // A replay plays the same design: the restart comes at the same turn, every grade the same.
+    let o = loopvel(&dir, &["replay", "--db", "loopvel.db", "--into", "again.db"]);
+    assert!(
+        text(&o.stdout).contains("reproduce the record exactly (outcome, turns, every grade): 1 of 1"),
+        "{}",
+        text(&o.stdout)
+    );
+    // The diff of turn 3 is against the reset files (A=1 stays), not against turn 2's.
+    assert!(
+        page.contains("<div class=\"del\">-B=0</div>")
+            && !page.contains("<div class=\"add\">+A=1</div><div class=\"add\">+B=1"),
+        "{page}"
+    );
+}
+
+#[test]
+fn arms_are_a_plan_dimension_labelled_model_slash_arm() {
+    let dir = scratch("dimension");
+    let t = task(&dir);
+    let server = serve((0..4).map(|_| reply(1, 1, 1)).collect(), false);
+    config(&dir, &server.url);
+    let args = [
+        "run",
+        "--tasks",
+        t.to_str().unwrap(),
+        "--model",
+        "fake",
+        "--arm",
+        "raw",
+        "--arm",
+        "lean",
+        "--arm",
+        "tgt:feedback=targeted,restart_after=2",
+        "--runs",
+        "1",
+    ];
+    let o = loopvel(&dir, &args[..]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("1 task × 3 models × 1 run"), "{}", text(&o.stderr));
+    let o = loopvel(&dir, &["report", "--json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&String> = v["models"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["fake / raw", "fake / lean", "fake / tgt"]);
+    // Each variant's recorded configuration holds its arm (replay and workers play it with it).
+    let o = loopvel(&dir, &["export", "--records", "runs"]);
+    assert_eq!(text(&o.stdout).lines().filter(|l| l.contains("\"model\":\"fake / tgt\"")).count(), 1);
+    // Mixing --arm with the flags it replaces is refused, as are unknown arms and keys.
+    for (bad, says) in [
+        (
+            vec!["--arm", "raw", "--feedback", "failures"],
+            "give --history, --feedback, --files and --restart-after inside the arms",
+        ),
+        (vec!["--arm", "nope"], "has no [arms.nope]"),
+        (vec!["--arm", "x:feedbak=raw"], "unknown field `feedbak`"),
+        (vec!["--arm", "x:files=changed,history=last"], "files = \"changed\" needs history = \"full\""),
+    ] {
+        let mut a = vec!["run", "--tasks", t.to_str().unwrap(), "--model", "fake"];
+        a.extend(bad);
+        let o = loopvel(&dir, &a);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+        assert!(text(&o.stderr).contains(says), "{}", text(&o.stderr));
+    }
+}
