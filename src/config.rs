@@ -27,6 +27,10 @@ struct ArmToml {
     history: Option<String>,
     files: Option<String>,
     restart_after: Option<u32>,
+    temperature: Option<f64>,
+    temperature_step: Option<f64>,
+    #[serde(default)]
+    think_first: bool,
 }
 
 /// A named loop design: one arm of an experiment.
@@ -87,7 +91,23 @@ fn arm_of(name: &str, a: ArmToml, at: &str) -> Result<Arm, CliError> {
             "{at}: the arm name {name:?} may hold only letters, digits, '-', '_' and '.'"
         )));
     }
-    Ok(Arm { name: name.to_string(), design: LoopDesign { feedback, files, restart_after: a.restart_after }, history })
+    for (key, value) in [("temperature", a.temperature), ("temperature_step", a.temperature_step)] {
+        if value.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+            return Err(CliError::Usage(format!(
+                "{at}: {key} = {} is out of range; give 0 to 2",
+                value.unwrap_or(0.0)
+            )));
+        }
+    }
+    let design = LoopDesign {
+        feedback,
+        files,
+        restart_after: a.restart_after,
+        temperature: a.temperature,
+        temperature_step: a.temperature_step,
+        think_first: a.think_first,
+    };
+    Ok(Arm { name: name.to_string(), design, history })
 }
 
 /// The arms `--arm` names: `NAME` from `[arms.NAME]` in loopvel.toml (`raw`,
@@ -115,9 +135,14 @@ pub fn resolve_arms(given_config: Option<&Path>, specs: &[String]) -> Result<Vec
                         "--arm {spec}: {pair:?} is not key=value; e.g. --arm {name}:feedback=failures,history=last"
                     )));
                 };
-                let value = match v.parse::<i64>() {
-                    Ok(n) => toml::Value::Integer(n),
-                    Err(_) => toml::Value::String(v.to_string()),
+                let value = if let Ok(n) = v.parse::<i64>() {
+                    toml::Value::Integer(n)
+                } else if let Ok(x) = v.parse::<f64>() {
+                    toml::Value::Float(x)
+                } else if let Ok(b) = v.parse::<bool>() {
+                    toml::Value::Boolean(b)
+                } else {
+                    toml::Value::String(v.to_string())
                 };
                 t.insert(k.trim().to_string(), value);
             }

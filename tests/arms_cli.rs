@@ -221,3 +221,22 @@ fn arms_are_a_plan_dimension_labelled_model_slash_arm() {
         assert!(text(&o.stderr).contains(says), "{}", text(&o.stderr));
     }
 }
+
+#[test]
+fn temperature_rises_after_a_thrash_turn_and_think_first_closes_every_prompt() {
+    // Turn 1: 1 of 3. Turn 2: the same files again (THRASH): the temperature steps up for turn 3.
+    let (_, server) = play(
+        "temperature",
+        vec![reply(1, 0, 0), reply(1, 0, 0), reply(1, 1, 1)],
+        &["--arm", "hot:temperature=0.2,temperature_step=0.4,think_first=true"],
+    );
+    let bodies: Vec<Value> =
+        server.requests.lock().unwrap().iter().map(|(_, b)| serde_json::from_str(b).unwrap()).collect();
+    let temps: Vec<f64> = bodies.iter().map(|b| b["temperature"].as_f64().unwrap()).collect();
+    assert_eq!(temps.len(), 3);
+    assert!((temps[0] - 0.2).abs() < 1e-9 && (temps[1] - 0.2).abs() < 1e-9, "{temps:?}");
+    assert!((temps[2] - 0.6).abs() < 1e-9, "raised after the THRASH turn: {temps:?}");
+    for r in requests(&server) {
+        assert!(r.last().unwrap().1.ends_with("Then give your edits."), "{:?}", r.last());
+    }
+}

@@ -126,6 +126,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
             FilesArg::Changed => FilesShown::Changed,
         },
         restart_after: args.restart_after,
+        ..LoopDesign::default()
     };
     let options = RunOptions {
         max_turns: args.max_turns,

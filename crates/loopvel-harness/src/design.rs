@@ -38,7 +38,7 @@ pub enum FilesShown {
 /// A loop design. Fields at their defaults are left out of the JSON.
 // Flattened into the run options, so no deny_unknown_fields here: the config
 // reader refuses unknown keys of an arm itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoopDesign {
     /// What is fed back.
     #[serde(default, skip_serializing_if = "is_default")]
@@ -52,7 +52,21 @@ pub struct LoopDesign {
     /// afresh, with a note of what failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_after: Option<u32>,
+    /// Sampling temperature of the first turn (over the model's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Added to the temperature after each THRASH turn (capped at 2); back
+    /// to the first turn's after a turn that passed more tests than any before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_step: Option<f64>,
+    /// Ask the model to reason about the failures before it edits, every turn.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub think_first: bool,
 }
+
+/// The instruction `think_first` adds to each prompt.
+pub const THINK_FIRST: &str = "Before you edit, think it through in a few sentences: what do the failing tests \
+expect, and why does the code not do it? Then give your edits.";
 
 fn is_default<T: Default + PartialEq>(x: &T) -> bool {
     *x == T::default()
@@ -126,7 +140,7 @@ mod tests {
     #[test]
     fn the_default_design_serialises_to_nothing() {
         assert_eq!(serde_json::to_string(&LoopDesign::default()).unwrap(), "{}");
-        let d = LoopDesign { feedback: Feedback::Targeted, files: FilesShown::All, restart_after: Some(2) };
+        let d = LoopDesign { feedback: Feedback::Targeted, restart_after: Some(2), ..LoopDesign::default() };
         let json = serde_json::to_string(&d).unwrap();
         assert_eq!(json, r#"{"feedback":"targeted","restart_after":2}"#);
         assert_eq!(serde_json::from_str::<LoopDesign>(&json).unwrap(), d);

@@ -121,7 +121,7 @@ pub enum Clock {
 use loopvel_record::{Outcome, RunSummary, Turn};
 use loopvel_store::{CallRecord, FailedCall, Store, TestRecord};
 
-use crate::design::{Feedback, FilesShown, LoopDesign, RestartClock};
+use crate::design::{Feedback, FilesShown, LoopDesign, RestartClock, THINK_FIRST};
 use crate::edits::{
     fenced_blocks, first_line_path, line_before_first_fence, mentioned_paths, parse_edits, same_file, Edit, EditOp,
     FORMAT_INSTRUCTIONS, UNNAMED_BLOCK,
@@ -493,7 +493,10 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         Err(e) => return fail(summary, format!("cannot create the workspace: {e}")),
     };
     let system = Message { role: Role::System, content: system_prompt(job.task) };
-    let mut messages = vec![system.clone(), Message { role: Role::User, content: first_prompt(job.task, &ws) }];
+    // `think_first`: the instruction closes every prompt the model gets.
+    let think = |text: String| if job.options.design.think_first { format!("{text}\n\n{THINK_FIRST}") } else { text };
+    let mut messages = vec![system.clone(), Message { role: Role::User, content: think(first_prompt(job.task, &ws)) }];
+    let mut temperature = job.options.design.temperature;
     let spec = TestSpec::for_task(job.task, &job.options.sandbox);
     let design = &job.options.design;
     // What a restart goes back to when no turn did better, and what the model was shown.
@@ -530,8 +533,13 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         on_progress(Progress::Waiting { turn });
         let on_tokens = |tokens: u64| on_progress(Progress::Generating { turn, tokens });
         let on_wait = |w: &loopvel_provider::Wait| on_progress(Progress::Retrying { turn, wait: w.clone() });
-        let control =
-            Control { on_tokens: &on_tokens, on_wait: &on_wait, deadline, cancelled: &loopvel_sandbox::interrupted };
+        let control = Control {
+            on_tokens: &on_tokens,
+            on_wait: &on_wait,
+            deadline,
+            cancelled: &loopvel_sandbox::interrupted,
+            temperature,
+        };
         let completion = match job.responder.respond_within(turn, &messages, &control) {
             Ok(c) => c,
             Err(f) => {
@@ -592,7 +600,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
                 Some(BestState { turn, files: ws.editable_files(), test: test.clone().or_else(|| previous.clone()) });
         }
         let restart_now = restart_due && g != Grade::Pass && turn < job.options.max_turns;
-        let events: Vec<String> = if restart_now {
+        let mut events: Vec<String> = if restart_now {
             let passing =
                 best.as_ref().and_then(|b| b.test.as_ref()).and_then(|t| t.counts).map(|c| (c.passed, c.total));
             vec![crate::design::restart_event(
@@ -603,6 +611,21 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         } else {
             Vec::new()
         };
+        // A temperature that rises after each THRASH turn, back to the first turn's after an improvement.
+        if let Some(step) = design.temperature_step.filter(|_| g != Grade::Pass) {
+            let next = if g == Grade::Thrash {
+                Some((temperature.unwrap_or(0.0) + step).min(2.0))
+            } else if improved {
+                design.temperature
+            } else {
+                temperature
+            };
+            if next != temperature {
+                let shown = |t: Option<f64>| t.map_or("the model's own".to_string(), |t| format!("{t:.2}"));
+                events.push(format!("temperature {} → {} for the next turn", shown(temperature), shown(next)));
+                temperature = next;
+            }
+        }
         let measured = mark.elapsed().as_secs_f64();
         mark = Instant::now();
         let gen_s = completion.ttlt_s;
@@ -721,12 +744,12 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
                 system.clone(),
                 Message {
                     role: Role::User,
-                    content: format!(
+                    content: think(format!(
                         "{}\n\n[loopvel] A fresh start: the last {} attempts did not pass more tests than the best \
                          so far, so the files above are back to that best state. What the last attempt got back:\n{fb}",
                         first_prompt(job.task, &ws),
                         design.restart_after.unwrap_or(0)
-                    ),
+                    )),
                 },
             ];
             continue;
@@ -738,7 +761,8 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         match job.options.history {
             History::Full | History::Window(_) => {
                 messages.push(Message { role: Role::Assistant, content: completion.text });
-                messages.push(Message { role: Role::User, content: format!("{fb}\nThe files now:\n\n{files_now}") });
+                messages
+                    .push(Message { role: Role::User, content: think(format!("{fb}\nThe files now:\n\n{files_now}")) });
                 if let History::Window(k) = job.options.history {
                     // The system prompt, the task's first prompt, then the latest k exchanges.
                     while messages.len() > 2 + 2 * k as usize {
@@ -752,7 +776,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
                     system.clone(),
                     Message {
                         role: Role::User,
-                        content: format!("{}\n\nLast attempt: {fb}", first_prompt(job.task, &ws)),
+                        content: think(format!("{}\n\nLast attempt: {fb}", first_prompt(job.task, &ws))),
                     },
                 ];
             }

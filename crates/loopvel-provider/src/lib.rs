@@ -387,7 +387,7 @@ enum Attempt {
     Fatal(ProviderError),
 }
 
-fn body_for(cfg: &ModelConfig, messages: &[Message]) -> Value {
+fn body_for(cfg: &ModelConfig, messages: &[Message], temperature: Option<f64>) -> Value {
     let mut body = match cfg.api {
         Api::OpenAi => json!({
             "model": cfg.model,
@@ -410,7 +410,7 @@ fn body_for(cfg: &ModelConfig, messages: &[Message]) -> Value {
             b
         }
     };
-    if let Some(t) = cfg.temperature {
+    if let Some(t) = temperature.or(cfg.temperature) {
         body["temperature"] = json!(t);
     }
     if let Some(obj) = body.as_object_mut() {
@@ -899,11 +899,14 @@ pub struct Control<'a> {
     pub deadline: Option<Instant>,
     /// Checked during waits: `true` ends the request with [`ProviderError::Cancelled`].
     pub cancelled: &'a dyn Fn() -> bool,
+    /// Sampling temperature for this request, over the model's own (a loop
+    /// design that raises it after a THRASH turn).
+    pub temperature: Option<f64>,
 }
 
 impl Default for Control<'_> {
     fn default() -> Self {
-        Control { on_tokens: &|_| {}, on_wait: &|_| {}, deadline: None, cancelled: &|| false }
+        Control { on_tokens: &|_| {}, on_wait: &|_| {}, deadline: None, cancelled: &|| false, temperature: None }
     }
 }
 
@@ -923,7 +926,7 @@ pub fn complete_within(
             .into()
     });
     let url = url_for(cfg);
-    let body = body_for(cfg, messages).to_string();
+    let body = body_for(cfg, messages, control.temperature).to_string();
     let input_chars: usize = messages.iter().map(|m| m.content.chars().count()).sum();
     let mut waited = 0.0;
     let mut retries = Vec::new();
@@ -1058,7 +1061,7 @@ mod tests {
             temperature: Some(0.2),
             ..ModelConfig::local("a", "http://x/v1/")
         };
-        let b = body_for(&cfg, &cfg_msgs);
+        let b = body_for(&cfg, &cfg_msgs, None);
         assert_eq!(b["system"], "rules");
         assert_eq!(b["messages"].as_array().unwrap().len(), 1);
         assert_eq!(url_for(&cfg), "http://x/v1/messages");

@@ -513,11 +513,11 @@ fn anthropic_cache_marks_the_system_prompt_and_the_newest_message() {
         Message { role: Role::Assistant, content: "try".into() },
         Message { role: Role::User, content: "failures".into() },
     ];
-    let plain = body_for(&m, &msgs);
+    let plain = body_for(&m, &msgs, None);
     assert_eq!(plain["system"], "rules");
     assert!(!plain.to_string().contains("cache_control"));
     m.cache = true;
-    let b = body_for(&m, &msgs);
+    let b = body_for(&m, &msgs, None);
     assert_eq!(b["system"][0]["text"], "rules");
     assert_eq!(b["system"][0]["cache_control"]["type"], "ephemeral");
     let sent = b["messages"].as_array().unwrap();
