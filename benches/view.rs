@@ -19,7 +19,7 @@ use loopvel_view::server::Viewer;
 
 fn get(port: u16, path: &str) -> (u16, usize) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").expect("send");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").expect("send");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read");
     let head = String::from_utf8_lossy(&raw[..raw.len().min(64)]).into_owned();

@@ -78,9 +78,14 @@ impl View {
 
     /// Status code and body of GET `path`.
     fn get(&self, path: &str) -> (u16, String) {
+        self.get_as(path, &format!("127.0.0.1:{}", self.port))
+    }
+
+    /// [`View::get`] with this Host header.
+    fn get_as(&self, path: &str, host: &str) -> (u16, String) {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).unwrap();
         let raw = text(&raw);
@@ -170,6 +175,11 @@ fn view_shows_runs_turn_by_turn_with_hostile_text_as_text() {
     }
     assert_hostile_is_text(&page);
     assert_eq!(view.get("/run/99").0, 404);
+    // DNS rebinding: a page served from another name that resolves here gets nothing.
+    let (code, refused) = view.get_as("/runs", &format!("rebind.attacker.example:{}", view.port));
+    assert_eq!(code, 421);
+    assert!(!refused.contains("/run/1"), "{refused}");
+    assert_eq!(view.get_as("/", &format!("localhost:{}", view.port)).0, 200);
     assert_eq!(view.get("/etc/passwd").0, 404);
 
     if let Some(dom) = chromium_dom(&format!("http://127.0.0.1:{}/run/1", view.port)) {

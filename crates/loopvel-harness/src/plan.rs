@@ -35,15 +35,21 @@ pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 /// A hash of every file of a task (paths and contents, sorted): a task's
 /// identity in a plan, so changed files make another plan, and a replay
 /// refuses files that are not the recorded ones.
+///
+/// Only regular files count, as only they are copied into a workspace: a
+/// symbolic link is not followed (a loop of them, or one to `/`, would walk
+/// forever) and a FIFO or device is not read (it could block or never end).
+/// Each file is read in blocks, so a big one is never held whole.
 pub fn task_hash(task: &Task) -> String {
-    fn walk(dir: &Path, root: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<(String, std::path::PathBuf)>) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         for e in entries.filter_map(Result::ok) {
+            let Ok(kind) = e.file_type() else { continue };
             let p = e.path();
-            if p.is_dir() {
+            if kind.is_dir() {
                 walk(&p, root, out);
-            } else if let Ok(bytes) = std::fs::read(&p) {
-                out.push((p.strip_prefix(root).unwrap_or(&p).display().to_string(), bytes));
+            } else if kind.is_file() {
+                out.push((p.strip_prefix(root).unwrap_or(&p).display().to_string(), p));
             }
         }
     }
@@ -51,9 +57,26 @@ pub fn task_hash(task: &Task) -> String {
     walk(&task.dir, &task.dir, &mut files);
     files.sort();
     let mut h = FNV_OFFSET;
-    for (path, bytes) in files {
+    let mut block = vec![0u8; 64 * 1024];
+    for (path, full) in files {
+        // O_NONBLOCK: a file swapped for a FIFO since the walk cannot block the open.
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let Ok(mut f) =
+            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&full)
+        else {
+            continue;
+        };
+        if !f.metadata().is_ok_and(|m| m.is_file()) {
+            continue;
+        }
         h = fnv1a(path.as_bytes(), h);
-        h = fnv1a(&bytes, h);
+        while let Ok(n) = f.read(&mut block) {
+            if n == 0 {
+                break;
+            }
+            h = fnv1a(&block[..n], h);
+        }
     }
     format!("{h:016x}")
 }
@@ -226,6 +249,26 @@ pub fn pending(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_task_hash_reads_regular_files_only_and_never_follows_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("t");
+        std::fs::create_dir_all(t.join("sub")).unwrap();
+        std::fs::write(t.join("task.toml"), "prompt = \"p\"\nedit = [\"a.py\"]\ntest = \"true\"\nreport = \"exit\"\n")
+            .unwrap();
+        std::fs::write(t.join("a.py"), "x = 1\n").unwrap();
+        std::fs::write(t.join("sub/b.txt"), "b\n").unwrap();
+        let task = Task::load(&t).unwrap();
+        let before = task_hash(&task);
+        // A loop of links and a FIFO (a database can name such a folder): ignored, and no hang.
+        std::os::unix::fs::symlink(".", t.join("sub/loop")).unwrap();
+        std::os::unix::fs::symlink("/", t.join("root")).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(t.join("pipe")).status().unwrap().success());
+        assert_eq!(task_hash(&task), before);
+        std::fs::write(t.join("a.py"), "x = 2\n").unwrap();
+        assert_ne!(task_hash(&task), before, "a changed file changes the hash");
+    }
 
     #[test]
     fn recorded_options_read_in_both_stored_shapes() {

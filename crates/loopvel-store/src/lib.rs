@@ -597,9 +597,27 @@ impl Store {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
         };
         let flags = mode | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
+        let open = |path: &str, flags: rusqlite::OpenFlags| -> rusqlite::Result<(Connection, i64)> {
+            let conn = Connection::open_with_flags(path, flags)?;
+            conn.busy_timeout(std::time::Duration::from_secs(30))?;
+            let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            Ok((conn, version))
+        };
+        let (conn, version) = match open(&path.to_string_lossy(), flags) {
+            Ok(found) => found,
+            // A WAL database in a folder this process cannot write cannot be read the
+            // usual way (SQLite needs its -shm file); nothing can be writing it
+            // there, so it is read as an immutable file.
+            Err(_) if read_only => {
+                let escaped = path.display().to_string().replace('%', "%25").replace('?', "%3f").replace('#', "%23");
+                let uri = format!("file:{escaped}?mode=ro&immutable=1");
+                let f = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_URI
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                open(&uri, f).map_err(err)?
+            }
+            Err(e) => return Err(err(e)),
+        };
         if version > SCHEMA_VERSION {
             return Err(StoreError::TooNew { path: shown, found: version, known: SCHEMA_VERSION });
         }

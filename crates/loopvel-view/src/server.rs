@@ -51,8 +51,22 @@ pub fn answer(pages: &Pages, store: &Store, search: &TaskSearch, url: &str) -> A
     }
 }
 
-fn respond(pages: &Pages, store: &Store, search: &TaskSearch, request: Request) {
+/// True when the request names this server as 127.0.0.1 or localhost on its
+/// port. Anything else is refused: a web page whose domain an attacker points
+/// at 127.0.0.1 (DNS rebinding) would otherwise be same-origin with these
+/// pages and could read every prompt and reply.
+fn host_is_local(request: &Request, port: u16) -> bool {
+    let host = request.headers().iter().find(|h| h.field.equiv("Host")).map(|h| h.value.as_str().to_ascii_lowercase());
+    host.is_some_and(|h| h == format!("127.0.0.1:{port}") || h == format!("localhost:{port}"))
+}
+
+fn respond(pages: &Pages, store: &Store, search: &TaskSearch, port: u16, request: Request) {
     let a = match request.method() {
+        _ if !host_is_local(&request, port) => page(
+            421,
+            "Wrong host",
+            &format!("loopvel view answers http://127.0.0.1:{port}/ and http://localhost:{port}/ only"),
+        ),
         Method::Get | Method::Head => answer(pages, store, search, request.url()),
         _ => page(405, "Read-only", "loopvel view only reads: GET and HEAD"),
     };
@@ -94,13 +108,14 @@ impl Viewer {
     /// Serves until the process ends, with `threads` workers.
     pub fn serve(self, pages: Pages, store: Store, search: TaskSearch, threads: usize) {
         let shared = Arc::new((pages, store, search));
+        let port = self.port;
         let workers: Vec<_> = (0..threads.max(1))
             .map(|_| {
                 let (server, shared) = (Arc::clone(&self.server), Arc::clone(&shared));
                 std::thread::spawn(move || {
                     while let Ok(request) = server.recv() {
                         let (pages, store, search) = &*shared;
-                        respond(pages, store, search, request);
+                        respond(pages, store, search, port, request);
                     }
                 })
             })

@@ -5,7 +5,7 @@ use loopvel_math::units;
 use loopvel_record::Grade;
 use loopvel_store::RunDetail;
 use serde::Serialize;
-use similar::{ChangeTag, TextDiff};
+use similar::ChangeTag;
 
 use crate::files::FileStates;
 
@@ -169,6 +169,9 @@ pub struct FailedView {
     pub waited: String,
 }
 
+/// Lines (old and new together) past which a file is not diffed.
+const MAX_DIFF_LINES: usize = 20_000;
+
 const PARTS: [(&str, &str); 5] = [
     ("waiting (retries)", "wait"),
     ("first token", "ttft"),
@@ -202,7 +205,22 @@ pub fn diff(path: &str, old: &str, new: &str) -> Option<FileDiff> {
     if old == new {
         return None;
     }
-    let d = TextDiff::from_lines(old, new);
+    // Model-written files can be huge and unrelated turn to turn, and a line diff of
+    // two such is slow (Myers: ~50 s for 120,000 lines each): past this size the page
+    // says so instead, and any diff gives up on finding the smallest after 200 ms.
+    let lines = old.lines().count() + new.lines().count();
+    if lines > MAX_DIFF_LINES {
+        return Some(FileDiff {
+            path: path.to_string(),
+            added: 0,
+            removed: 0,
+            lines: vec![DiffLine {
+                kind: "hunk",
+                text: format!("(not diffed: {lines} lines, over the {MAX_DIFF_LINES} a page diffs)"),
+            }],
+        });
+    }
+    let d = similar::TextDiff::configure().timeout(std::time::Duration::from_millis(200)).diff_lines(old, new);
     let (mut added, mut removed, mut lines) = (0, 0, Vec::new());
     for group in d.grouped_ops(3) {
         let (first, last) = (group.first()?, group.last()?);
@@ -242,7 +260,14 @@ fn width(seconds: f64, longest: f64) -> String {
 pub fn transcript(run: &RunDetail, files: Result<&FileStates, &str>) -> Transcript {
     let row = &run.row;
     let longest = run.turns.iter().map(|t| t.wall_s).fold(0.0, f64::max);
-    let mut previous_sent: Vec<(String, String)> = Vec::new();
+    // Hashes of the messages the turn before sent (and its reply): a turn's new messages are the others.
+    let key = |role: &str, content: &str| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (role, content).hash(&mut h);
+        h.finish()
+    };
+    let mut previous_sent: std::collections::HashSet<u64> = std::collections::HashSet::new();
     let turns = run
         .turns
         .iter()
@@ -256,7 +281,7 @@ pub fn transcript(run: &RunDetail, files: Result<&FileStates, &str>) -> Transcri
                         .map(|(role, content)| MessageView {
                             role: role.clone(),
                             content: content.clone(),
-                            new: !previous_sent.contains(&(role.clone(), content.clone())),
+                            new: !previous_sent.contains(&key(role, content)),
                         })
                         .collect::<Vec<_>>(),
                     None,
@@ -264,8 +289,8 @@ pub fn transcript(run: &RunDetail, files: Result<&FileStates, &str>) -> Transcri
                 None => (Vec::new(), call.map(|c| c.request_json.clone())),
             };
             if let (Some(list), Some(c)) = (parsed, call) {
-                previous_sent = list;
-                previous_sent.push(("assistant".into(), c.reply_text.clone()));
+                previous_sent = list.iter().map(|(r, m)| key(r, m)).collect();
+                previous_sent.insert(key("assistant", &c.reply_text));
             }
             let gen = (t.model_s - t.ttft_s.unwrap_or(0.0)).max(0.0);
             let parts = [t.retry_wait_s, t.ttft_s.unwrap_or(0.0), gen, t.test_s, t.overhead_s];
@@ -408,6 +433,10 @@ mod tests {
         assert_eq!(d.lines[0].text, "@@ -1,3 +1,3 @@");
         assert_eq!(d.lines[2].text, "-y = 2");
         assert!(diff("a.py", "same\n", "same\n").is_none());
+        // Huge files are not diffed (a page must not spend seconds on one).
+        let big: String = (0..MAX_DIFF_LINES).map(|i| format!("{i}\n")).collect();
+        let d = diff("big.py", &big, "x\n").unwrap();
+        assert!(d.lines[0].text.starts_with("(not diffed: 20001 lines"), "{:?}", d.lines[0]);
     }
 
     #[test]
