@@ -36,5 +36,5 @@ model_flags=()
 for m in "${models[@]}"; do model_flags+=(--model "$m"); done
 for n in 1 2 3; do
   $loopvel run --config "$config" --tasks tasks/examples "${model_flags[@]}" \
-    --arm raw --arm lean --arm tgt --runs "$n" --max-turns 6 --max-wall-s 300 --db "$db"
+    --arm raw --arm lean --arm tgt --runs "$n" --max-turns 6 --max-wall-s 300 --shuffle --db "$db"
 done

@@ -450,6 +450,12 @@ pub struct RunArgs {
     /// Runs are labelled `MODEL / NAME`. Replaces --history, --feedback, --files, --restart-after.
     #[arg(long = "arm", value_name = "NAME")]
     pub arms: Vec<String>,
+    /// Play the pending runs in a shuffled order (the same for the same plan)
+    /// instead of task by task: a server's prompt cache outlives a run, so in
+    /// plan order the first model or arm on each task always pays a cold
+    /// first prompt and the others find it cached.
+    #[arg(long)]
+    pub shuffle: bool,
     /// Loops at once.
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,

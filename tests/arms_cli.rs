@@ -240,3 +240,42 @@ fn temperature_rises_after_a_thrash_turn_and_think_first_closes_every_prompt() {
         assert!(r.last().unwrap().1.ends_with("Then give your edits."), "{:?}", r.last());
     }
 }
+
+#[test]
+fn shuffle_plays_every_run_of_the_plan_once_in_a_mixed_order() {
+    let dir = scratch("shuffle");
+    let t = task(&dir);
+    let server = serve((0..6).map(|_| reply(1, 1, 1)).collect(), false);
+    config(&dir, &server.url);
+    let args = [
+        "run",
+        "--tasks",
+        t.to_str().unwrap(),
+        "--model",
+        "fake",
+        "--arm",
+        "raw",
+        "--arm",
+        "lean",
+        "--arm",
+        "x:feedback=targeted",
+        "--runs",
+        "2",
+        "--shuffle",
+    ];
+    let o = loopvel(&dir, &args[..]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = loopvel(&dir, &["export", "--records", "runs"]);
+    let runs: Vec<Value> = text(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut played: Vec<(String, u64)> =
+        runs.iter().map(|r| (r["model"].as_str().unwrap().to_string(), r["replicate"].as_u64().unwrap())).collect();
+    let plan_order: Vec<(String, u64)> =
+        ["raw", "lean", "x"].iter().flat_map(|a| (0..2).map(move |r| (format!("fake / {a}"), r))).collect();
+    assert_ne!(played, plan_order, "shuffled, not in plan order");
+    played.sort();
+    played.dedup();
+    assert_eq!(played.len(), 6, "each of 3 arms × 2 replicates once");
+    // The same command again finds the plan done (the order does not change the plan).
+    let o = loopvel(&dir, &args[..]);
+    assert!(text(&o.stderr).contains("(6 already done, resuming)"), "{}", text(&o.stderr));
+}

@@ -263,6 +263,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
     let errors_before = store.run_errors(plan)?;
     let passed_before = store.passed_runs(plan)?;
     let (queue, skipped) = plan::pending(&store, &registered, args.runs, retry_errors)?;
+    let queue = if args.shuffle { plan::shuffled(queue, &key) } else { queue };
     let total = tasks.len() * models.len() * args.runs as usize;
     let mut err = std::io::stderr();
     let tty = err.is_terminal();

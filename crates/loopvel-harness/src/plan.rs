@@ -220,6 +220,19 @@ pub struct PendingRun {
     pub model_id: i64,
 }
 
+/// `runs` in an order fixed by the plan's `key` that mixes tasks, models and
+/// replicates: a permutation by hash (FNV-1a of key, task, model, replicate),
+/// so the same plan shuffles the same way on every resume and machine.
+pub fn shuffled(mut runs: Vec<PendingRun>, key: &str) -> Vec<PendingRun> {
+    runs.sort_by_cached_key(|r| {
+        let h = fnv1a(key.as_bytes(), FNV_OFFSET);
+        let h = fnv1a(&r.task_id.to_le_bytes(), h);
+        let h = fnv1a(&r.model_id.to_le_bytes(), h);
+        fnv1a(&r.replicate.to_le_bytes(), h)
+    });
+    runs
+}
+
 /// The plan's runs not yet finished, tasks × models × `runs` replicates in
 /// that order; with `retry_errors`, runs that ended in an error count as not
 /// finished. Also returns how many are finished.
@@ -249,6 +262,32 @@ pub fn pending(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shuffle_is_a_fixed_permutation_that_mixes_models_on_a_task() {
+        let runs: Vec<PendingRun> = (0..4)
+            .flat_map(|t| {
+                (0..3).flat_map(move |m| {
+                    (0..2).map(move |r| PendingRun {
+                        task: t,
+                        model: m,
+                        replicate: r,
+                        task_id: t as i64 + 1,
+                        model_id: m as i64 + 1,
+                    })
+                })
+            })
+            .collect();
+        let a = shuffled(runs.clone(), "plan-key");
+        assert_eq!(a, shuffled(runs.clone(), "plan-key"), "the same plan, the same order");
+        let mut sorted = a.clone();
+        sorted.sort_by_key(|r| (r.task, r.model, r.replicate));
+        assert_eq!(sorted, runs, "a permutation");
+        // On some task, the first run played is not the first model's.
+        let first_on_task = |t: usize| a.iter().find(|r| r.task == t).map(|r| r.model);
+        assert!((0..4).any(|t| first_on_task(t) != Some(0)), "{a:?}");
+        assert_ne!(a, shuffled(runs, "another plan"));
+    }
 
     #[test]
     fn a_task_hash_reads_regular_files_only_and_never_follows_a_link() {
