@@ -58,6 +58,11 @@ struct View {
 
 impl View {
     fn start(dir: &Path, db: &str) -> View {
+        View::try_start(dir, db).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// `Err` with what it said when `view` did not start (e.g. the database not made yet).
+    fn try_start(dir: &Path, db: &str) -> Result<View, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_loopvel"))
             .args(["view", "--db", db, "--port", "0"])
             .current_dir(dir)
@@ -67,13 +72,17 @@ impl View {
             .expect("start loopvel view");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let port = line
-            .split("http://127.0.0.1:")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no URL in {line:?}"));
-        View { child, port }
+        let port =
+            line.split("http://127.0.0.1:").nth(1).and_then(|rest| rest.split('/').next()).and_then(|p| p.parse().ok());
+        match port {
+            Some(port) => Ok(View { child, port }),
+            None => {
+                let _ = child.wait();
+                let mut err = String::new();
+                let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+                Err(format!("no URL in {line:?}; it said {err:?}"))
+            }
+        }
     }
 
     /// Status code and body of GET `path`.
@@ -225,7 +234,17 @@ fn view_shows_turns_as_a_run_records_them() {
     while !db.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let view = View::start(&dir, "loopvel.db");
+    // The file exists a moment before `run` has written its schema: until then `view`
+    // says it is not a loopvel database, and is started again.
+    let view = loop {
+        match View::try_start(&dir, "loopvel.db") {
+            Ok(v) => break v,
+            Err(why) if Instant::now() < deadline && why.contains("not a loopvel database") => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(why) => panic!("{why}"),
+        }
+    };
     let mut saw_live = false;
     while Instant::now() < deadline {
         let (_, page) = view.get("/run/1");
