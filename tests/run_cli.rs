@@ -45,9 +45,17 @@ fn config(dir: &Path, url: &str, api: &str) {
 }
 
 fn export(dir: &Path) -> Vec<serde_json::Value> {
+    try_export(dir).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`export`], or what it said: while `run` is starting, the file can exist
+/// before its schema does ("not a loopvel database").
+fn try_export(dir: &Path) -> Result<Vec<serde_json::Value>, String> {
     let o = loopvel(dir, &["export", "--db", "loopvel.db", "--format", "jsonl"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    if !o.status.success() {
+        return Err(String::from_utf8_lossy(&o.stderr).into_owned());
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect())
 }
 
 fn reply(lines: &str) -> Vec<String> {
@@ -229,7 +237,7 @@ fn killing_a_run_mid_way_and_running_again_loses_and_duplicates_nothing() {
     loop {
         assert!(std::time::Instant::now() < deadline, "run 1 never finished");
         if dir.join("loopvel.db").exists()
-            && export(&dir).iter().filter(|r| r["record"] == "run").count() == 1
+            && try_export(&dir).is_ok_and(|records| records.iter().filter(|r| r["record"] == "run").count() == 1)
             && server.requests.lock().unwrap().len() == 2
         {
             break;
