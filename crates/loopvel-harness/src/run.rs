@@ -272,14 +272,19 @@ fn files_block(ws: &Workspace) -> String {
         s.push_str(heading);
         s.push_str("\n\n");
         for (path, content, _) in group {
-            s.push_str(&format!("{}\n```\n{}", path.display(), content));
-            if !content.ends_with('\n') {
-                s.push('\n');
-            }
-            s.push_str("```\n\n");
+            push_file(&mut s, &path.display().to_string(), content);
         }
     }
     s
+}
+
+/// One file as the model is shown it and asked to answer: its path line, then a fenced block.
+fn push_file(s: &mut String, path_line: &str, content: &str) {
+    s.push_str(&format!("{path_line}\n```\n{content}"));
+    if !content.ends_with('\n') {
+        s.push('\n');
+    }
+    s.push_str("```\n\n");
 }
 
 /// Past this many bytes, a conversation sent with `--history full` leaves
@@ -426,11 +431,7 @@ fn changed_files_block(ws: &Workspace, shown: &mut BTreeMap<String, String>) -> 
             continue;
         }
         let label = if editable { "" } else { " (read-only)" };
-        s.push_str(&format!("{key}{label}\n```\n{content}"));
-        if !content.ends_with('\n') {
-            s.push('\n');
-        }
-        s.push_str("```\n\n");
+        push_file(&mut s, &format!("{key}{label}"), &content);
         shown.insert(key, content);
     }
     if s.is_empty() {
