@@ -115,15 +115,7 @@ fn arm_of(name: &str, a: ArmToml, at: &str) -> Result<Arm, CliError> {
 /// `NAME:key=value,key=value` (keys as in the table).
 pub fn resolve_arms(given_config: Option<&Path>, specs: &[String]) -> Result<Vec<Arm>, CliError> {
     let path = config_path(given_config);
-    let table = match &path {
-        Some(p) => {
-            let text = super::commands::read_input(p)?;
-            let c: ConfigToml = toml::from_str(&text)
-                .map_err(|e| CliError::Usage(format!("{}: {}", p.display(), e.to_string().trim())))?;
-            c.arms
-        }
-        None => toml::Table::new(),
-    };
+    let table = read_config(path.as_deref())?.map(|c| c.arms).unwrap_or_default();
     let file = path.as_ref().map_or("loopvel.toml".to_string(), |p| p.display().to_string());
     let mut out: Vec<Arm> = Vec::new();
     for spec in specs {
@@ -310,6 +302,14 @@ fn shorthand_hint(spec: &str) -> Option<String> {
         .then(|| format!("shorthands separate provider and model with `:`, not `/`: {provider}:{model}"))
 }
 
+/// The config file at `path`, parsed (`None` without one); an error names the file.
+fn read_config(path: Option<&Path>) -> Result<Option<ConfigToml>, CliError> {
+    let Some(p) = path else { return Ok(None) };
+    let text = super::commands::read_input(p)?;
+    let c = toml::from_str(&text).map_err(|e| CliError::Usage(format!("{}: {}", p.display(), e.to_string().trim())))?;
+    Ok(Some(c))
+}
+
 /// Where the config file is: `--config`, else `./loopvel.toml` if it exists.
 pub fn config_path(given: Option<&Path>) -> Option<PathBuf> {
     given.map(Path::to_path_buf).or_else(|| Some(PathBuf::from("loopvel.toml")).filter(|p| p.is_file()))
@@ -318,14 +318,9 @@ pub fn config_path(given: Option<&Path>) -> Option<PathBuf> {
 /// Resolve `--model` arguments into configurations, keys read from the environment.
 pub fn resolve_models(given_config: Option<&Path>, specs: &[String]) -> Result<Vec<ModelConfig>, CliError> {
     let path = config_path(given_config);
-    let table = match &path {
-        Some(p) => {
-            let text = super::commands::read_input(p)?;
-            let c: ConfigToml = toml::from_str(&text)
-                .map_err(|e| CliError::Usage(format!("{}: {}", p.display(), e.to_string().trim())))?;
-            Some((p.clone(), c.models))
-        }
-        None => None,
+    let table = match (&path, read_config(path.as_deref())?) {
+        (Some(p), Some(c)) => Some((p.clone(), c.models)),
+        _ => None,
     };
     let mut out = Vec::new();
     for spec in specs {
