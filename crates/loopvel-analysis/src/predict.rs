@@ -321,7 +321,7 @@ pub fn predict(runs: &[Run], q: &Question) -> Result<Prediction, PredictError> {
         }
     }
     let mut notes = Vec::new();
-    let by_model: Vec<(String, Vec<&Run>)> = names
+    let by_model: Vec<(String, Vec<&Run>, Resampler)> = names
         .iter()
         .filter_map(|name| {
             let mine: Vec<&Run> = runs.iter().filter(|r| r.model == *name).collect();
@@ -332,7 +332,12 @@ pub fn predict(runs: &[Run], q: &Question) -> Result<Prediction, PredictError> {
                     crate::MIN_PASSES_TO_FIT
                 ));
                 None
-            } else if fit_runs(&by_task(&mine)).is_none() {
+            } else if let Some(resampler) = Resampler::new(by_task(&mine)).filter(|r| fit_runs(&r.tasks).is_some()) {
+                if !turn_outcomes(mine.iter().copied()).retries_seen() {
+                    notes.push(format!("{name}: no run reached a second turn; p_retry is assumed equal to p_first"));
+                }
+                Some((name.to_string(), mine, resampler))
+            } else {
                 // Enough passes, but no spread to fit times from (e.g. every reply
                 // arrived in one chunk, so no decode speed was measured).
                 notes.push(format!(
@@ -340,11 +345,6 @@ pub fn predict(runs: &[Run], q: &Question) -> Result<Prediction, PredictError> {
                      turns are needed) to simulate its loop"
                 ));
                 None
-            } else {
-                if !turn_outcomes(mine.iter().copied()).retries_seen() {
-                    notes.push(format!("{name}: no run reached a second turn; p_retry is assumed equal to p_first"));
-                }
-                Some((name.to_string(), mine))
             }
         })
         .collect();
@@ -364,7 +364,7 @@ pub fn predict(runs: &[Run], q: &Question) -> Result<Prediction, PredictError> {
     let test_times: Vec<f64> = runs.iter().flat_map(|r| r.turns.iter().map(|t| t.test_s)).collect();
     let overheads: Vec<f64> = runs.iter().flat_map(|r| r.turns.iter().map(|t| t.overhead_s + t.retry_wait_s)).collect();
     let all: Vec<&Run> = runs.iter().collect();
-    let policies = policy_list(&by_model.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), max_turns, q.max_k);
+    let policies = policy_list(&by_model.iter().map(|(n, ..)| n.clone()).collect::<Vec<_>>(), max_turns, q.max_k);
 
     let loop_change =
         |field: &str| q.what_ifs.iter().rev().find(|w| w.model.is_none() && w.field == field).map(|w| w.change);
@@ -376,13 +376,12 @@ pub fn predict(runs: &[Run], q: &Question) -> Result<Prediction, PredictError> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(q.seed);
     let mut per_policy: Vec<Vec<[f64; 3]>> = vec![Vec::new(); policies.len()];
     let mut facts = Vec::new();
-    let resamplers: Vec<Option<Resampler>> = by_model.iter().map(|(_, mine)| Resampler::new(by_task(mine))).collect();
     let all_tasks = by_task(&all);
     for rep in 0..q.resamples.max(1) {
         let mut models = Vec::new();
         let mut complete = true;
-        for ((name, mine), resampler) in by_model.iter().zip(&resamplers) {
-            let Some((_, f)) = resampler.as_ref().and_then(|r| r.fit(rep, &mut rng)) else {
+        for (name, mine, resampler) in &by_model {
+            let Some((_, f)) = resampler.fit(rep, &mut rng) else {
                 complete = false;
                 break;
             };
