@@ -16,7 +16,9 @@ cd "$(dirname "$0")/.."
 db="${1:-demo/arms.db}"
 shift || true
 models=("${@:-qwen-1.5b}")
-loopvel="cargo run --release --quiet --"
+# LOOPVEL=/path/to/loopvel runs a fixed binary (so later edits to the tree do not
+# change the loop halfway through the experiment).
+loopvel="${LOOPVEL:-cargo run --release --quiet --}"
 $loopvel local setup "${models[@]}"
 $loopvel local start "${models[@]}"
 config="$(mktemp)"

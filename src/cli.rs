@@ -444,10 +444,15 @@ pub struct RunArgs {
     /// the best so far, reset the files to the best state and begin the conversation afresh.
     #[arg(long, value_name = "K")]
     pub restart_after: Option<u32>,
+    /// Best-of-k within a turn: ask for K replies to each prompt at once, test
+    /// each on its own copy of the files and keep the one passing the most
+    /// tests (1 to 16; every reply is paid for).
+    #[arg(long, value_name = "K")]
+    pub candidates: Option<u32>,
     /// Loop designs to compare, a plan dimension like --model: a name from
     /// `[arms.NAME]` in loopvel.toml (`raw`, the plain loop, needs none) or
     /// inline `NAME:feedback=failures,history=last,files=changed,restart_after=2`.
-    /// Runs are labelled `MODEL / NAME`. Replaces --history, --feedback, --files, --restart-after.
+    /// Runs are labelled `MODEL / NAME`. Replaces --history, --feedback, --files, --restart-after, --candidates.
     #[arg(long = "arm", value_name = "NAME")]
     pub arms: Vec<String>,
     /// Play the pending runs in a shuffled order (the same for the same plan)

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use loopvel_harness::design::{Feedback, FilesShown, LoopDesign};
+use loopvel_harness::design::{Feedback, FilesShown, LoopDesign, MAX_CANDIDATES};
 use loopvel_harness::run::History;
 use loopvel_provider::{Api, ModelConfig, Secret};
 use serde::Deserialize;
@@ -31,6 +31,7 @@ struct ArmToml {
     temperature_step: Option<f64>,
     #[serde(default)]
     think_first: bool,
+    candidates: Option<u32>,
 }
 
 /// A named loop design: one arm of an experiment.
@@ -82,6 +83,9 @@ fn arm_of(name: &str, a: ArmToml, at: &str) -> Result<Arm, CliError> {
             history.name()
         )));
     }
+    if let Some(k) = a.candidates.filter(|k| !(1..=MAX_CANDIDATES).contains(k)) {
+        return Err(CliError::Usage(format!("{at}: candidates = {k}; give 1 to {MAX_CANDIDATES} replies a turn")));
+    }
     if a.restart_after == Some(0) {
         return Err(CliError::Usage(format!("{at}: restart_after = 0; give 1 or more turns, or leave it out")));
     }
@@ -106,6 +110,7 @@ fn arm_of(name: &str, a: ArmToml, at: &str) -> Result<Arm, CliError> {
         temperature: a.temperature,
         temperature_step: a.temperature_step,
         think_first: a.think_first,
+        candidates: a.candidates.filter(|&k| k > 1),
     };
     Ok(Arm { name: name.to_string(), design, history })
 }

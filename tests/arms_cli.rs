@@ -208,7 +208,7 @@ fn arms_are_a_plan_dimension_labelled_model_slash_arm() {
     for (bad, says) in [
         (
             vec!["--arm", "raw", "--feedback", "failures"],
-            "give --history, --feedback, --files and --restart-after inside the arms",
+            "give --history, --feedback, --files, --restart-after and --candidates inside the arms",
         ),
         (vec!["--arm", "nope"], "has no [arms.nope]"),
         (vec!["--arm", "x:feedbak=raw"], "unknown field `feedbak`"),
@@ -278,4 +278,79 @@ fn shuffle_plays_every_run_of_the_plan_once_in_a_mixed_order() {
     // The same command again finds the plan done (the order does not change the plan).
     let o = loopvel(&dir, &args[..]);
     assert!(text(&o.stderr).contains("(6 already done, resuming)"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn best_of_k_tests_each_reply_on_its_own_files_and_keeps_the_best_scoring_one() {
+    // Turn 1 asks three replies at once (the server answers them in any order): 1, 2 and 0
+    // of 3 tests. Turn 2 goes on from the 2-of-3 files; two of its three replies pass.
+    let script = vec![reply(1, 0, 0), reply(1, 1, 0), reply(0, 0, 0), reply(1, 1, 1), reply(0, 0, 0), reply(1, 1, 1)];
+    let (dir, server) = play("best-of", script, &["--candidates", "3"]);
+    let r = requests(&server);
+    assert_eq!(r.len(), 6, "three replies a turn, two turns");
+    assert!(r[0] == r[1] && r[1] == r[2], "the same request, three times");
+    let next = r[3].last().unwrap().1.clone();
+    assert!(next.contains("calc.sh\n```\nA=1\nB=1\nC=0\n```"), "turn 2 sees the best reply's files:\n{next}");
+    assert!(next.contains("Tests: 2 of 3 pass"), "{next}");
+    let db = rusqlite::Connection::open(dir.join("loopvel.db")).unwrap();
+    let (passed, output_tokens, events): (u32, i64, String) = db
+        .query_row("SELECT tests_passed, output_tokens, events FROM turns WHERE turn = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!(passed, 2);
+    assert!(events.contains("best of 3 replies") && events.contains("2 of 3"), "{events}");
+    let each: Vec<(i64, bool, Option<u32>, String)> = db
+        .prepare(
+            "SELECT c.idx, c.kept, c.tests_passed, c.reply_text FROM candidates c JOIN turns u ON u.id = c.turn_id
+             WHERE u.turn = 1 ORDER BY c.idx",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(each.len(), 3);
+    let mut counts: Vec<Option<u32>> = each.iter().map(|c| c.2).collect();
+    counts.sort();
+    assert_eq!(counts, [Some(0), Some(1), Some(2)], "each reply tested on its own copy");
+    let kept: Vec<_> = each.iter().filter(|c| c.1).collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].2, Some(2), "the kept one passes the most");
+    let call: String = db
+        .query_row("SELECT k.reply_text FROM calls k JOIN turns u ON u.id = k.turn_id WHERE u.turn = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(call, kept[0].3, "the turn's call is the kept reply");
+    // The turn paid for every reply: its output tokens are the three replies' together.
+    let one: i64 = db
+        .query_row("SELECT json_extract(detail_json, '$.output_tokens') FROM candidates LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    assert!(output_tokens >= 3 * one - 2 && one > 0, "{output_tokens} vs {one} a reply");
+    let (outcome, turns): (String, u32) =
+        db.query_row("SELECT outcome, turns FROM runs", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!((outcome.as_str(), turns), ("pass", 2));
+    // A replay answers each candidate with its own recorded reply: the same turns, grades and choice.
+    let o = loopvel(&dir, &["replay", "--db", "loopvel.db", "--into", "again.db"]);
+    assert!(
+        text(&o.stdout).contains("reproduce the record exactly (outcome, turns, every grade): 1 of 1"),
+        "{}\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let again = rusqlite::Connection::open(dir.join("again.db")).unwrap();
+    let kept_again: i64 = again
+        .query_row(
+            "SELECT c.idx FROM candidates c JOIN turns u ON u.id = c.turn_id WHERE u.turn = 1 AND c.kept = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept_again, kept[0].0);
+    // Out of range is refused with the range.
+    let t = dir.join("abc");
+    let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake", "--candidates", "17"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("--candidates 17: give 1 to 16"), "{}", text(&o.stderr));
 }

@@ -17,14 +17,28 @@ use loopvel_store::Store;
 
 use crate::cli::{FeedbackArg, FilesArg, RunArgs};
 use crate::error::CliError;
-use loopvel_harness::design::{Feedback, FilesShown, LoopDesign};
+use loopvel_harness::design::{Feedback, FilesShown, LoopDesign, MAX_CANDIDATES};
 
 /// Every recorded call of `model` in `db`, keyed for a replay model.
 fn replay_index(db: &std::path::Path, model: &str) -> Result<ReplayIndex, CliError> {
     let store = Store::open_existing(db)?;
     let mut index = ReplayIndex::new(&crate::commands::shown(db).to_string());
     for r in store.read_runs()?.into_iter().filter(|r| r.model == model) {
-        for (c, t) in store.run_calls(r.run_id)?.into_iter().zip(&r.turns) {
+        // A best-of-k turn recorded k replies to its request: each answers one ask
+        // (its kept one among them, so the call row is not added again).
+        let candidates = store.run_candidates(r.run_id)?;
+        let calls = store.run_calls(r.run_id)?;
+        for c in &candidates {
+            let request = calls.iter().find(|k| k.turn == c.turn).map(|k| k.request_json.clone());
+            if let (Some(request_json), Ok(completion)) = (request, serde_json::from_str(&c.record.detail_json)) {
+                let (usd, usd_uncached) = (c.record.usd, c.record.usd_uncached);
+                index.insert(&r.task, model, Recording { request_json, completion, usd, usd_uncached });
+            }
+        }
+        for (c, t) in calls.into_iter().zip(&r.turns) {
+            if candidates.iter().any(|k| k.turn == c.turn) {
+                continue;
+            }
             if let Ok(completion) = serde_json::from_str(&c.detail_json) {
                 index.insert(
                     &r.task,
@@ -81,10 +95,11 @@ fn check(args: &RunArgs) -> Result<(), CliError> {
     let designed = !matches!(args.feedback, crate::cli::FeedbackArg::Raw)
         || !matches!(args.files, crate::cli::FilesArg::All)
         || args.restart_after.is_some()
+        || args.candidates.is_some()
         || args.history != History::Full;
     if !args.arms.is_empty() && designed {
-        return bad("--arm sets the loop design of each arm; give --history, --feedback, --files and --restart-after \
-             inside the arms instead (--arm NAME:history=last,feedback=failures)"
+        return bad("--arm sets the loop design of each arm; give --history, --feedback, --files, --restart-after \
+             and --candidates inside the arms instead (--arm NAME:history=last,feedback=failures)"
             .into());
     }
     if matches!(args.files, crate::cli::FilesArg::Changed) && args.history != History::Full {
@@ -96,6 +111,9 @@ fn check(args: &RunArgs) -> Result<(), CliError> {
     }
     if args.restart_after == Some(0) {
         return bad("--restart-after 0: give 1 or more turns, or leave it out".into());
+    }
+    if let Some(k) = args.candidates.filter(|k| !(1..=MAX_CANDIDATES).contains(k)) {
+        return bad(format!("--candidates {k}: give 1 to {MAX_CANDIDATES} replies a turn"));
     }
     let positive = |x: f64| x.is_finite() && x > 0.0;
     if args.max_wall_s.is_some_and(|w| !positive(w)) || args.max_usd.is_some_and(|u| !positive(u)) {
@@ -126,6 +144,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<(), CliError> {
             FilesArg::Changed => FilesShown::Changed,
         },
         restart_after: args.restart_after,
+        candidates: args.candidates.filter(|&k| k > 1),
         ..LoopDesign::default()
     };
     let options = RunOptions {

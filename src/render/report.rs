@@ -309,6 +309,49 @@ pub fn hazard_grid(models: &[ModelSummary]) -> Grid {
     }
 }
 
+/// THRASH share, first-token time and prompt cache by turn number: whether
+/// later turns go wrong more often, and whether they get slower as prompts grow.
+pub fn turn_grid(models: &[ModelSummary]) -> Grid {
+    let mut rows = Vec::new();
+    for m in models {
+        for t in &m.by_turn {
+            rows.push(vec![
+                m.model.clone(),
+                t.turn.to_string(),
+                t.turns.to_string(),
+                format!("{} {}", t.thrash, with_interval(t.thrash_share.value, t.thrash_share.ci, percent)),
+                t.ttft_s.map_or("not reported".into(), |e| est(Some(e), seconds)),
+                t.input_tokens.map_or("not reported".into(), tokens),
+                t.cached_share.map_or("not reported".into(), |e| est(Some(e), percent)),
+            ]);
+        }
+        if let Some(all) = m.thrash_share {
+            let turns: u64 = m.by_turn.iter().map(|t| t.turns).sum();
+            let thrash: u64 = m.by_turn.iter().map(|t| t.thrash).sum();
+            rows.push(vec![
+                m.model.clone(),
+                "all".into(),
+                turns.to_string(),
+                format!("{thrash} {}", with_interval(all.value, all.ci, percent)),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
+        }
+    }
+    Grid {
+        title: "By turn: THRASH share (fewer tests passing than before, or files back in a state already tried), \
+                time to first token, prompt size and the share of it read from the server's cache (95% intervals \
+                resample tasks, then runs)"
+            .into(),
+        header: ["model", "turn", "turns", "THRASH", "mean TTFT", "mean prompt", "cached share"]
+            .map(String::from)
+            .to_vec(),
+        rows,
+        secondary: vec![5, 6],
+    }
+}
+
 /// Hold-out coverage.
 pub fn check_grid(check: &[loopvel_analysis::check::Coverage]) -> Grid {
     let pct = |a: usize, b: usize| {
@@ -352,7 +395,7 @@ fn grids(report: &Report) -> Vec<Grid> {
     g.extend(pass_k_within_grid(&report.models));
     g.push(time_grid(&report.models));
     g.extend(cache_grid(&report.models));
-    g.extend([fit_grid(&report.models), hazard_grid(&report.models)]);
+    g.extend([fit_grid(&report.models), hazard_grid(&report.models), turn_grid(&report.models)]);
     if let Some(rows) = &report.by_task {
         g.push(by_task_grid(rows));
     }

@@ -107,8 +107,12 @@ pub fn write(path: &Path, models: &[SynthModel], runs_per_model: u32, max_turns:
                     usd_uncached: Some(if turn > 1 { m.usd_per_turn * 1.5 } else { m.usd_per_turn }),
                     events: Vec::new(),
                 };
-                let call =
-                    CallRecord { request_json: "{}".into(), reply_text: String::new(), detail_json: "{}".into() };
+                let call = CallRecord {
+                    request_json: "{}".into(),
+                    reply_text: String::new(),
+                    detail_json: "{}".into(),
+                    candidates: Vec::new(),
+                };
                 let test = TestRecord {
                     exit_code: Some(i32::from(!pass)),
                     timed_out: false,

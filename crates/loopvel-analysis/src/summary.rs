@@ -23,6 +23,7 @@ use crate::passfit::{self, TurnOutcomes};
 use crate::scorefit::{self, TurnSums};
 use crate::trace::{Outcome, Run};
 use crate::{Estimate, MIN_PASSES_TO_FIT};
+use loopvel_record::Grade;
 
 /// Resamples for the score-curve fit, which refits per resample.
 const SCORE_BOOTSTRAP_REPS: usize = 200;
@@ -42,6 +43,29 @@ pub struct HazardRow {
     pub ci: Option<[f64; 2]>,
     /// Wilson 95% interval over runs, as if runs were independent.
     pub ci_wilson: Option<[f64; 2]>,
+}
+
+/// One turn number across a model's runs: how the turns recorded there were
+/// graded and how fast the model answered them. Intervals resample tasks,
+/// then runs within them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TurnRow {
+    /// The turn.
+    pub turn: u32,
+    /// Turns recorded with this number (one per run that reached it).
+    pub turns: u64,
+    /// Of those, graded THRASH (fewer tests passing than before, or files back
+    /// in a state already tried).
+    pub thrash: u64,
+    /// `thrash / turns`.
+    pub thrash_share: Estimate,
+    /// Mean time to first token, s (`None`: no turn reported one).
+    pub ttft_s: Option<Estimate>,
+    /// Mean prompt size, input tokens (`None`: none reported).
+    pub input_tokens: Option<f64>,
+    /// Share of the input tokens the server read from its prompt cache, over
+    /// the turns whose server reported a count (`None`: none did).
+    pub cached_share: Option<Estimate>,
 }
 
 /// Distribution of the score after `turn` turns over all runs (a run that
@@ -183,6 +207,10 @@ pub struct ModelSummary {
     pub km_turns: Vec<[f64; 4]>,
     /// Per-turn pass rate among runs still going.
     pub hazard: Vec<HazardRow>,
+    /// THRASH share, first-token time and prompt cache by turn number.
+    pub by_turn: Vec<TurnRow>,
+    /// THRASH share of all turns (`None`: no turn recorded).
+    pub thrash_share: Option<Estimate>,
     /// Score after each turn.
     pub score_by_turn: Vec<ScoreRow>,
     /// Where the time goes.
@@ -424,6 +452,73 @@ pub fn summarize_model(name: &str, runs: &[&Run]) -> ModelSummary {
         })
         .collect();
 
+    // THRASH share, first-token time and cache by turn number (and THRASH over all
+    // turns, the last value), all from the same task-then-run resamples.
+    let turn_stats = |idx: &[u32]| -> Vec<Option<f64>> {
+        let width = max_turn as usize;
+        let (mut n, mut thrash, mut ttft, mut ttft_n) =
+            (vec![0u64; width], vec![0u64; width], vec![0.0; width], vec![0u64; width]);
+        let (mut input, mut cached) = (vec![0u64; width], vec![0u64; width]);
+        for &i in idx {
+            for t in &runs[i as usize].turns {
+                let Some(k) = (t.turn as usize).checked_sub(1).filter(|&k| k < width) else { continue };
+                n[k] += 1;
+                thrash[k] += u64::from(t.grade == Grade::Thrash);
+                if let Some(s) = t.ttft_s {
+                    ttft[k] += s;
+                    ttft_n[k] += 1;
+                }
+                if let (Some(c), Some(all)) = (t.cached_input_tokens, t.input_tokens) {
+                    cached[k] += c;
+                    input[k] += all;
+                }
+            }
+        }
+        let share = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+        let mut out = Vec::with_capacity(3 * width + 1);
+        out.extend((0..width).map(|k| share(thrash[k], n[k])));
+        out.extend((0..width).map(|k| (ttft_n[k] > 0).then(|| ttft[k] / ttft_n[k] as f64)));
+        out.extend((0..width).map(|k| share(cached[k], input[k])));
+        out.push(share(thrash.iter().sum(), n.iter().sum()));
+        out
+    };
+    let turn_point = turn_stats(&all);
+    let turn_cis = crate::interval::bootstrap_clustered_many(
+        &groups,
+        BOOTSTRAP_REPS,
+        seed(5),
+        3 * max_turn as usize + 1,
+        turn_stats,
+    );
+    let w = max_turn as usize;
+    let turn_est = |j: usize| turn_point[j].map(|v| Estimate::new(v, turn_cis[j]));
+    let by_turn: Vec<TurnRow> = (1..=max_turn)
+        .map(|k| {
+            let at: Vec<&loopvel_record::Turn> =
+                runs.iter().flat_map(|r| r.turns.iter()).filter(|t| t.turn == k).collect();
+            let inputs: Vec<f64> = at.iter().filter_map(|t| t.input_tokens.map(|n| n as f64)).collect();
+            let j = k as usize - 1;
+            let thrash = at.iter().filter(|t| t.grade == Grade::Thrash).count() as u64;
+            let tasks = crate::trace::task_names(runs.iter().copied().filter(|r| r.turn_count() >= k)).len();
+            TurnRow {
+                turn: k,
+                turns: at.len() as u64,
+                thrash,
+                thrash_share: Estimate {
+                    value: turn_point[j].unwrap_or(0.0),
+                    ci: task_aware_rate(thrash, at.len() as u64, tasks, turn_cis[j]),
+                },
+                ttft_s: turn_est(w + j),
+                input_tokens: mean(&inputs),
+                cached_share: turn_est(2 * w + j),
+            }
+        })
+        .collect();
+    let all_turns: u64 = by_turn.iter().map(|t| t.turns).sum();
+    let all_thrash: u64 = by_turn.iter().map(|t| t.thrash).sum();
+    let thrash_share = turn_point[3 * w]
+        .map(|v| Estimate { value: v, ci: task_aware_rate(all_thrash, all_turns, tasks.len(), turn_cis[3 * w]) });
+
     // Scores by turn, carried forward; the score fit uses the same carried values.
     let carried: Vec<Vec<f64>> = runs.iter().map(|r| carried_scores(r, max_turn)).collect();
     let score_by_turn = (1..=max_turn)
@@ -562,6 +657,8 @@ pub fn summarize_model(name: &str, runs: &[&Run]) -> ModelSummary {
         km_band: km_time.passed_steps().iter().map(|p| [p[0], p[2], p[3]]).collect(),
         km_turns: km_turn.passed_steps(),
         hazard,
+        by_turn,
+        thrash_share,
         score_by_turn,
         time_split,
         fit,
@@ -755,5 +852,49 @@ mod tests {
         assert_eq!((b_smart.runs, b_smart.passes, b_smart.mean_time_to_pass_s), (1, 0, None));
         let a_smart = &rows[0].cells[1];
         assert_eq!((a_smart.passes, a_smart.mean_time_to_pass_s, a_smart.mean_time_to_pass_ci), (1, Some(50.0), None));
+    }
+
+    #[test]
+    fn by_turn_counts_thrash_and_averages_first_token_time_and_cache_per_turn_number() {
+        use loopvel_record::Turn;
+        let turn = |n: u32, grade: Grade, ttft: f64, cached: Option<u64>| Turn {
+            turn: n,
+            grade,
+            ttft_s: Some(ttft),
+            input_tokens: Some(1000),
+            cached_input_tokens: cached,
+            ..Turn::default()
+        };
+        // Four tasks, one run each: turn 1 never THRASH; turn 2 THRASH in 3 of 4; turn 3 only in two runs.
+        let runs: Vec<Run> = (0..4)
+            .map(|i| Run {
+                task: format!("t{i}"),
+                model: "m".into(),
+                outcome: Outcome::Fail,
+                wall_s: 10.0,
+                turns: vec![
+                    turn(1, Grade::Fail, 1.0, Some(0)),
+                    turn(2, if i < 3 { Grade::Thrash } else { Grade::Partial }, 3.0, Some(500)),
+                ]
+                .into_iter()
+                .chain((i < 2).then(|| turn(3, Grade::Thrash, 5.0 + f64::from(i), None)))
+                .collect(),
+                ..Run::default()
+            })
+            .collect();
+        let refs: Vec<&Run> = runs.iter().collect();
+        let s = summarize_model("m", &refs);
+        let t = &s.by_turn;
+        assert_eq!(
+            t.iter().map(|r| (r.turn, r.turns, r.thrash)).collect::<Vec<_>>(),
+            [(1, 4, 0), (2, 4, 3), (3, 2, 2)]
+        );
+        assert_eq!(t[1].thrash_share.value, 0.75);
+        let [lo, hi] = t[0].thrash_share.ci.unwrap();
+        assert!(lo == 0.0 && hi > 0.3, "none of 4 tasks is no certainty: {lo}–{hi}");
+        assert_eq!(t[2].ttft_s.unwrap().value, 5.5);
+        assert_eq!((t[0].cached_share.unwrap().value, t[1].cached_share.unwrap().value), (0.0, 0.5));
+        assert_eq!(t[2].cached_share, None, "no server count on turn 3");
+        assert_eq!(s.thrash_share.unwrap().value, 5.0 / 10.0);
     }
 }

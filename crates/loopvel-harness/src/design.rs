@@ -62,7 +62,16 @@ pub struct LoopDesign {
     /// Ask the model to reason about the failures before it edits, every turn.
     #[serde(default, skip_serializing_if = "is_default")]
     pub think_first: bool,
+    /// Best-of-k within a turn: ask for this many replies to the same prompt
+    /// at once, test each on its own copy of the files, keep the one that
+    /// passes the most tests (the first on a tie). `None` (or 1): one reply.
+    /// Not `best_of`: that name is the policy of k whole runs in `calc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<u32>,
 }
+
+/// Most replies a turn may ask for: each is paid for and tested at once.
+pub const MAX_CANDIDATES: u32 = 16;
 
 /// The instruction `think_first` adds to each prompt.
 pub const THINK_FIRST: &str = "Before you edit, think it through in a few sentences: what do the failing tests \
@@ -76,6 +85,11 @@ impl LoopDesign {
     /// True for the loop as it always was.
     pub fn is_default(&self) -> bool {
         *self == LoopDesign::default()
+    }
+
+    /// Replies asked for each turn (1 unless `candidates` says more).
+    pub fn candidates_per_turn(&self) -> u32 {
+        self.candidates.unwrap_or(1).max(1)
     }
 }
 

@@ -12,10 +12,28 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::thread::ThreadId;
 
-use loopvel_provider::{Completion, Message};
+use loopvel_provider::{Completion, Control, Message};
 
-use crate::run::Responder;
+use crate::run::{CallFailure, Responder};
+
+/// The recorded cost of the reply each thread got last: a best-of-k turn asks
+/// for its replies from several threads at once, and each asks its own cost
+/// right after its reply.
+#[derive(Debug, Default)]
+struct LastCost(Mutex<HashMap<ThreadId, (f64, f64)>>);
+
+impl LastCost {
+    fn set(&self, rec: &Recording) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(std::thread::current().id(), (rec.usd, rec.usd_uncached));
+        }
+    }
+    fn get(&self) -> (f64, f64) {
+        self.0.lock().ok().and_then(|m| m.get(&std::thread::current().id()).copied()).unwrap_or((0.0, 0.0))
+    }
+}
 
 /// One recorded call.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,15 +142,40 @@ pub const PAST_THE_RECORDING: &str = "the recording ends here";
 /// Answers one recorded run's turns in order.
 pub struct RunReplay {
     calls: Vec<Recording>,
+    candidates: HashMap<u32, Vec<Recording>>,
     timing: Timing,
     divergence: Mutex<Option<String>>,
-    last_usd: Mutex<(f64, f64)>,
+    last_usd: LastCost,
 }
 
 impl RunReplay {
     /// The replay of `calls` (turn order) with `timing` what-ifs.
     pub fn new(calls: Vec<Recording>, timing: Timing) -> Self {
-        RunReplay { calls, timing, divergence: Mutex::new(None), last_usd: Mutex::new((0.0, 0.0)) }
+        RunReplay {
+            calls,
+            candidates: HashMap::new(),
+            timing,
+            divergence: Mutex::new(None),
+            last_usd: LastCost::default(),
+        }
+    }
+
+    /// With the replies of the turns that asked for several (turn → replies in
+    /// the order asked): each candidate is answered with its own recording.
+    pub fn with_candidates(mut self, candidates: HashMap<u32, Vec<Recording>>) -> Self {
+        self.candidates = candidates;
+        self
+    }
+
+    fn note_divergence(&self, turn: u32, messages: &[Message], recorded: &str) {
+        let now = serde_json::to_string(messages).unwrap_or_default();
+        if normalize_request(&now) != normalize_request(recorded) {
+            if let Ok(mut d) = self.divergence.lock() {
+                d.get_or_insert_with(|| {
+                    format!("turn {turn}: the request differs from the recorded one (different test output or files)")
+                });
+            }
+        }
     }
 
     /// The first turn whose request differed from the recorded one, if any.
@@ -149,26 +192,46 @@ impl Responder for RunReplay {
                 self.calls.len()
             ));
         };
-        let now = serde_json::to_string(messages).unwrap_or_default();
-        if normalize_request(&now) != normalize_request(&rec.request_json) {
-            if let Ok(mut d) = self.divergence.lock() {
-                d.get_or_insert_with(|| {
-                    format!("turn {turn}: the request differs from the recorded one (different test output or files)")
-                });
-            }
-        }
-        if let Ok(mut u) = self.last_usd.lock() {
-            *u = (rec.usd, rec.usd_uncached);
-        }
+        self.note_divergence(turn, messages, &rec.request_json);
+        self.last_usd.set(rec);
         Ok(self.timing.apply(&rec.completion))
     }
-    /// The recorded cost of the reply just given.
-    fn usd(&self, _c: &Completion) -> f64 {
-        self.last_usd.lock().map_or(0.0, |u| u.0)
+    fn respond_candidate(
+        &self,
+        turn: u32,
+        candidate: u32,
+        messages: &[Message],
+        control: &Control,
+    ) -> Result<Completion, CallFailure> {
+        let Some(recorded) = self.candidates.get(&turn) else {
+            // Recorded with one reply a turn: the first candidate is that reply, the others were never asked.
+            if candidate == 0 {
+                return self.respond_within(turn, messages, control);
+            }
+            return Err(CallFailure::from(format!(
+                "{PAST_THE_RECORDING}: turn {turn} recorded one reply, not several"
+            )));
+        };
+        let Some(rec) = recorded.get(candidate as usize) else {
+            return Err(CallFailure::from(format!(
+                "{PAST_THE_RECORDING}: turn {turn} recorded {} replies, not reply {}",
+                recorded.len(),
+                candidate + 1
+            )));
+        };
+        if let Some(call) = self.calls.get(turn as usize - 1) {
+            self.note_divergence(turn, messages, &call.request_json);
+        }
+        self.last_usd.set(rec);
+        Ok(self.timing.apply(&rec.completion))
     }
-    /// The recorded cost without the cache of the reply just given.
+    /// The recorded cost of the reply just given (on this thread).
+    fn usd(&self, _c: &Completion) -> f64 {
+        self.last_usd.get().0
+    }
+    /// The recorded cost without the cache of the reply just given (on this thread).
     fn usd_uncached(&self, _c: &Completion) -> f64 {
-        self.last_usd.lock().map_or(0.0, |u| u.1)
+        self.last_usd.get().1
     }
 }
 
@@ -210,7 +273,7 @@ impl ReplayIndex {
 
     /// A responder for one task and model.
     pub fn for_run<'a>(&'a self, task: &'a str, model: &'a str) -> IndexedReplay<'a> {
-        IndexedReplay { index: self, task, model, last_usd: Mutex::new((0.0, 0.0)) }
+        IndexedReplay { index: self, task, model, last_usd: LastCost::default() }
     }
 }
 
@@ -219,7 +282,7 @@ pub struct IndexedReplay<'a> {
     index: &'a ReplayIndex,
     task: &'a str,
     model: &'a str,
-    last_usd: Mutex<(f64, f64)>,
+    last_usd: LastCost,
 }
 
 impl Responder for IndexedReplay<'_> {
@@ -246,18 +309,16 @@ impl Responder for IndexedReplay<'_> {
                 self.task
             ));
         };
-        if let Ok(mut u) = self.last_usd.lock() {
-            *u = (rec.usd, rec.usd_uncached);
-        }
+        self.last_usd.set(rec);
         Ok(rec.completion.clone())
     }
-    /// The recorded cost of the reply just given.
+    /// The recorded cost of the reply just given (on this thread).
     fn usd(&self, _c: &Completion) -> f64 {
-        self.last_usd.lock().map_or(0.0, |u| u.0)
+        self.last_usd.get().0
     }
-    /// The recorded cost without the cache of the reply just given.
+    /// The recorded cost without the cache of the reply just given (on this thread).
     fn usd_uncached(&self, _c: &Completion) -> f64 {
-        self.last_usd.lock().map_or(0.0, |u| u.1)
+        self.last_usd.get().1
     }
 }
 

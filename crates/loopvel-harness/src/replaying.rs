@@ -205,6 +205,7 @@ pub struct ReplayJob<'a> {
     source: &'a Run,
     task: &'a Task,
     calls: Vec<Recording>,
+    candidates: std::collections::HashMap<u32, Vec<Recording>>,
     options: RunOptions,
     name: String,
     timing: Timing,
@@ -276,6 +277,25 @@ pub fn build_jobs<'a>(
         if calls.len() != r.turns.len() {
             continue;
         }
+        // The replies of best-of-k turns, each candidate answered with its own.
+        let mut candidates: std::collections::HashMap<u32, Vec<Recording>> = std::collections::HashMap::new();
+        for c in src.run_candidates(r.run_id)? {
+            let Ok(completion) = serde_json::from_str::<Completion>(&c.record.detail_json) else {
+                skipped.push(format!("run {} turn {}: a recorded candidate cannot be read", r.run_id, c.turn));
+                continue;
+            };
+            let request_json = (c.turn as usize)
+                .checked_sub(1)
+                .and_then(|i| calls.get(i))
+                .map(|k| k.request_json.clone())
+                .unwrap_or_default();
+            candidates.entry(c.turn).or_default().push(Recording {
+                request_json,
+                completion,
+                usd: c.record.usd,
+                usd_uncached: c.record.usd_uncached,
+            });
+        }
         let timing_if =
             Timing { speed_factor: speed.get(&r.model).copied().unwrap_or(1.0), ttft_s: ttft.get(&r.model).copied() };
         let mut variants = vec![(r.model.clone(), Timing::default(), None, true)];
@@ -310,6 +330,7 @@ pub fn build_jobs<'a>(
                 source: r,
                 task,
                 calls: calls.clone(),
+                candidates: candidates.clone(),
                 options,
                 name,
                 timing,
@@ -330,7 +351,7 @@ pub fn play_one(dst: &Store, job: ReplayJob) -> Result<Replayed, String> {
     let run_id = dst
         .start_run(job.plan, job.task_id, job.model_id, job.source.replicate, job.options.sandbox.level().as_str())
         .map_err(|e| e.to_string())?;
-    let responder = RunReplay::new(job.calls, job.timing);
+    let responder = RunReplay::new(job.calls, job.timing).with_candidates(job.candidates);
     let grades: Mutex<Vec<Grade>> = Mutex::new(Vec::new());
     let on_turn = |t: &Turn| {
         if let Ok(mut g) = grades.lock() {

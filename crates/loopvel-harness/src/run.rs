@@ -63,7 +63,21 @@ pub trait Responder: Sync {
     fn respond_within(&self, turn: u32, messages: &[Message], control: &Control) -> Result<Completion, CallFailure> {
         self.respond_observed(turn, messages, control.on_tokens).map_err(CallFailure::from)
     }
-    /// What this reply cost, USD.
+    /// Reply number `candidate` (from 0) of a turn that asks for several to
+    /// the same `messages` at once, each from its own thread. A live model is
+    /// simply asked again; a recording answers with that candidate's reply.
+    fn respond_candidate(
+        &self,
+        turn: u32,
+        candidate: u32,
+        messages: &[Message],
+        control: &Control,
+    ) -> Result<Completion, CallFailure> {
+        let _ = candidate;
+        self.respond_within(turn, messages, control)
+    }
+    /// What this reply cost, USD. Asked on the thread that got the reply,
+    /// right after it (a recording keeps its last reply's cost per thread).
     fn usd(&self, completion: &Completion) -> f64;
     /// What this reply would have cost with no prompt cache, USD.
     fn usd_uncached(&self, completion: &Completion) -> f64 {
@@ -119,7 +133,7 @@ pub enum Clock {
     },
 }
 use loopvel_record::{Outcome, RunSummary, Turn};
-use loopvel_store::{CallRecord, FailedCall, Store, TestRecord};
+use loopvel_store::{CallRecord, CandidateRecord, FailedCall, Store, TestRecord};
 
 use crate::design::{Feedback, FilesShown, LoopDesign, RestartClock, THINK_FIRST};
 use crate::edits::{
@@ -448,6 +462,117 @@ fn all_shown(ws: &Workspace) -> BTreeMap<String, String> {
     ws.visible_files().into_iter().map(|(p, c, _)| (p.display().to_string(), c)).collect()
 }
 
+/// One reply of a turn that asked for several, and what its tests found on
+/// its own copy of the files.
+struct Candidate {
+    completion: Completion,
+    usd: f64,
+    usd_uncached: f64,
+    reply: ApplyReply,
+    files: BTreeMap<String, String>,
+    test: Option<TestRun>,
+}
+
+/// Why a candidate has no result: its call ended without a reply, or the
+/// harness could not test it (the run ends as an error).
+enum CandidateError {
+    Call(CallFailure),
+    Harness(String),
+}
+
+/// Best-of-k within a turn: `k` replies to the same `messages`, asked at once
+/// (a server that answers one at a time queues them), each applied to its own
+/// copy of `start` and tested there. In the order asked.
+#[allow(clippy::too_many_arguments)]
+fn ask_candidates(
+    job: &RunJob,
+    turn: u32,
+    k: u32,
+    messages: &[Message],
+    temperature: Option<f64>,
+    deadline: Option<Instant>,
+    spaces: &[Workspace],
+    spec: &TestSpec,
+    test_unchanged: bool,
+    on_progress: OnProgress,
+) -> Vec<Result<Candidate, CandidateError>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..k)
+            .zip(spaces)
+            .map(|(i, space)| {
+                scope.spawn(move || {
+                    // One stream's progress is shown; k interleaved counts would read as noise.
+                    let on_tokens = |tokens: u64| {
+                        if i == 0 {
+                            on_progress(Progress::Generating { turn, tokens })
+                        }
+                    };
+                    let on_wait =
+                        |w: &loopvel_provider::Wait| on_progress(Progress::Retrying { turn, wait: w.clone() });
+                    let control = Control {
+                        on_tokens: &on_tokens,
+                        on_wait: &on_wait,
+                        deadline,
+                        cancelled: &loopvel_sandbox::interrupted,
+                        temperature,
+                    };
+                    let completion =
+                        job.responder.respond_candidate(turn, i, messages, &control).map_err(CandidateError::Call)?;
+                    let usd = job.responder.usd(&completion);
+                    let usd_uncached = job.responder.usd_uncached(&completion);
+                    let reply = apply_reply(space, &completion.text);
+                    let test = if reply.applied > 0 || test_unchanged {
+                        Some(
+                            run_tests(space.root(), spec)
+                                .map_err(|e| CandidateError::Harness(format!("the test command cannot start: {e}")))?,
+                        )
+                    } else {
+                        None
+                    };
+                    Ok(Candidate { completion, usd, usd_uncached, reply, files: space.editable_files(), test })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(CandidateError::Harness("a candidate's thread panicked".into()))))
+            .collect()
+    })
+}
+
+/// The candidate the tests choose: the most tests passing (a candidate that
+/// changed nothing stands on `previous`), the first asked on a tie.
+fn best_candidate(candidates: &[(u32, Candidate)], previous: Option<&TestRun>) -> Option<usize> {
+    let passing = |c: &Candidate| {
+        c.test.as_ref().or(previous).filter(|t| !t.timed_out).and_then(|t| t.counts).map(|c| i64::from(c.passed))
+    };
+    let mut best: Option<(usize, i64)> = None;
+    for (at, (_, c)) in candidates.iter().enumerate() {
+        let p = passing(c).unwrap_or(-1);
+        if best.is_none_or(|(_, b)| p > b) {
+            best = Some((at, p));
+        }
+    }
+    best.map(|(at, _)| at)
+}
+
+/// The event a best-of-k turn records: each reply's tests, and the one kept.
+fn candidates_event(k: u32, candidates: &[(u32, Candidate)], failed: usize, kept: u32) -> String {
+    let each: Vec<String> = candidates
+        .iter()
+        .map(|(i, c)| {
+            let tests = match c.test.as_ref() {
+                None => "no edit".to_string(),
+                Some(t) if t.timed_out => "timed out".to_string(),
+                Some(t) => t.counts.map_or("no count".to_string(), |n| format!("{} of {}", n.passed, n.total)),
+            };
+            format!("#{} {tests}", i + 1)
+        })
+        .collect();
+    let failed = if failed > 0 { format!(" ({failed} got no reply)") } else { String::new() };
+    format!("best of {k} replies{failed}: {}; kept #{}", each.join(", "), kept + 1)
+}
+
 /// The best state a run reached: where a restart goes back to.
 struct BestState {
     turn: u32,
@@ -532,62 +657,181 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         let request_json = serde_json::to_string(&messages).unwrap_or_default();
         let call_started = Instant::now();
         on_progress(Progress::Waiting { turn });
-        let on_tokens = |tokens: u64| on_progress(Progress::Generating { turn, tokens });
-        let on_wait = |w: &loopvel_provider::Wait| on_progress(Progress::Retrying { turn, wait: w.clone() });
-        let control = Control {
-            on_tokens: &on_tokens,
-            on_wait: &on_wait,
-            deadline,
-            cancelled: &loopvel_sandbox::interrupted,
-            temperature,
+        let files_before = (design.feedback == Feedback::Targeted).then(|| ws.editable_files());
+        let k = design.candidates_per_turn();
+        // A request that gave up: what it waited and tried is part of the run;
+        // one never sent (a replay past its recording, a cancel before the
+        // first attempt) is no failed call.
+        let record_failure = |f: &CallFailure, summary: &mut RunSummary| -> Result<(), String> {
+            summary.retry_wait_s += f.spent.retry_wait_s;
+            let failed = FailedCall {
+                turn,
+                error: f.message.clone(),
+                attempts: f.spent.attempts,
+                retry_wait_s: f.spent.retry_wait_s,
+                retries_json: serde_json::to_string(&f.spent.retries).unwrap_or_default(),
+                request_json: request_json.clone(),
+            };
+            if failed.attempts > 0 {
+                job.store.record_failed_call(job.run_id, &failed).map_err(|e| e.to_string())?;
+            }
+            Ok(())
         };
-        let completion = match job.responder.respond_within(turn, &messages, &control) {
-            Ok(c) => c,
-            Err(f) => {
-                // What a request that gave up waited and tried is part of the run.
-                summary.retry_wait_s += f.spent.retry_wait_s;
-                let failed = FailedCall {
-                    turn,
-                    error: f.message.clone(),
-                    attempts: f.spent.attempts,
-                    retry_wait_s: f.spent.retry_wait_s,
-                    retries_json: serde_json::to_string(&f.spent.retries).unwrap_or_default(),
-                    request_json,
+        // The turn's reply and its tests: one reply applied here, or the best of k
+        // (each tested on its own copy, the kept one's files then written here).
+        let mut kept_space: Option<Workspace> = None;
+        let mut candidate_records = Vec::new();
+        let mut turn_totals: Option<Completion> = None;
+        let mut candidate_event: Option<String> = None;
+        let mut candidate_costs: Option<(f64, f64)> = None;
+        // The model's part of the turn, as measured (for a virtual clock's harness share).
+        let call_measured_s;
+        let (completion, ApplyReply { applied, refused, refusals }, test) = if k == 1 {
+            let on_tokens = |tokens: u64| on_progress(Progress::Generating { turn, tokens });
+            let on_wait = |w: &loopvel_provider::Wait| on_progress(Progress::Retrying { turn, wait: w.clone() });
+            let control = Control {
+                on_tokens: &on_tokens,
+                on_wait: &on_wait,
+                deadline,
+                cancelled: &loopvel_sandbox::interrupted,
+                temperature,
+            };
+            let completion = match job.responder.respond_within(turn, &messages, &control) {
+                Ok(c) => c,
+                Err(f) => {
+                    if let Err(e) = record_failure(&f, &mut summary) {
+                        return fail(summary, e);
+                    }
+                    return match f.end {
+                        CallEnd::Error => fail(summary, f.message),
+                        CallEnd::Interrupted => interrupted(summary),
+                        // Censored by the wall budget: it could not have passed within it.
+                        CallEnd::OutOfTime => {
+                            summary.stop_reason = "max_wall".into();
+                            summary.wall_s = started.elapsed().as_secs_f64();
+                            summary
+                        }
+                    };
+                }
+            };
+            call_measured_s = call_started.elapsed().as_secs_f64();
+            let reply = apply_reply(&ws, &completion.text);
+            // Only run the tests when the code changed; otherwise the last result stands.
+            let test = if reply.applied > 0 || previous.is_none() {
+                on_progress(Progress::Testing { turn });
+                match run_tests(ws.root(), &spec) {
+                    Ok(t) => Some(t),
+                    Err(e) => return fail(summary, format!("the test command cannot start: {e}")),
+                }
+            } else {
+                None
+            };
+            (completion, reply, test)
+        } else {
+            let start_files = ws.editable_files();
+            let mut spaces = Vec::new();
+            for _ in 0..k {
+                let space = match Workspace::create(job.task) {
+                    Ok(s) => s,
+                    Err(e) => return fail(summary, format!("cannot create a candidate's workspace: {e}")),
                 };
-                // A request never sent (a replay past its recording, a cancel
-                // before the first attempt) is no failed call.
-                if failed.attempts > 0 {
-                    if let Err(e) = job.store.record_failed_call(job.run_id, &failed) {
-                        return fail(summary, e.to_string());
+                if let Err(e) = space.restore(&start_files) {
+                    return fail(summary, format!("cannot copy the files to a candidate's workspace: {e}"));
+                }
+                spaces.push(space);
+            }
+            let asked = ask_candidates(
+                job,
+                turn,
+                k,
+                &messages,
+                temperature,
+                deadline,
+                &spaces,
+                &spec,
+                previous.is_none(),
+                on_progress,
+            );
+            let mut answered: Vec<(u32, Candidate)> = Vec::new();
+            let mut first_failure: Option<CallFailure> = None;
+            let mut failures = 0;
+            for (i, result) in (0..k).zip(asked) {
+                match result {
+                    Ok(c) => answered.push((i, c)),
+                    Err(CandidateError::Harness(e)) => return fail(summary, e),
+                    Err(CandidateError::Call(f)) => {
+                        failures += 1;
+                        // Parallel requests wait side by side: the turn waited the longest, not the sum.
+                        let mut counted = f.clone();
+                        counted.spent.retry_wait_s = 0.0;
+                        if let Err(e) = record_failure(&counted, &mut summary) {
+                            return fail(summary, e);
+                        }
+                        first_failure.get_or_insert(f);
                     }
                 }
+            }
+            let Some(at) = best_candidate(&answered, previous.as_ref()) else {
+                // No reply at all: the turn ends as a single failed request would.
+                let f = first_failure.unwrap_or_else(|| CallFailure::from("no candidate replied".to_string()));
+                summary.retry_wait_s += f.spent.retry_wait_s;
                 return match f.end {
                     CallEnd::Error => fail(summary, f.message),
                     CallEnd::Interrupted => interrupted(summary),
-                    // Censored by the wall budget: it could not have passed within it.
                     CallEnd::OutOfTime => {
                         summary.stop_reason = "max_wall".into();
                         summary.wall_s = started.elapsed().as_secs_f64();
                         summary
                     }
                 };
+            };
+            let kept_index = answered[at].0;
+            // What the turn consumed and paid is every reply's; it waited for the slowest.
+            let mut totals = answered[at].1.completion.clone();
+            totals.input_tokens = answered.iter().map(|(_, c)| c.completion.input_tokens).sum();
+            totals.output_tokens = answered.iter().map(|(_, c)| c.completion.output_tokens).sum();
+            totals.cached_input_tokens =
+                answered.iter().map(|(_, c)| c.completion.cached_input_tokens).try_fold(0, |sum, n| n.map(|n| sum + n));
+            totals.cache_write_tokens =
+                answered.iter().map(|(_, c)| c.completion.cache_write_tokens).try_fold(0, |sum, n| n.map(|n| sum + n));
+            totals.ttlt_s = answered.iter().map(|(_, c)| c.completion.ttlt_s).fold(0.0, f64::max);
+            totals.retry_wait_s = answered.iter().map(|(_, c)| c.completion.retry_wait_s).fold(0.0, f64::max);
+            let longest_test =
+                answered.iter().filter_map(|(_, c)| c.test.as_ref().map(|t| t.duration_s)).fold(0.0, f64::max);
+            call_measured_s = (call_started.elapsed().as_secs_f64() - longest_test).max(0.0);
+            candidate_records = answered
+                .iter()
+                .map(|(i, c)| {
+                    let counts = c.test.as_ref().or(previous.as_ref()).filter(|t| !t.timed_out).and_then(|t| t.counts);
+                    CandidateRecord {
+                        reply_text: c.completion.text.clone(),
+                        detail_json: serde_json::to_string(&c.completion).unwrap_or_default(),
+                        usd: c.usd,
+                        usd_uncached: c.usd_uncached,
+                        edits_applied: c.reply.applied,
+                        tests_passed: counts.map(|n| n.passed),
+                        tests_total: counts.map(|n| n.total),
+                        test_s: c.test.as_ref().map(|t| t.duration_s),
+                        kept: *i == kept_index,
+                    }
+                })
+                .collect();
+            candidate_event = Some(candidates_event(k, &answered, failures, kept_index));
+            let (_, kept) = answered.swap_remove(at);
+            if let Err(e) = ws.restore(&kept.files) {
+                return fail(summary, format!("cannot write the kept reply's files: {e}"));
             }
+            // Its tests ran in its own copy: kept (with any report file) until the feedback is built.
+            kept_space = Some(spaces.swap_remove(kept_index as usize));
+            candidate_costs = Some((
+                candidate_records.iter().map(|c| c.usd).sum(),
+                candidate_records.iter().map(|c| c.usd_uncached).sum(),
+            ));
+            turn_totals = Some(totals);
+            (kept.completion, kept.reply, kept.test)
         };
-        let call_measured_s = call_started.elapsed().as_secs_f64();
-        let files_before = (design.feedback == Feedback::Targeted).then(|| ws.editable_files());
-        let ApplyReply { applied, refused, refusals } = apply_reply(&ws, &completion.text);
-        // Only run the tests when the code changed; otherwise the last result stands.
         let state = ws.state_hash();
         let state_seen_before = applied > 0 && !seen_states.insert(state);
-        let test = if applied > 0 || previous.is_none() {
-            on_progress(Progress::Testing { turn });
-            match run_tests(ws.root(), &spec) {
-                Ok(t) => Some(t),
-                Err(e) => return fail(summary, format!("the test command cannot start: {e}")),
-            }
-        } else {
-            None
-        };
         // Tests killed by a signal to loopvel measured nothing: the turn is not recorded.
         if loopvel_sandbox::interrupted() {
             return interrupted(summary);
@@ -612,6 +856,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         } else {
             Vec::new()
         };
+        events.extend(candidate_event);
         // A temperature that rises after each THRASH turn, back to the first turn's after an improvement.
         if let Some(step) = design.temperature_step.filter(|_| g != Grade::Pass) {
             let next = if g == Grade::Thrash {
@@ -629,31 +874,36 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         }
         let measured = mark.elapsed().as_secs_f64();
         mark = Instant::now();
-        let gen_s = completion.ttlt_s;
-        let measured_test_s = test.as_ref().map_or(0.0, |t| t.duration_s);
+        // A best-of-k turn: what all its replies consumed, and the longest wait and tests.
+        let totals = turn_totals.as_ref().unwrap_or(&completion);
+        let gen_s = totals.ttlt_s;
+        let measured_test_s = match &candidate_costs {
+            Some(_) => candidate_records.iter().filter_map(|c| c.test_s).fold(0.0, f64::max),
+            None => test.as_ref().map_or(0.0, |t| t.duration_s),
+        };
         let (wall, test_s) = match job.options.clock {
             Clock::Wall => (measured, measured_test_s),
             Clock::Virtual { test_s: pretend } => {
                 let test_s = if test.is_some() { pretend.unwrap_or(measured_test_s) } else { 0.0 };
                 // The harness's own work is measured; the model's and the tests' are the record's (or pretended).
                 let harness = (measured - call_measured_s - measured_test_s).max(0.0);
-                (gen_s + completion.retry_wait_s + test_s + harness, test_s)
+                (gen_s + totals.retry_wait_s + test_s + harness, test_s)
             }
         };
-        let cost = job.responder.usd(&completion);
-        let cost_uncached = job.responder.usd_uncached(&completion);
+        let (cost, cost_uncached) = candidate_costs
+            .unwrap_or_else(|| (job.responder.usd(&completion), job.responder.usd_uncached(&completion)));
         let record = Turn {
             turn,
             started_s: turn_start,
             ttft_s: completion.ttft_s,
             model_s: gen_s,
-            output_tokens: Some(completion.output_tokens),
-            output_tokens_estimated: completion.output_tokens_estimated,
-            input_tokens: Some(completion.input_tokens),
-            cached_input_tokens: completion.cached_input_tokens,
-            cache_write_tokens: completion.cache_write_tokens,
-            tokens_per_s: completion.tokens_per_s,
-            retry_wait_s: completion.retry_wait_s,
+            output_tokens: Some(totals.output_tokens),
+            output_tokens_estimated: totals.output_tokens_estimated,
+            input_tokens: Some(totals.input_tokens),
+            cached_input_tokens: totals.cached_input_tokens,
+            cache_write_tokens: totals.cache_write_tokens,
+            tokens_per_s: totals.tokens_per_s,
+            retry_wait_s: totals.retry_wait_s,
             edits_applied: applied,
             edits_refused: refused,
             refusals: refusals.clone(),
@@ -662,7 +912,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
             tests_total: counts.map(|c| c.total),
             score: counts.map(|c| f64::from(c.passed) / f64::from(c.total.max(1))),
             grade: g,
-            overhead_s: (wall - gen_s - test_s - completion.retry_wait_s).max(0.0),
+            overhead_s: (wall - gen_s - test_s - totals.retry_wait_s).max(0.0),
             wall_s: wall,
             usd: cost,
             usd_uncached: Some(cost_uncached),
@@ -672,6 +922,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
             request_json,
             reply_text: completion.text.clone(),
             detail_json: serde_json::to_string(&completion).unwrap_or_default(),
+            candidates: candidate_records,
         };
         let test_record = test.as_ref().map(|t| TestRecord {
             exit_code: t.exit_code,
@@ -690,9 +941,9 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         summary.model_s += gen_s;
         summary.test_s += test_s;
         summary.overhead_s += record.overhead_s;
-        summary.retry_wait_s += completion.retry_wait_s;
-        summary.input_tokens += completion.input_tokens;
-        summary.output_tokens += completion.output_tokens;
+        summary.retry_wait_s += record.retry_wait_s;
+        summary.input_tokens += totals.input_tokens;
+        summary.output_tokens += totals.output_tokens;
         summary.usd += cost;
         let elapsed = match job.options.clock {
             Clock::Wall => started.elapsed().as_secs_f64(),
@@ -723,7 +974,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         let ctx = FeedbackContext {
             design,
             report: &job.task.report,
-            root: ws.root(),
+            root: kept_space.as_ref().map_or(ws.root(), |s| s.root()),
             passed_before,
             edit_diff: files_before.map(|b| edit_diff(&b, &ws.editable_files())),
         };

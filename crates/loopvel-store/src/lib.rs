@@ -96,7 +96,20 @@ pub enum StoreError {
 /// 4: `failed_calls`. 5: `runs.claimed_by` and `runs.lease_until`, the queue of workers.
 /// 6: `turns.cached_input_tokens`, `turns.cache_write_tokens`, `turns.usd_uncached` (prompt caching).
 /// 7: `turns.events`, what the loop did after a turn (a restart).
-const SCHEMA_VERSION: i64 = 7;
+/// 8: `candidates`, every reply of a turn that asked for several (best-of-k within a turn).
+const SCHEMA_VERSION: i64 = 8;
+
+/// Table added in schema 8: the replies of a turn that asked for several at
+/// once, in the order asked, each with what its tests found and whether it
+/// was the one kept (that one is also the turn's `calls` row, so everything
+/// that reads one call per turn still reads the reply the loop went on with).
+/// IF NOT EXISTS so a migration can add it.
+const CANDIDATES: &str = "
+CREATE TABLE IF NOT EXISTS candidates (
+    id INTEGER PRIMARY KEY, turn_id INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL, kept INTEGER NOT NULL, reply_text TEXT NOT NULL, detail_json TEXT NOT NULL,
+    usd REAL NOT NULL, usd_uncached REAL NOT NULL, edits_applied INTEGER NOT NULL, tests_passed INTEGER,
+    tests_total INTEGER, test_s REAL, UNIQUE(turn_id, idx));";
 
 /// Column added in schema 7: the loop's events after a turn (JSON list of
 /// strings; NULL when none, and in turns recorded before).
@@ -221,14 +234,51 @@ pub struct FailedCall {
 }
 
 /// The model call of a turn.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct CallRecord {
     /// The request body as sent, without headers (no key).
     pub request_json: String,
-    /// The reply text.
+    /// The reply text (the kept candidate's when the turn asked for several).
     pub reply_text: String,
     /// Timings, tokens, retries, finish reason, as JSON.
     pub detail_json: String,
+    /// Every reply of a turn that asked for several to the same request, in
+    /// the order asked; empty for a turn of one reply.
+    pub candidates: Vec<CandidateRecord>,
+}
+
+/// One of several replies a turn asked for, and what its tests found.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CandidateRecord {
+    /// The reply text.
+    pub reply_text: String,
+    /// Its completion with timing and tokens (JSON).
+    pub detail_json: String,
+    /// What it cost, USD.
+    pub usd: f64,
+    /// What it would have cost with no prompt cache, USD.
+    pub usd_uncached: f64,
+    /// Edits it applied to its copy of the files.
+    pub edits_applied: u32,
+    /// Tests passing on its copy (the last result when it changed nothing; `None` when not counted).
+    pub tests_passed: Option<u32>,
+    /// Tests found.
+    pub tests_total: Option<u32>,
+    /// Seconds its tests took (`None`: not run, it changed nothing).
+    pub test_s: Option<f64>,
+    /// The one the loop went on with.
+    pub kept: bool,
+}
+
+/// A stored candidate reply, with the turn it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCandidate {
+    /// The turn.
+    pub turn: u32,
+    /// Its place among the turn's replies, from 0.
+    pub idx: u32,
+    /// What was recorded.
+    pub record: CandidateRecord,
 }
 
 /// The test execution of a turn.
@@ -476,7 +526,7 @@ impl Store {
         }
         if version < 1 {
             conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA} {FAILED_CALLS} {QUEUE_COLUMNS} {CACHE_COLUMNS} {EVENTS_COLUMNS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {SCHEMA} {FAILED_CALLS} {QUEUE_COLUMNS} {CACHE_COLUMNS} {EVENTS_COLUMNS} {CANDIDATES} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
             .map_err(err)?;
         } else {
@@ -499,6 +549,9 @@ impl Store {
             }
             if version < 7 {
                 steps.push_str(EVENTS_COLUMNS);
+            }
+            if version < 8 {
+                steps.push_str(CANDIDATES);
             }
             if !steps.is_empty() {
                 conn.execute_batch(&format!("BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
@@ -537,7 +590,7 @@ impl Store {
             v.rows.first().and_then(|r| r.first()).and_then(Value::int).unwrap_or(0)
         } else if create {
             let ddl = db::pg_schema(&format!(
-                "{SCHEMA} {FAILED_CALLS} {QUEUE_COLUMNS} {CACHE_COLUMNS} {EVENTS_COLUMNS} CREATE TABLE loopvel_meta (version INTEGER NOT NULL);"
+                "{SCHEMA} {FAILED_CALLS} {QUEUE_COLUMNS} {CACHE_COLUMNS} {EVENTS_COLUMNS} {CANDIDATES} CREATE TABLE loopvel_meta (version INTEGER NOT NULL);"
             ));
             for statement in ddl.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                 db.exec(statement, &[]).map_err(err)?;
@@ -551,7 +604,7 @@ impl Store {
             return Err(StoreError::TooNew { path, found: version, known: SCHEMA_VERSION });
         }
         let version = if version < SCHEMA_VERSION && create {
-            let added = format!("{QUEUE_COLUMNS} {CACHE_COLUMNS} {EVENTS_COLUMNS}");
+            let added = format!("{QUEUE_COLUMNS} {CACHE_COLUMNS} {EVENTS_COLUMNS} {CANDIDATES}");
             for statement in db::pg_schema(&added).split(';').map(str::trim).filter(|s| !s.is_empty()) {
                 db.exec(&statement.replace("ADD COLUMN", "ADD COLUMN IF NOT EXISTS"), &[]).map_err(err)?;
             }
@@ -789,6 +842,42 @@ impl Store {
                 request_json: r[1].text().unwrap_or_default(),
                 reply_text: r[2].text().unwrap_or_default(),
                 detail_json: r[3].text().unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// The candidate replies of one run's turns that asked for several, by
+    /// turn then order asked (none in a database from before schema 8).
+    pub fn run_candidates(&self, run: i64) -> Result<Vec<StoredCandidate>, StoreError> {
+        if self.version < 8 {
+            return Ok(Vec::new());
+        }
+        let found = self.with(|db| {
+            db.query(
+                "SELECT u.turn, c.idx, c.kept, c.reply_text, c.detail_json, c.usd, c.usd_uncached, c.edits_applied,
+                        c.tests_passed, c.tests_total, c.test_s
+                 FROM candidates c JOIN turns u ON u.id = c.turn_id WHERE u.run_id = ?1 ORDER BY u.turn, c.idx",
+                args![run],
+            )
+        })?;
+        let count = |v: &Value| v.int().map(|n| n as u32);
+        Ok(found
+            .rows
+            .iter()
+            .map(|r| StoredCandidate {
+                turn: count(&r[0]).unwrap_or(0),
+                idx: count(&r[1]).unwrap_or(0),
+                record: CandidateRecord {
+                    kept: r[2].int() == Some(1),
+                    reply_text: r[3].text().unwrap_or_default(),
+                    detail_json: r[4].text().unwrap_or_default(),
+                    usd: r[5].real().unwrap_or(0.0),
+                    usd_uncached: r[6].real().unwrap_or(0.0),
+                    edits_applied: count(&r[7]).unwrap_or(0),
+                    tests_passed: count(&r[8]),
+                    tests_total: count(&r[9]),
+                    test_s: r[10].real(),
+                },
             })
             .collect())
     }
@@ -1193,6 +1282,25 @@ impl Store {
                 "INSERT INTO calls(turn_id, request_json, reply_text, detail_json) VALUES (?1, ?2, ?3, ?4)",
                 args![turn_id, &call.request_json, &call.reply_text, &call.detail_json],
             )?;
+            for (idx, c) in call.candidates.iter().enumerate() {
+                db.exec(
+                    "INSERT INTO candidates(turn_id, idx, kept, reply_text, detail_json, usd, usd_uncached, edits_applied,
+                      tests_passed, tests_total, test_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    args![
+                        turn_id,
+                        idx as i64,
+                        c.kept,
+                        &c.reply_text,
+                        &c.detail_json,
+                        c.usd,
+                        c.usd_uncached,
+                        c.edits_applied,
+                        c.tests_passed,
+                        c.tests_total,
+                        c.test_s
+                    ],
+                )?;
+            }
             if let Some(x) = test {
                 db.exec(
                     "INSERT INTO test_execs(turn_id, exit_code, timed_out, passed, total, duration_s, output)
@@ -1835,7 +1943,12 @@ mod tests {
         let run = a.claim_run("a", 0.0, "bwrap").unwrap().unwrap().run_id;
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert_eq!(b.claim_run("b", 60.0, "bwrap").unwrap().unwrap().run_id, run, "a's lease ran out");
-        let call = CallRecord { request_json: "{}".into(), reply_text: "r".into(), detail_json: "{}".into() };
+        let call = CallRecord {
+            request_json: "{}".into(),
+            reply_text: "r".into(),
+            detail_json: "{}".into(),
+            candidates: Vec::new(),
+        };
         b.record_turn(run, &turn(1, Grade::Partial), &call, None).unwrap();
         // a comes back: nothing it writes lands.
         assert!(matches!(a.record_turn(run, &turn(1, Grade::Pass), &call, None), Err(StoreError::Lost { .. })));
@@ -1862,7 +1975,12 @@ mod tests {
         let a = s.claim_run("a", 60.0, "bwrap").unwrap().unwrap();
         let b = s.claim_run("b", 0.0, "bwrap").unwrap().unwrap();
         assert_ne!(a.run_id, b.run_id);
-        let call = CallRecord { request_json: "{}".into(), reply_text: "r".into(), detail_json: "{}".into() };
+        let call = CallRecord {
+            request_json: "{}".into(),
+            reply_text: "r".into(),
+            detail_json: "{}".into(),
+            candidates: Vec::new(),
+        };
         s.record_turn(b.run_id, &turn(1, Grade::Partial), &call, None).unwrap();
         // b's lease (0 s) ran out: its run is claimable again, its partial turn discarded.
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -1890,7 +2008,12 @@ mod tests {
         let plan = s.plan("k", "cmd", "{}").unwrap();
         let (task, model) = (s.task("abc", "h", "fix", "sh").unwrap(), s.model("fast", "{}").unwrap());
         let run = s.start_run(plan, task, model, 2, "bwrap").unwrap();
-        let call = CallRecord { request_json: "{}".into(), reply_text: "r".into(), detail_json: "{}".into() };
+        let call = CallRecord {
+            request_json: "{}".into(),
+            reply_text: "r".into(),
+            detail_json: "{}".into(),
+            candidates: Vec::new(),
+        };
         let written = turn(1, Grade::Thrash);
         s.record_turn(run, &written, &call, None).unwrap();
         let summary = RunSummary {
@@ -1925,7 +2048,12 @@ mod tests {
         assert_eq!(s.plan("k", "cmd", "{}").unwrap(), plan);
         let task = s.task("bitcount", "abc", "fix", "pytest").unwrap();
         let model = s.model("fast", "{}").unwrap();
-        let call = CallRecord { request_json: "{}".into(), reply_text: "r".into(), detail_json: "{}".into() };
+        let call = CallRecord {
+            request_json: "{}".into(),
+            reply_text: "r".into(),
+            detail_json: "{}".into(),
+            candidates: Vec::new(),
+        };
         let run = s.start_run(plan, task, model, 0, "bwrap").unwrap();
         s.record_turn(run, &turn(1, Grade::Partial), &call, None).unwrap();
         // Killed here. Reopen and start the same run again.
