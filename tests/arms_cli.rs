@@ -348,9 +348,45 @@ fn best_of_k_tests_each_reply_on_its_own_files_and_keeps_the_best_scoring_one() 
         )
         .unwrap();
     assert_eq!(kept_again, kept[0].0);
+    // A copy of the database carries every reply.
+    let o = loopvel(&dir, &["db", "copy", "--from", "loopvel.db", "--to", "copy.db"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let copied: i64 = rusqlite::Connection::open(dir.join("copy.db"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM candidates", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(copied, 6);
     // Out of range is refused with the range.
     let t = dir.join("abc");
     let o = loopvel(&dir, &["run", "--tasks", t.to_str().unwrap(), "--model", "fake", "--candidates", "17"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("--candidates 17: give 1 to 16"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn a_candidate_without_a_reply_leaves_the_others_to_choose_from_and_fails_again_in_a_replay() {
+    let refuse = Step::Refuse { code: 400, body: "{\"error\":{\"message\":\"no\"}}".into() };
+    let (dir, _) = play("best-of-failed", vec![refuse, reply(1, 1, 1)], &["--candidates", "2"]);
+    let db = rusqlite::Connection::open(dir.join("loopvel.db")).unwrap();
+    let (outcome, turns): (String, u32) =
+        db.query_row("SELECT outcome, turns FROM runs", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!((outcome.as_str(), turns), ("pass", 1), "the reply that came passes");
+    let events: String = db.query_row("SELECT events FROM turns", [], |r| r.get(0)).unwrap();
+    assert!(events.contains("best of 2 replies (1 got no reply)") && events.contains("3 of 3"), "{events}");
+    let failed: i64 = db.query_row("SELECT COUNT(*) FROM failed_calls", [], |r| r.get(0)).unwrap();
+    assert_eq!(failed, 1, "the refused request is recorded");
+    let (rows, kept): (i64, i64) = db
+        .query_row("SELECT COUNT(*), MAX(idx) FROM candidates WHERE kept = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!(rows, 1);
+    let o = loopvel(&dir, &["replay", "--db", "loopvel.db", "--into", "again.db"]);
+    assert!(
+        text(&o.stdout).contains("reproduce the record exactly (outcome, turns, every grade): 1 of 1"),
+        "{}\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let again = rusqlite::Connection::open(dir.join("again.db")).unwrap();
+    let kept_again: i64 = again.query_row("SELECT idx FROM candidates WHERE kept = 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(kept_again, kept, "the same candidate number answers");
 }

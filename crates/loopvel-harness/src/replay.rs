@@ -140,9 +140,12 @@ pub fn normalize_request(request: &str) -> String {
 pub const PAST_THE_RECORDING: &str = "the recording ends here";
 
 /// Answers one recorded run's turns in order.
+/// The recorded replies of best-of-k turns: turn → candidate number → reply.
+pub type Candidates = HashMap<u32, std::collections::BTreeMap<u32, Recording>>;
+
 pub struct RunReplay {
     calls: Vec<Recording>,
-    candidates: HashMap<u32, Vec<Recording>>,
+    candidates: Candidates,
     timing: Timing,
     divergence: Mutex<Option<String>>,
     last_usd: LastCost,
@@ -160,9 +163,9 @@ impl RunReplay {
         }
     }
 
-    /// With the replies of the turns that asked for several (turn → replies in
-    /// the order asked): each candidate is answered with its own recording.
-    pub fn with_candidates(mut self, candidates: HashMap<u32, Vec<Recording>>) -> Self {
+    /// With the replies of the turns that asked for several: each candidate
+    /// is answered with its own recording, and one whose request failed fails again.
+    pub fn with_candidates(mut self, candidates: Candidates) -> Self {
         self.candidates = candidates;
         self
     }
@@ -212,10 +215,9 @@ impl Responder for RunReplay {
                 "{PAST_THE_RECORDING}: turn {turn} recorded one reply, not several"
             )));
         };
-        let Some(rec) = recorded.get(candidate as usize) else {
+        let Some(rec) = recorded.get(&candidate) else {
             return Err(CallFailure::from(format!(
-                "{PAST_THE_RECORDING}: turn {turn} recorded {} replies, not reply {}",
-                recorded.len(),
+                "turn {turn}'s reply #{} got no reply when it was recorded (see its failed calls)",
                 candidate + 1
             )));
         };
@@ -273,7 +275,7 @@ impl ReplayIndex {
 
     /// A responder for one task and model.
     pub fn for_run<'a>(&'a self, task: &'a str, model: &'a str) -> IndexedReplay<'a> {
-        IndexedReplay { index: self, task, model, last_usd: LastCost::default() }
+        IndexedReplay { index: self, task, model, last_usd: LastCost::default(), turn_base: Mutex::new(HashMap::new()) }
     }
 }
 
@@ -283,10 +285,15 @@ pub struct IndexedReplay<'a> {
     task: &'a str,
     model: &'a str,
     last_usd: LastCost,
+    /// Per best-of-k turn: how many recordings of its request were used before
+    /// it, so candidate i takes the i-th after them whichever thread asks first.
+    turn_base: Mutex<HashMap<u32, usize>>,
 }
 
-impl Responder for IndexedReplay<'_> {
-    fn respond(&self, turn: u32, messages: &[Message]) -> Result<Completion, String> {
+impl IndexedReplay<'_> {
+    /// The recording for this request: the next unused one, or with
+    /// `candidate`, the candidate-th after those used before its turn.
+    fn answer(&self, turn: u32, candidate: Option<u32>, messages: &[Message]) -> Result<Completion, String> {
         let request = normalize_request(&serde_json::to_string(messages).unwrap_or_default());
         let key = (self.task.to_string(), self.model.to_string(), request);
         let Some(recs) = self.index.calls.get(&key) else {
@@ -298,8 +305,15 @@ impl Responder for IndexedReplay<'_> {
         let n = {
             let mut used = self.index.used.lock().map_err(|_| "replay index poisoned".to_string())?;
             let n = used.entry(key).or_insert(0);
+            let mine = match candidate {
+                None => *n,
+                Some(i) => {
+                    let mut bases = self.turn_base.lock().map_err(|_| "replay index poisoned".to_string())?;
+                    *bases.entry(turn).or_insert(*n) + i as usize
+                }
+            };
             *n += 1;
-            *n - 1
+            mine
         };
         let Some(rec) = recs.get(n) else {
             return Err(format!(
@@ -311,6 +325,21 @@ impl Responder for IndexedReplay<'_> {
         };
         self.last_usd.set(rec);
         Ok(rec.completion.clone())
+    }
+}
+
+impl Responder for IndexedReplay<'_> {
+    fn respond(&self, turn: u32, messages: &[Message]) -> Result<Completion, String> {
+        self.answer(turn, None, messages)
+    }
+    fn respond_candidate(
+        &self,
+        turn: u32,
+        candidate: u32,
+        messages: &[Message],
+        _control: &Control,
+    ) -> Result<Completion, CallFailure> {
+        self.answer(turn, Some(candidate), messages).map_err(CallFailure::from)
     }
     /// The recorded cost of the reply just given (on this thread).
     fn usd(&self, _c: &Completion) -> f64 {

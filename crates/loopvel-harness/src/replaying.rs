@@ -13,7 +13,7 @@ use loopvel_sandbox::Sandbox;
 use loopvel_store::{Store, StoreError};
 
 use crate::plan::{replay_plan_key, task_hash, RecordedOptions};
-use crate::replay::{Recording, RunReplay, Timing, PAST_THE_RECORDING};
+use crate::replay::{Candidates, Recording, RunReplay, Timing, PAST_THE_RECORDING};
 use crate::run::{play_run, Clock, RunJob, RunOptions, INTERRUPTED};
 use crate::task::{discover, Task};
 
@@ -205,7 +205,7 @@ pub struct ReplayJob<'a> {
     source: &'a Run,
     task: &'a Task,
     calls: Vec<Recording>,
-    candidates: std::collections::HashMap<u32, Vec<Recording>>,
+    candidates: Candidates,
     options: RunOptions,
     name: String,
     timing: Timing,
@@ -278,7 +278,7 @@ pub fn build_jobs<'a>(
             continue;
         }
         // The replies of best-of-k turns, each candidate answered with its own.
-        let mut candidates: std::collections::HashMap<u32, Vec<Recording>> = std::collections::HashMap::new();
+        let mut candidates = Candidates::new();
         for c in src.run_candidates(r.run_id)? {
             let Ok(completion) = serde_json::from_str::<Completion>(&c.record.detail_json) else {
                 skipped.push(format!("run {} turn {}: a recorded candidate cannot be read", r.run_id, c.turn));
@@ -289,12 +289,10 @@ pub fn build_jobs<'a>(
                 .and_then(|i| calls.get(i))
                 .map(|k| k.request_json.clone())
                 .unwrap_or_default();
-            candidates.entry(c.turn).or_default().push(Recording {
-                request_json,
-                completion,
-                usd: c.record.usd,
-                usd_uncached: c.record.usd_uncached,
-            });
+            candidates.entry(c.turn).or_default().insert(
+                c.record.candidate,
+                Recording { request_json, completion, usd: c.record.usd, usd_uncached: c.record.usd_uncached },
+            );
         }
         let timing_if =
             Timing { speed_factor: speed.get(&r.model).copied().unwrap_or(1.0), ttft_s: ttft.get(&r.model).copied() };

@@ -144,7 +144,7 @@ use crate::grade::{grade, Grade, TurnResult};
 use crate::report::Counts;
 use crate::task::Task;
 use crate::testrun::{run_tests, TestRun, TestSpec, OUTPUT_CAP};
-use crate::workspace::Workspace;
+use crate::workspace::{Snapshot, Workspace};
 
 /// What the model sees of earlier turns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -469,7 +469,7 @@ struct Candidate {
     usd: f64,
     usd_uncached: f64,
     reply: ApplyReply,
-    files: BTreeMap<String, String>,
+    files: Snapshot,
     test: Option<TestRun>,
 }
 
@@ -529,7 +529,7 @@ fn ask_candidates(
                     } else {
                         None
                     };
-                    Ok(Candidate { completion, usd, usd_uncached, reply, files: space.editable_files(), test })
+                    Ok(Candidate { completion, usd, usd_uncached, reply, files: space.snapshot(), test })
                 })
             })
             .collect();
@@ -576,7 +576,7 @@ fn candidates_event(k: u32, candidates: &[(u32, Candidate)], failed: usize, kept
 /// The best state a run reached: where a restart goes back to.
 struct BestState {
     turn: u32,
-    files: BTreeMap<String, String>,
+    files: Snapshot,
     test: Option<TestRun>,
 }
 
@@ -626,7 +626,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
     let spec = TestSpec::for_task(job.task, &job.options.sandbox);
     let design = &job.options.design;
     // What a restart goes back to when no turn did better, and what the model was shown.
-    let original_files = ws.editable_files();
+    let original_files = ws.snapshot();
     let mut shown = all_shown(&ws);
     let mut restart_clock = RestartClock::default();
     let mut best: Option<BestState> = None;
@@ -662,8 +662,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         // A request that gave up: what it waited and tried is part of the run;
         // one never sent (a replay past its recording, a cancel before the
         // first attempt) is no failed call.
-        let record_failure = |f: &CallFailure, summary: &mut RunSummary| -> Result<(), String> {
-            summary.retry_wait_s += f.spent.retry_wait_s;
+        let record_failure = |f: &CallFailure| -> Result<(), String> {
             let failed = FailedCall {
                 turn,
                 error: f.message.clone(),
@@ -686,6 +685,8 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         let mut candidate_costs: Option<(f64, f64)> = None;
         // The model's part of the turn, as measured (for a virtual clock's harness share).
         let call_measured_s;
+        // The test run the turn's time is counted with (`None`: none ran).
+        let timed_test_s: Option<f64>;
         let (completion, ApplyReply { applied, refused, refusals }, test) = if k == 1 {
             let on_tokens = |tokens: u64| on_progress(Progress::Generating { turn, tokens });
             let on_wait = |w: &loopvel_provider::Wait| on_progress(Progress::Retrying { turn, wait: w.clone() });
@@ -699,7 +700,8 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
             let completion = match job.responder.respond_within(turn, &messages, &control) {
                 Ok(c) => c,
                 Err(f) => {
-                    if let Err(e) = record_failure(&f, &mut summary) {
+                    summary.retry_wait_s += f.spent.retry_wait_s;
+                    if let Err(e) = record_failure(&f) {
                         return fail(summary, e);
                     }
                     return match f.end {
@@ -726,16 +728,17 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
             } else {
                 None
             };
+            timed_test_s = test.as_ref().map(|t| t.duration_s);
             (completion, reply, test)
         } else {
-            let start_files = ws.editable_files();
+            let start_files = ws.snapshot();
             let mut spaces = Vec::new();
             for _ in 0..k {
                 let space = match Workspace::create(job.task) {
                     Ok(s) => s,
                     Err(e) => return fail(summary, format!("cannot create a candidate's workspace: {e}")),
                 };
-                if let Err(e) = space.restore(&start_files) {
+                if let Err(e) = space.restore_snapshot(&start_files) {
                     return fail(summary, format!("cannot copy the files to a candidate's workspace: {e}"));
                 }
                 spaces.push(space);
@@ -753,28 +756,34 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
                 on_progress,
             );
             let mut answered: Vec<(u32, Candidate)> = Vec::new();
-            let mut first_failure: Option<CallFailure> = None;
-            let mut failures = 0;
+            let mut failed: Vec<CallFailure> = Vec::new();
             for (i, result) in (0..k).zip(asked) {
                 match result {
                     Ok(c) => answered.push((i, c)),
                     Err(CandidateError::Harness(e)) => return fail(summary, e),
                     Err(CandidateError::Call(f)) => {
-                        failures += 1;
-                        // Parallel requests wait side by side: the turn waited the longest, not the sum.
-                        let mut counted = f.clone();
-                        counted.spent.retry_wait_s = 0.0;
-                        if let Err(e) = record_failure(&counted, &mut summary) {
+                        // Each failed request is recorded with its own wait; the run's
+                        // time counts the candidates that answered (they ran side by side).
+                        if let Err(e) = record_failure(&f) {
                             return fail(summary, e);
                         }
-                        first_failure.get_or_insert(f);
+                        failed.push(f);
                     }
                 }
             }
             let Some(at) = best_candidate(&answered, previous.as_ref()) else {
-                // No reply at all: the turn ends as a single failed request would.
-                let f = first_failure.unwrap_or_else(|| CallFailure::from("no candidate replied".to_string()));
-                summary.retry_wait_s += f.spent.retry_wait_s;
+                // No reply at all: the turn ends as a single failed request would; a
+                // signal outranks the budget, which outranks an error (an interrupted
+                // run is played again, an error is not).
+                let rank = |f: &CallFailure| match f.end {
+                    CallEnd::Interrupted => 0,
+                    CallEnd::OutOfTime => 1,
+                    CallEnd::Error => 2,
+                };
+                summary.retry_wait_s += failed.iter().map(|f| f.spent.retry_wait_s).fold(0.0, f64::max);
+                let Some(f) = failed.into_iter().min_by_key(rank) else {
+                    return fail(summary, "no candidate replied".into());
+                };
                 return match f.end {
                     CallEnd::Error => fail(summary, f.message),
                     CallEnd::Interrupted => interrupted(summary),
@@ -786,19 +795,26 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
                 };
             };
             let kept_index = answered[at].0;
-            // What the turn consumed and paid is every reply's; it waited for the slowest.
+            // What the turn consumed and paid is every reply's. Its time is the
+            // slowest candidate's path (its retry wait, reply and tests), so the
+            // recorded parts add up to what the turn waited.
+            let path = |c: &Candidate| {
+                c.completion.retry_wait_s + c.completion.ttlt_s + c.test.as_ref().map_or(0.0, |t| t.duration_s)
+            };
+            let slowest = answered.iter().map(|(_, c)| c).max_by(|a, b| path(a).total_cmp(&path(b)));
             let mut totals = answered[at].1.completion.clone();
             totals.input_tokens = answered.iter().map(|(_, c)| c.completion.input_tokens).sum();
             totals.output_tokens = answered.iter().map(|(_, c)| c.completion.output_tokens).sum();
+            totals.input_tokens_estimated = answered.iter().any(|(_, c)| c.completion.input_tokens_estimated);
+            totals.output_tokens_estimated = answered.iter().any(|(_, c)| c.completion.output_tokens_estimated);
             totals.cached_input_tokens =
                 answered.iter().map(|(_, c)| c.completion.cached_input_tokens).try_fold(0, |sum, n| n.map(|n| sum + n));
             totals.cache_write_tokens =
                 answered.iter().map(|(_, c)| c.completion.cache_write_tokens).try_fold(0, |sum, n| n.map(|n| sum + n));
-            totals.ttlt_s = answered.iter().map(|(_, c)| c.completion.ttlt_s).fold(0.0, f64::max);
-            totals.retry_wait_s = answered.iter().map(|(_, c)| c.completion.retry_wait_s).fold(0.0, f64::max);
-            let longest_test =
-                answered.iter().filter_map(|(_, c)| c.test.as_ref().map(|t| t.duration_s)).fold(0.0, f64::max);
-            call_measured_s = (call_started.elapsed().as_secs_f64() - longest_test).max(0.0);
+            totals.ttlt_s = slowest.map_or(0.0, |c| c.completion.ttlt_s);
+            totals.retry_wait_s = slowest.map_or(0.0, |c| c.completion.retry_wait_s);
+            timed_test_s = slowest.and_then(|c| c.test.as_ref().map(|t| t.duration_s));
+            call_measured_s = (call_started.elapsed().as_secs_f64() - timed_test_s.unwrap_or(0.0)).max(0.0);
             candidate_records = answered
                 .iter()
                 .map(|(i, c)| {
@@ -812,13 +828,14 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
                         tests_passed: counts.map(|n| n.passed),
                         tests_total: counts.map(|n| n.total),
                         test_s: c.test.as_ref().map(|t| t.duration_s),
+                        candidate: *i,
                         kept: *i == kept_index,
                     }
                 })
                 .collect();
-            candidate_event = Some(candidates_event(k, &answered, failures, kept_index));
+            candidate_event = Some(candidates_event(k, &answered, failed.len(), kept_index));
             let (_, kept) = answered.swap_remove(at);
-            if let Err(e) = ws.restore(&kept.files) {
+            if let Err(e) = ws.restore_snapshot(&kept.files) {
                 return fail(summary, format!("cannot write the kept reply's files: {e}"));
             }
             // Its tests ran in its own copy: kept (with any report file) until the feedback is built.
@@ -841,8 +858,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         let (improved, restart_due) =
             restart_clock.tick(g == Grade::Thrash, counts.map(|c| c.passed), design.restart_after);
         if improved {
-            best =
-                Some(BestState { turn, files: ws.editable_files(), test: test.clone().or_else(|| previous.clone()) });
+            best = Some(BestState { turn, files: ws.snapshot(), test: test.clone().or_else(|| previous.clone()) });
         }
         let restart_now = restart_due && g != Grade::Pass && turn < job.options.max_turns;
         let mut events: Vec<String> = if restart_now {
@@ -877,14 +893,11 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         // A best-of-k turn: what all its replies consumed, and the longest wait and tests.
         let totals = turn_totals.as_ref().unwrap_or(&completion);
         let gen_s = totals.ttlt_s;
-        let measured_test_s = match &candidate_costs {
-            Some(_) => candidate_records.iter().filter_map(|c| c.test_s).fold(0.0, f64::max),
-            None => test.as_ref().map_or(0.0, |t| t.duration_s),
-        };
+        let measured_test_s = timed_test_s.unwrap_or(0.0);
         let (wall, test_s) = match job.options.clock {
             Clock::Wall => (measured, measured_test_s),
             Clock::Virtual { test_s: pretend } => {
-                let test_s = if test.is_some() { pretend.unwrap_or(measured_test_s) } else { 0.0 };
+                let test_s = if timed_test_s.is_some() { pretend.unwrap_or(measured_test_s) } else { 0.0 };
                 // The harness's own work is measured; the model's and the tests' are the record's (or pretended).
                 let harness = (measured - call_measured_s - measured_test_s).max(0.0);
                 (gen_s + totals.retry_wait_s + test_s + harness, test_s)
@@ -986,7 +999,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
                 Some(b) => (&b.files, b.test.clone()),
                 None => (&original_files, None),
             };
-            if let Err(e) = ws.restore(files) {
+            if let Err(e) = ws.restore_snapshot(files) {
                 return fail(summary, format!("cannot reset the files for a restart: {e}"));
             }
             previous_passed = test.as_ref().and_then(|t| t.counts).map(|c| c.passed);

@@ -42,6 +42,9 @@ pub enum Refusal {
 /// otherwise be sent whole in every later prompt and stored with it.
 pub const MAX_SHOWN_BYTES: u64 = 256 * 1024;
 
+/// The editable files' exact contents by path ([`Workspace::snapshot`]).
+pub type Snapshot = std::collections::BTreeMap<String, Vec<u8>>;
+
 /// A task copied into a temporary directory (deleted on drop).
 #[derive(Debug)]
 pub struct Workspace {
@@ -244,6 +247,40 @@ impl Workspace {
         Ok(())
     }
 
+    /// Every editable file's exact bytes, however large and whether text or
+    /// not: what a restart goes back to, and what a best-of-k candidate's copy
+    /// starts from and hands back ([`Workspace::editable_files`] holds a
+    /// note in place of a file too big to show, which must never be written back).
+    /// Bounded by the sandbox's file-size limit on what tests can write.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut paths = Vec::new();
+        files_under(self.root(), self.root(), &mut paths);
+        paths
+            .into_iter()
+            .filter(|p| self.task.may_edit(p))
+            .filter_map(|p| Some((p.display().to_string(), std::fs::read(self.root().join(&p)).ok()?)))
+            .collect()
+    }
+
+    /// Put the editable files back to `snapshot` (from [`Workspace::snapshot`]):
+    /// each path checked as an edit's is, and an editable file made since removed.
+    pub fn restore_snapshot(&self, snapshot: &Snapshot) -> Result<(), Refusal> {
+        for (path, _) in self.snapshot().iter().filter(|(p, _)| !snapshot.contains_key(*p)) {
+            let rel = self.check_path(path)?;
+            std::fs::remove_file(self.root().join(rel)).map_err(|e| Refusal::Io(path.clone(), e.to_string()))?;
+        }
+        for (path, bytes) in snapshot {
+            let rel = self.check_path(path)?;
+            let full = self.root().join(rel);
+            let io = |e: std::io::Error| Refusal::Io(path.clone(), e.to_string());
+            if let Some(parent) = full.parent() {
+                std::fs::create_dir_all(parent).map_err(io)?;
+            }
+            std::fs::write(&full, bytes).map_err(io)?;
+        }
+        Ok(())
+    }
+
     /// Files shown to the model: `(path, content, editable)`, editable first.
     pub fn visible_files(&self) -> Vec<(PathBuf, String, bool)> {
         let mut all = Vec::new();
@@ -310,6 +347,27 @@ mod tests {
         std::fs::create_dir(d.path().join("solution")).unwrap();
         std::fs::write(d.path().join("solution/a.py"), "x = 2\n").unwrap();
         d
+    }
+
+    #[test]
+    fn a_snapshot_carries_files_too_big_to_show_and_bytes_that_are_not_text() {
+        let d = task_dir();
+        let task = Task::load(d.path()).unwrap();
+        let ws = Workspace::create(&task).unwrap();
+        let big = "y = 0\n".repeat(MAX_SHOWN_BYTES as usize / 6 + 10);
+        std::fs::write(ws.root().join("a.py"), &big).unwrap();
+        std::fs::create_dir_all(ws.root().join("pkg")).unwrap();
+        std::fs::write(ws.root().join("pkg/b.py"), [0xff, 0xfe, 0x00]).unwrap();
+        assert!(ws.editable_files()["a.py"].starts_with("[loopvel: this file is"), "shown as a note");
+        let snap = ws.snapshot();
+        let other = Workspace::create(&task).unwrap();
+        std::fs::create_dir_all(other.root().join("pkg")).unwrap();
+        std::fs::write(other.root().join("pkg/made_since.py"), "z = 1\n").unwrap();
+        other.restore_snapshot(&snap).unwrap();
+        assert_eq!(std::fs::read_to_string(other.root().join("a.py")).unwrap(), big, "the real contents, not the note");
+        assert_eq!(std::fs::read(other.root().join("pkg/b.py")).unwrap(), [0xff, 0xfe, 0x00]);
+        assert!(!other.root().join("pkg/made_since.py").exists(), "an editable file made since is removed");
+        assert_eq!(std::fs::read_to_string(other.root().join("secret.txt")).unwrap(), "hidden\n");
     }
 
     #[test]

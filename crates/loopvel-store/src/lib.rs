@@ -266,6 +266,9 @@ pub struct CandidateRecord {
     pub tests_total: Option<u32>,
     /// Seconds its tests took (`None`: not run, it changed nothing).
     pub test_s: Option<f64>,
+    /// Its number among the replies asked, from 0 (a reply that never came
+    /// leaves its number unused here; its request is in `failed_calls`).
+    pub candidate: u32,
     /// The one the loop went on with.
     pub kept: bool,
 }
@@ -275,8 +278,6 @@ pub struct CandidateRecord {
 pub struct StoredCandidate {
     /// The turn.
     pub turn: u32,
-    /// Its place among the turn's replies, from 0.
-    pub idx: u32,
     /// What was recorded.
     pub record: CandidateRecord,
 }
@@ -866,8 +867,8 @@ impl Store {
             .iter()
             .map(|r| StoredCandidate {
                 turn: count(&r[0]).unwrap_or(0),
-                idx: count(&r[1]).unwrap_or(0),
                 record: CandidateRecord {
+                    candidate: count(&r[1]).unwrap_or(0),
                     kept: r[2].int() == Some(1),
                     reply_text: r[3].text().unwrap_or_default(),
                     detail_json: r[4].text().unwrap_or_default(),
@@ -1282,13 +1283,13 @@ impl Store {
                 "INSERT INTO calls(turn_id, request_json, reply_text, detail_json) VALUES (?1, ?2, ?3, ?4)",
                 args![turn_id, &call.request_json, &call.reply_text, &call.detail_json],
             )?;
-            for (idx, c) in call.candidates.iter().enumerate() {
+            for c in &call.candidates {
                 db.exec(
                     "INSERT INTO candidates(turn_id, idx, kept, reply_text, detail_json, usd, usd_uncached, edits_applied,
                       tests_passed, tests_total, test_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     args![
                         turn_id,
-                        idx as i64,
+                        c.candidate,
                         c.kept,
                         &c.reply_text,
                         &c.detail_json,
@@ -1663,7 +1664,8 @@ impl Store {
 pub type Copied = Vec<(&'static str, usize)>;
 
 /// Tables in the order their rows can be inserted (parents first).
-const TABLES: [&str; 8] = ["plans", "tasks", "models", "runs", "turns", "calls", "test_execs", "failed_calls"];
+const TABLES: [&str; 9] =
+    ["plans", "tasks", "models", "runs", "turns", "calls", "test_execs", "failed_calls", "candidates"];
 
 impl Store {
     /// Copy every row of this database into `dst`, an empty one (made by
@@ -1684,7 +1686,7 @@ impl Store {
             }
             let mut tables = Vec::new();
             for table in TABLES {
-                if table == "failed_calls" && version < 4 {
+                if (table == "failed_calls" && version < 4) || (table == "candidates" && version < 8) {
                     tables.push((table, Rows::default()));
                     continue;
                 }
