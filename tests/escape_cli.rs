@@ -1700,7 +1700,8 @@ fn sql_rows(db: &Path, sql: &str) -> Result<Vec<Vec<String>>, String> {
 const HANG_S: u64 = 30;
 
 const DB_FILES: [&str; 4] = ["loopvel.db", "loopvel.db-wal", "loopvel.db-shm", "loopvel.db-journal"];
-const TABLES: [&str; 8] = ["plans", "tasks", "models", "runs", "turns", "calls", "test_execs", "failed_calls"];
+const TABLES: [&str; 9] =
+    ["plans", "tasks", "models", "runs", "turns", "calls", "test_execs", "failed_calls", "candidates"];
 
 fn run_case(case: &Case) -> Outcome {
     let c = canaries();
@@ -1916,6 +1917,7 @@ fn run_case(case: &Case) -> Outcome {
         ("calls", 2, 2),
         ("test_execs", 1, 2),
         ("failed_calls", 0, 0),
+        ("candidates", 0, 0),
     ] {
         let n = check(sql_rows(&db, &format!("SELECT COUNT(*) FROM {table}")), &mut problems);
         let n: u32 = n.first().and_then(|r| r.first()).and_then(|v| v.parse().ok()).unwrap_or(0);
