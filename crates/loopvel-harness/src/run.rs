@@ -522,6 +522,9 @@ fn ask_candidates(
                     let usd_uncached = job.responder.usd_uncached(&completion);
                     let reply = apply_reply(space, &completion.text);
                     let test = if reply.applied > 0 || test_unchanged {
+                        if i == 0 {
+                            on_progress(Progress::Testing { turn });
+                        }
                         Some(
                             run_tests(space.root(), spec)
                                 .map_err(|e| CandidateError::Harness(format!("the test command cannot start: {e}")))?,
