@@ -653,6 +653,17 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
         s.wall_s = started.elapsed().as_secs_f64();
         s
     };
+    // How a run ends when a turn's request (or every candidate's) got no reply.
+    let call_ended = |mut s: RunSummary, f: CallFailure| match f.end {
+        CallEnd::Error => fail(s, f.message),
+        CallEnd::Interrupted => interrupted(s),
+        // Censored by the wall budget: it could not have passed within it.
+        CallEnd::OutOfTime => {
+            s.stop_reason = "max_wall".into();
+            s.wall_s = started.elapsed().as_secs_f64();
+            s
+        }
+    };
     for turn in 1..=job.options.max_turns {
         if loopvel_sandbox::interrupted() {
             return interrupted(summary);
@@ -707,16 +718,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
                     if let Err(e) = record_failure(&f) {
                         return fail(summary, e);
                     }
-                    return match f.end {
-                        CallEnd::Error => fail(summary, f.message),
-                        CallEnd::Interrupted => interrupted(summary),
-                        // Censored by the wall budget: it could not have passed within it.
-                        CallEnd::OutOfTime => {
-                            summary.stop_reason = "max_wall".into();
-                            summary.wall_s = started.elapsed().as_secs_f64();
-                            summary
-                        }
-                    };
+                    return call_ended(summary, f);
                 }
             };
             call_measured_s = call_started.elapsed().as_secs_f64();
@@ -787,15 +789,7 @@ pub fn play_run_observed(job: &RunJob, on_turn: OnTurn, on_progress: OnProgress)
                 let Some(f) = failed.into_iter().min_by_key(rank) else {
                     return fail(summary, "no candidate replied".into());
                 };
-                return match f.end {
-                    CallEnd::Error => fail(summary, f.message),
-                    CallEnd::Interrupted => interrupted(summary),
-                    CallEnd::OutOfTime => {
-                        summary.stop_reason = "max_wall".into();
-                        summary.wall_s = started.elapsed().as_secs_f64();
-                        summary
-                    }
-                };
+                return call_ended(summary, f);
             };
             let kept_index = answered[at].0;
             // What the turn consumed and paid is every reply's. Its time is the
