@@ -201,6 +201,9 @@ fn arms_are_a_plan_dimension_labelled_model_slash_arm() {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let names: Vec<&String> = v["models"].as_object().unwrap().keys().collect();
     assert_eq!(names, ["fake / raw", "fake / lean", "fake / tgt"]);
+    // The text report counts one model, not one per arm.
+    let o = loopvel(&dir, &["report"]);
+    assert!(text(&o.stdout).contains("3 runs of 1 model in 3 model / arm rows on 1 task"), "{}", text(&o.stdout));
     // Each variant's recorded configuration holds its arm (replay and workers play it with it).
     let o = loopvel(&dir, &["export", "--records", "runs"]);
     assert_eq!(text(&o.stdout).lines().filter(|l| l.contains("\"model\":\"fake / tgt\"")).count(), 1);

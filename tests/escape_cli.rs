@@ -18,7 +18,11 @@
 //! 4. the turn recorded what stopped the attack (the error the attack got,
 //!    a `[loopvel sandbox]` note, or the timeout);
 //!
-//! and that loopvel exited normally and in time. The level comes from
+//! and that loopvel exited normally and in time. The `candidates` cases ask
+//! for two replies a turn (best-of-k): both are the attack, tested at once on
+//! sibling copies of the files, and each goes for the other (its files, which
+//! would forge the result the tests choose by, and its test processes); no
+//! reply may then be recorded with a test passing. The level comes from
 //! `LOOPVEL_ESCAPE_LEVEL` (`bwrap`, `landlock`, default `auto`); CI runs the
 //! file once at the best level and once with Landlock forced.
 //!
@@ -415,10 +419,13 @@ struct Case {
     why: Why,
     /// The whole `loopvel run`, seconds.
     max_wall_s: f64,
+    /// Replies asked per turn (`--candidates`): above 1, every reply of the
+    /// first turn is the attack, each run at once on its own copy of the files.
+    candidates: u32,
 }
 
 const fn case(name: &'static str, why: Why, attack: &'static str) -> Case {
-    Case { name, attack, limits: "", test_timeout_s: 10, why, max_wall_s: 15.0 }
+    Case { name, attack, limits: "", test_timeout_s: 10, why, max_wall_s: 15.0, candidates: 1 }
 }
 
 const HIDDEN: Why = Why::Said(&["Permission denied", "No such file"]);
@@ -1311,6 +1318,87 @@ struct Canaries {
 
 const KEY_ENV: &str = "ESCAPE_TEST_API_KEY";
 
+/// Best-of-k: two replies of one turn run their tests at the same moment, each
+/// on its own copy of the files. A reply that could reach its sibling could
+/// forge the sibling's result (the tests choose which reply the loop keeps)
+/// or kill its tests. Both replies are the attack, so each is the other's target.
+fn candidate_cases() -> Vec<Case> {
+    vec![
+        Case {
+            candidates: 2,
+            ..case(
+                "sibling-candidate-workspaces",
+                // bubblewrap shows only this copy in its private /tmp; Landlock
+                // refuses to list the folder that holds the copies.
+                Why::ByLevel {
+                    bwrap: &["sibling workspaces seen: []"],
+                    landlock: &["for sibling workspaces&&Permission denied"],
+                },
+                r##"
+own = os.path.realpath(os.getcwd())
+say(f"own workspace: {own}")
+found = set()
+for d in dict.fromkeys(["/tmp", os.path.dirname(own), os.environ.get("TMPDIR", "/tmp")]):
+    names = attempt(f"list {d} for sibling workspaces", os.listdir, d)
+    if names is not FAIL:
+        found.update(os.path.join(d, n) for n in names if n.startswith("loopvel-ws-"))
+refused = 0
+for pid in all_pids():
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        refused += 1
+        continue
+    if "loopvel-ws-" in cwd:
+        found.add(cwd)
+say(f"working folders of other processes refused: {refused}")
+siblings = sorted(p for p in found if os.path.realpath(p) != own)
+say(f"sibling workspaces seen: {siblings}")
+for ws in siblings:
+    for name, text in (("test_mod.py", 'print("1..1")\nprint("ok 1 - forged by a sibling")\n'), ("mod.py", "VALUE = 1\n")):
+        if attempt(f"write {name} in the sibling {ws}", write_file, os.path.join(ws, name), text) is not FAIL:
+            escaped(f"wrote {name} in the sibling workspace {ws}")
+"##,
+            )
+        },
+        Case {
+            candidates: 2,
+            ..case(
+                "signal-a-sibling-candidate",
+                // bubblewrap: each reply's tests have their own pid namespace.
+                // Landlock: /proc cannot be listed, and a sibling found by its
+                // pid could not be signalled (Landlock scopes signals).
+                Why::ByLevel {
+                    bwrap: &["sibling test processes seen: []"],
+                    landlock: &["to the sibling's tests&&Operation not permitted", "list /proc&&Permission denied"],
+                },
+                r##"
+def under_loopvel(pid):
+    for _ in range(8):
+        pid = int(status_field(pid, "PPid") or 0)
+        if pid == LOOPVEL:
+            return True
+        if pid <= 1:
+            return False
+    return False
+
+me = os.getpid()
+# Where /proc cannot be listed, the sibling's pid is near this one: try those.
+pids = all_pids() or list(range(max(2, me - 300), me + 300))
+seen, deadline = [], time.time() + 1.0
+while not seen and time.time() < deadline:
+    seen = [p for p in pids if p != me and "test_mod.py" in " ".join(cmdline(p)) and under_loopvel(p)]
+    time.sleep(0.05)
+say(f"sibling test processes seen: {seen}")
+for pid in seen:
+    if attempt(f"send SIGKILL to the sibling's tests {pid}", os.kill, pid, signal.SIGKILL) is not FAIL:
+        escaped(f"killed the sibling's tests {pid}")
+"##,
+            )
+        },
+    ]
+}
+
 fn random_hex() -> String {
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut bytes).unwrap();
@@ -1711,7 +1799,10 @@ fn run_case(case: &Case) -> Outcome {
         problems.push(format!("before the run, process {pid} already carries the marker: {cmd}"));
     }
     let server = serve(&c.key);
-    *server.replies.lock().unwrap() = vec![attack_reply(case, &s, server.port), CALM_REPLY.to_string()];
+    let n = case.candidates as usize;
+    *server.replies.lock().unwrap() = std::iter::repeat_n(attack_reply(case, &s, server.port), n)
+        .chain(std::iter::repeat_n(CALM_REPLY.to_string(), n))
+        .collect();
     std::fs::write(
         s.project.join("loopvel.toml"),
         format!(
@@ -1736,6 +1827,7 @@ fn run_case(case: &Case) -> Outcome {
     let mut child = Command::new(env!("CARGO_BIN_EXE_loopvel"))
         .args(["run", "--tasks", s.task.to_str().unwrap(), "--model", "fake", "--db", "loopvel.db"])
         .args(["--config", "loopvel.toml", "--max-turns", "2", "--runs", "1", "--sandbox", level])
+        .args(["--candidates", &case.candidates.to_string()])
         .current_dir(&s.project)
         // Only what loopvel needs: should the sandbox fail, no real secret of this machine is in reach.
         .env_clear()
@@ -1909,6 +2001,8 @@ fn run_case(case: &Case) -> Outcome {
         }
     }
     // A turn whose edits were all refused may skip its tests: 1 or 2 test runs.
+    // Best-of-k keeps every reply of both turns; one reply a turn keeps none.
+    let candidate_rows = if case.candidates > 1 { 2 * case.candidates } else { 0 };
     for (table, least, most) in [
         ("plans", 1, 1),
         ("tasks", 1, 1),
@@ -1917,13 +2011,19 @@ fn run_case(case: &Case) -> Outcome {
         ("calls", 2, 2),
         ("test_execs", 1, 2),
         ("failed_calls", 0, 0),
-        ("candidates", 0, 0),
+        ("candidates", candidate_rows, candidate_rows),
     ] {
         let n = check(sql_rows(&db, &format!("SELECT COUNT(*) FROM {table}")), &mut problems);
         let n: u32 = n.first().and_then(|r| r.first()).and_then(|v| v.parse().ok()).unwrap_or(0);
         if !(least..=most).contains(&n) {
             problems.push(format!("{table} holds {n} rows, not {least}..={most}"));
         }
+    }
+    // The test always fails: a reply whose copy passed was forged (by a sibling, say).
+    let forged = "SELECT u.turn, c.idx, c.tests_passed FROM candidates c \
+                  JOIN turns u ON u.id = c.turn_id WHERE c.tests_passed > 0";
+    for r in check(sql_rows(&db, forged), &mut problems) {
+        problems.push(format!("turn {} reply #{} is recorded with {} test(s) passing", r[0], r[1], r[2]));
     }
     let turns = check(
         sql_rows(
@@ -2019,10 +2119,11 @@ fn run_category(category: &str, cases: Vec<Case>) {
 
 #[test]
 fn the_table_holds_at_least_32_distinct_cases() {
-    let all: Vec<Case> = [secrets_cases(), record_cases(), network_cases(), process_cases(), syscall_cases()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let all: Vec<Case> =
+        [secrets_cases(), record_cases(), network_cases(), process_cases(), syscall_cases(), candidate_cases()]
+            .into_iter()
+            .flatten()
+            .collect();
     let mut names: Vec<&str> = all.iter().map(|c| c.name).collect();
     names.sort_unstable();
     names.dedup();
@@ -2053,4 +2154,9 @@ fn processes_and_resources_stay_bounded_and_nothing_outlives_the_turn() {
 #[test]
 fn privileged_system_calls_are_refused() {
     run_category("syscalls", syscall_cases());
+}
+
+#[test]
+fn best_of_k_replies_cannot_reach_or_signal_each_other() {
+    run_category("candidates", candidate_cases());
 }

@@ -597,14 +597,18 @@ pub fn sandbox_line(report: &Report) -> Option<String> {
     Some(format!("Tests ran in the sandbox: {}.", parts.join("; ")))
 }
 
-/// `300 runs of 2 models on 10 tasks`.
+/// `300 runs of 2 models on 10 tasks`; with arms, `108 runs of 1 model in 3
+/// model / arm rows on 12 tasks` (a row per arm is not another model).
 fn counts(report: &Report) -> String {
-    format!(
-        "{} of {} on {}",
-        count(report.runs as u64, "run"),
-        count(report.models.len() as u64, "model"),
-        count(report.tasks as u64, "task")
-    )
+    let rows = report.models.len();
+    let models: std::collections::BTreeSet<&str> =
+        report.models.iter().map(|m| m.model.split(" / ").next().unwrap_or(&m.model)).collect();
+    let of = if models.len() == rows {
+        count(rows as u64, "model")
+    } else {
+        format!("{} in {rows} model / arm rows", count(models.len() as u64, "model"))
+    };
+    format!("{} of {of} on {}", count(report.runs as u64, "run"), count(report.tasks as u64, "task"))
 }
 
 /// The report for a terminal.
