@@ -8,6 +8,7 @@ use loopvel_math::units::{count, percent, seconds, span, tokens, tokens_per_s, t
 use serde_json::{json, Map, Value};
 
 use crate::commands::report::Report;
+use crate::commands::run::ARM_SEPARATOR;
 use crate::render::report_plot;
 use crate::render::{wrap, Layout, Table};
 
@@ -602,7 +603,7 @@ pub fn sandbox_line(report: &Report) -> Option<String> {
 fn counts(report: &Report) -> String {
     let rows = report.models.len();
     let models: std::collections::BTreeSet<&str> =
-        report.models.iter().map(|m| m.model.split(" / ").next().unwrap_or(&m.model)).collect();
+        report.models.iter().map(|m| m.model.split(ARM_SEPARATOR).next().unwrap_or(&m.model)).collect();
     let of = if models.len() == rows {
         count(rows as u64, "model")
     } else {
